@@ -1,0 +1,144 @@
+"""The configuration's sections and keys (PRODUCT.md, Configuration) with their bounds.
+
+Config may tighten the safety defaults and may loosen them only up to the hard ceilings
+below, which live in code on purpose: no file or environment variable can exceed them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Hard ceilings (PRODUCT.md, Safety rules 2-3).
+CEILING_SPEED_BACKWARD_KMH = 6.5
+CEILING_SPEED_FORWARD_KMH = 16.0
+CEILING_INCLINE_PCT = 15.0
+CEILING_START_SPEED_KMH = 0.5
+CEILING_ACCEL_MPS2 = 0.15
+MIN_ACCEL_MPS2 = 0.02  # slower than this a controlled stop takes too long to be a stop
+MIN_REVERSAL_STANDSTILL_S = 2.0
+MIN_ESTOP_INTERLOCK_S = 3.0
+
+DriverName = Literal["sim", "trackmaster", "woodway", "csafe", "delta-vfd"]
+RetroMode = Literal["reverse-belt", "face-away"]
+DEFAULT_BAUD = {"trackmaster": 4800, "woodway": 4800, "csafe": 9600, "delta-vfd": 9600}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeviceConfig(Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "treadmill"
+    """Names the device in MQTT topics and Home Assistant; lower-case letters, digits, - and _."""
+    driver: DriverName = "sim"
+    port: str | None = None
+    """Serial device (prefer /dev/serial/by-id/… or a udev symlink). Not used by the sim driver."""
+    retro_mode: RetroMode = "reverse-belt"
+    baudrate: Annotated[int, Field(gt=0)] | None = None
+    """Defaults to the protocol's own rate (4800 for trackmaster/woodway)."""
+    poll_interval_s: Annotated[float, Field(gt=0, le=0.25)] = 0.2
+    response_timeout_s: Annotated[float, Field(gt=0, le=2.0)] = 0.25
+
+    @model_validator(mode="after")
+    def _port_needed(self) -> Self:
+        if self.driver != "sim" and not self.port:
+            raise ValueError(f"device.port is required for driver {self.driver!r}")
+        return self
+
+    @property
+    def effective_baudrate(self) -> int:
+        return self.baudrate or DEFAULT_BAUD.get(self.driver, 4800)
+
+
+class LimitsConfig(Section):
+    max_speed_backward_kmh: Annotated[float, Field(gt=0, le=CEILING_SPEED_BACKWARD_KMH)] = 3.0
+    max_speed_forward_kmh: Annotated[float, Field(gt=0, le=CEILING_SPEED_FORWARD_KMH)] = 6.0
+    max_incline_backward_pct: Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT)] = 10.0
+    max_incline_forward_pct: Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT)] = 15.0
+    start_speed_kmh: Annotated[float, Field(gt=0, le=CEILING_START_SPEED_KMH)] = 0.5
+    max_accel_mps2: Annotated[float, Field(ge=MIN_ACCEL_MPS2, le=CEILING_ACCEL_MPS2)] = 0.15
+    max_session_s: Annotated[float, Field(gt=0, le=4 * 3600)] = 2 * 3600
+
+
+class SafetyConfig(Section):
+    reversal_standstill_s: Annotated[float, Field(ge=MIN_REVERSAL_STANDSTILL_S, le=30)] = 2.0
+    reversal_countdown_s: Annotated[float, Field(ge=0, le=30)] = 3.0
+    estop_interlock_s: Annotated[float, Field(ge=MIN_ESTOP_INTERLOCK_S, le=60)] = 3.0
+    broker_loss_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    broker_loss_action: Literal["stop", "continue"] = "stop"
+    heart_rate_max_bpm: Annotated[int, Field(ge=60, le=220)] | None = None
+    heart_rate_lost_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    deadman_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    """Dead-man heartbeat timeout; 0 disables it."""
+    speed_mismatch_kmh: Annotated[float, Field(gt=0, le=3)] = 0.8
+    speed_mismatch_grace_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+
+
+class TlsConfig(Section):
+    enabled: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+
+class MqttConfig(Section):
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    prefix: Annotated[str, Field(pattern=r"^[^#+/][^#+]*$")] = "treadctl"
+    username: str | None = None
+    password: SecretStr | None = None
+    """Prefer password_file (or TREADCTL_MQTT__PASSWORD) to a password in the file."""
+    password_file: Path | None = None
+    tls: TlsConfig = TlsConfig()
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+
+
+class TelemetryConfig(Section):
+    rate_hz: Annotated[float, Field(gt=0, le=50)] = 5.0
+
+
+class ProgramsConfig(Section):
+    directory: Path | None = None
+
+
+class StorageConfig(Section):
+    path: Path | None = None
+    """Session database; defaults to $STATE_DIRECTORY/sessions.db or ~/.local/state/treadctl/."""
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Environment: TREADCTL_SECTION__KEY, e.g. TREADCTL_MQTT__HOST."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TREADCTL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    log_level: LogLevel = "INFO"
+    device: DeviceConfig = DeviceConfig()
+    limits: LimitsConfig = LimitsConfig()
+    safety: SafetyConfig = SafetyConfig()
+    mqtt: MqttConfig = MqttConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    programs: ProgramsConfig = ProgramsConfig()
+    storage: StorageConfig = StorageConfig()

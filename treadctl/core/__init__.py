@@ -1,0 +1,1 @@
+"""Pure logic: no I/O, no asyncio sleeps, time comes from an injected clock."""

@@ -1,0 +1,68 @@
+"""The driver interface every treadmill protocol implements."""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+from typing import ClassVar, NoReturn, Self
+
+from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+
+
+class Driver(abc.ABC):
+    """One treadmill on one link. Speeds in km/h, inclines in %; the driver converts.
+
+    A driver sends one command at a time, except `emergency_stop`, which goes on the wire at
+    once, ahead of anything queued and without waiting for a command already in flight.
+    """
+
+    name: ClassVar[str]
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open the link and command the belt to stop (a driver never inherits a moving belt)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the link. Does not stop the belt: the owner stops it first."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the belt at zero set speed, arming the treadmill's watchdog where it has one."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """A controlled stop done by the treadmill itself."""
+
+    @abc.abstractmethod
+    async def emergency_stop(self) -> None:
+        """The fastest stop the protocol has, sent before anything else."""
+
+    @abc.abstractmethod
+    async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:
+        """Set the belt speed; returns the speed actually commanded after wire rounding."""
+
+    @abc.abstractmethod
+    async def set_incline(self, incline_pct: float) -> float:
+        """Set the incline; returns the incline actually commanded after wire rounding."""
+
+    @abc.abstractmethod
+    async def read_status(self) -> DeviceStatus:
+        """Ask the treadmill how it is (this also feeds its watchdog)."""
+
+    @abc.abstractmethod
+    async def keepalive(self) -> NoReturn:
+        """Poll forever at the driver's interval; raises LinkLost when the link dies."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

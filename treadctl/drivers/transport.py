@@ -1,0 +1,140 @@
+"""The one async serial transport: pyserial opens and configures, asyncio does non-blocking I/O.
+
+pyserial-asyncio-fast puts the port's file descriptor on the event loop (add_reader), so no
+thread polls. An unplugged adapter or a closed pty shows up as end-of-file or an OSError on the
+next read; both become LinkLost here (see docs/decisions.md for the measurements).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+import serial
+import serial_asyncio_fast
+import structlog
+
+from treadctl.drivers.errors import LinkLost
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSettings:
+    port: str
+    baudrate: int
+    bytesize: int = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: float = 1
+
+
+class _LinkProtocol(asyncio.Protocol):
+    """Collects received bytes; remembers how the connection ended."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.changed = asyncio.Event()
+        self.ended: str | None = None
+        self.cause: BaseException | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer.extend(data)
+        self.changed.set()
+
+    def eof_received(self) -> bool:
+        self.ended = "end of file (device unplugged or port closed)"
+        self.changed.set()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.ended is None:
+            self.ended = str(exc) if exc else "end of file (device unplugged or port closed)"
+            self.cause = exc
+        self.changed.set()
+
+
+class SerialLink:
+    """A byte pipe to one serial port. Reads raise LinkLost once the port is gone."""
+
+    def __init__(self, settings: SerialSettings) -> None:
+        self.settings = settings
+        self._transport: asyncio.Transport | None = None
+        self._protocol = _LinkProtocol()
+        self._lost: LinkLost | None = None
+
+    async def open(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop,
+                lambda: self._protocol,
+                s.port,
+                baudrate=s.baudrate,
+                bytesize=s.bytesize,
+                parity=s.parity,
+                stopbits=s.stopbits,
+                exclusive=True,  # two daemons on one treadmill would fight over the belt
+            )
+        except (OSError, serial.SerialException, ValueError) as exc:
+            raise LinkLost(f"cannot open serial port {s.port}: {exc}") from exc
+        self._transport = transport
+        log.debug("serial port open", port=s.port, baudrate=s.baudrate)
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and self._check() is None
+
+    def _check(self) -> LinkLost | None:
+        if self._lost is None and self._protocol.ended is not None:
+            self._lost = LinkLost(f"serial link {self.settings.port} lost: {self._protocol.ended}")
+            self._lost.__cause__ = self._protocol.cause
+            log.warning("serial link lost", port=self.settings.port, reason=self._protocol.ended)
+        return self._lost
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the port at once (no await: the e-stop path must not wait)."""
+        if (lost := self._check()) is not None:
+            raise lost
+        if self._transport is None or self._transport.is_closing():
+            raise LinkLost(f"serial port {self.settings.port} is not open")
+        try:
+            self._transport.write(data)
+        except (OSError, serial.SerialException) as exc:
+            self._protocol.connection_lost(exc)
+            raise self._check() or LinkLost(str(exc)) from exc
+
+    async def read(self, timeout: float) -> bytes:
+        """Whatever bytes have arrived, waiting at most `timeout` s; b"" when none came."""
+        proto = self._protocol
+        if not proto.buffer:
+            if (lost := self._check()) is not None:
+                raise lost
+            if self._transport is None:
+                raise LinkLost(f"serial port {self.settings.port} is not open")
+            proto.changed.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await proto.changed.wait()
+            except TimeoutError:
+                return b""
+            if not proto.buffer and (lost := self._check()) is not None:
+                raise lost
+        data = bytes(proto.buffer)
+        proto.buffer.clear()
+        return data
+
+    def discard_input(self) -> bytes:
+        """Drop bytes received but not read yet (late answers, noise) and return them."""
+        data = bytes(self._protocol.buffer)
+        self._protocol.buffer.clear()
+        return data
+
+    async def close(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        transport.close()
+        # Let the transport's close callbacks run so the fd leaves the loop cleanly.
+        await asyncio.sleep(0)

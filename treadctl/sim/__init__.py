@@ -1,0 +1,1 @@
+"""A simulated treadmill: belt physics plus wire personalities, served on a pseudo-terminal."""

@@ -1,0 +1,228 @@
+"""Serve a simulated treadmill on a pseudo-terminal, with fault injection.
+
+The host opens `path` (or the `link` symlink) like a USB-serial adapter and cannot tell the
+difference: bytes go through the kernel's pty, answers come from the protocol personality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import structlog
+
+from treadctl.core.clock import Clock
+from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Request
+from treadctl.sim.physics import BeltPhysics
+from treadctl.sim.trackmaster import TrackmasterPersonality
+
+log = structlog.get_logger(__name__)
+
+PERSONALITIES = {d.value: d for d in Dialect}
+
+
+@dataclass
+class Faults:
+    """Fault injection switches; tests and `treadctl sim` flip them while it runs."""
+
+    silent: bool = False  # receive (and feed the watchdog) but never answer
+    late_s: float = 0.0  # answer this late
+    garbage_answers: bool = False  # answer with random bytes instead
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    at: float
+    request: Request | BadRequest
+
+
+@dataclass
+class WireLog:
+    """Everything that crossed the wire, for tests that check the bytes."""
+
+    rx: bytearray = field(default_factory=bytearray)
+    tx: bytearray = field(default_factory=bytearray)
+    requests: list[Received] = field(default_factory=list)
+
+    def ops(self) -> list[int]:
+        return [r.request.op if isinstance(r.request, Request) else r.request.byte for r in self.requests]
+
+
+class SimulatedTreadmill:
+    """A treadmill on a pty. Use as `async with SimulatedTreadmill("woodway") as sim: sim.path`."""
+
+    def __init__(
+        self,
+        personality: str = "woodway",
+        *,
+        link: Path | None = None,
+        clock: Clock = time.monotonic,
+        tick_s: float = 0.02,
+        belt: BeltPhysics | None = None,
+    ) -> None:
+        if personality not in PERSONALITIES:
+            raise ValueError(f"unknown simulator personality {personality!r}")
+        self.personality = personality
+        self.link = link
+        self.clock = clock
+        self.tick_s = tick_s
+        self.belt = belt or BeltPhysics()
+        self.protocol = TrackmasterPersonality(PERSONALITIES[personality], self.belt)
+        self.faults = Faults()
+        self.wire = WireLog()
+        self.path = ""
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._tick: asyncio.Task[None] | None = None
+        self._late: set[asyncio.TimerHandle] = set()
+        self._rx_event = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._plug()
+        self.belt.advance(self.clock())
+        self._tick = asyncio.create_task(self._run_physics(), name=f"treadctl.sim[{self.personality}].physics")
+        log.info("simulated treadmill ready", personality=self.personality, path=self.path, link=str(self.link))
+
+    async def stop(self) -> None:
+        self._unplug()
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+            self._tick = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # --- fault controls ------------------------------------------------------------------------
+
+    def pull_key(self) -> None:
+        self.belt.pull_key(self.clock())
+
+    def insert_key(self) -> None:
+        self.belt.insert_key(self.clock())
+
+    def send_garbage(self, data: bytes | None = None, n: int = 16) -> bytes:
+        """Write noise onto the line now (random bytes unless given)."""
+        data = data if data is not None else random.randbytes(n)
+        self._write(data)
+        return data
+
+    def unplug(self) -> None:
+        """The adapter vanishes: the pty closes under the host, the symlink goes away."""
+        self._unplug()
+        log.info("simulated treadmill unplugged")
+
+    def replug(self) -> None:
+        """The device comes back, on a new pty; the symlink follows it."""
+        if self._master is None:
+            self._plug()
+            log.info("simulated treadmill plugged in", path=self.path)
+
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
+
+    async def wait_rx(self, timeout: float = 2.0) -> None:
+        """Wait until some byte arrives (tests use it to sync with the host)."""
+        self._rx_event.clear()
+        async with asyncio.timeout(timeout):
+            await self._rx_event.wait()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _plug(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no line discipline: bytes as a serial line carries them
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self.path = os.ttyname(slave)
+        asyncio.get_running_loop().add_reader(master, self._on_readable)
+        if self.link is not None:
+            if self.link.is_symlink():
+                self.link.unlink()
+            self.link.symlink_to(self.path)
+
+    def _unplug(self) -> None:
+        for handle in self._late:
+            handle.cancel()
+        self._late.clear()
+        if self._master is not None:
+            asyncio.get_running_loop().remove_reader(self._master)
+            os.close(self._master)
+            self._master = None
+        if self._slave is not None:
+            os.close(self._slave)
+            self._slave = None
+        if self.link is not None and self.link.is_symlink():
+            self.link.unlink()
+
+    def _on_readable(self) -> None:
+        if self._master is None:
+            return
+        try:
+            data = os.read(self._master, 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            return  # EIO while no host has the port open; the next open brings it back
+        if not data:
+            return
+        now = self.clock()
+        self.wire.rx.extend(data)
+        self._rx_event.set()
+        self.protocol.belt.received(now)
+        answers = bytearray()
+        for req in self.protocol.decoder.feed(data):
+            self.wire.requests.append(Received(now, req))
+            answers += self.protocol.handle(req, now)
+        self._answer(bytes(answers))
+
+    def _answer(self, data: bytes) -> None:
+        if not data or self.faults.silent:
+            return
+        if self.faults.garbage_answers:
+            data = random.randbytes(len(data))
+        if self.faults.late_s > 0:
+            loop = asyncio.get_running_loop()
+            handle: asyncio.TimerHandle
+
+            def later() -> None:
+                self._late.discard(handle)
+                self._write(data)
+
+            handle = loop.call_later(self.faults.late_s, later)
+            self._late.add(handle)
+        else:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._master is None:
+            return
+        try:
+            os.write(self._master, data)
+        except OSError as exc:
+            log.debug("simulator write dropped", error=str(exc))
+            return
+        self.wire.tx.extend(data)
+
+    async def _run_physics(self) -> None:
+        while True:
+            self.belt.advance(self.clock())
+            await asyncio.sleep(self.tick_s)
