@@ -222,7 +222,7 @@ class TrackmasterDriver(Driver):
         deadline = loop.time() + self.response_timeout_s
         buf = bytearray()
         while True:
-            while buf and buf[0] in _STRAY_ACKS and op != codec.Op.STOP:
+            while buf and buf[0] in _STRAY_ACKS and buf[0] != codec.ack_for(op):
                 del buf[0]
             try:
                 response, used = codec.parse_response(op, buf)

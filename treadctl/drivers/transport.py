@@ -37,6 +37,7 @@ class _LinkProtocol(asyncio.Protocol):
         self.changed = asyncio.Event()
         self.ended: str | None = None
         self.cause: BaseException | None = None
+        self.closed = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
         self.buffer.extend(data)
@@ -52,6 +53,7 @@ class _LinkProtocol(asyncio.Protocol):
             self.ended = str(exc) if exc else "end of file (device unplugged or port closed)"
             self.cause = exc
         self.changed.set()
+        self.closed.set()
 
 
 class SerialLink:
@@ -131,10 +133,22 @@ class SerialLink:
         self._protocol.buffer.clear()
         return data
 
-    async def close(self) -> None:
+    async def close(self, grace_s: float = 0.5) -> None:
+        """Close the port; unsent bytes get `grace_s` to drain, then they are dropped.
+
+        A stalled peer would otherwise keep a graceful close waiting forever (measured in
+        docs/decisions.md), and shutdown must never hang on the serial port.
+        """
         transport, self._transport = self._transport, None
         if transport is None:
             return
+        if self._protocol.ended is None:
+            self._protocol.ended = "closed by treadctl"
         transport.close()
-        # Let the transport's close callbacks run so the fd leaves the loop cleanly.
-        await asyncio.sleep(0)
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._protocol.closed.wait()
+        except TimeoutError:
+            log.warning("serial port did not drain, closing it hard", port=self.settings.port)
+            transport.abort()
+            await self._protocol.closed.wait()

@@ -1,0 +1,98 @@
+"""The `treadctl` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import structlog
+
+from treadctl import __version__, logs
+from treadctl.config import ConfigError, load_settings
+from treadctl.config.loader import redacted
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+log = structlog.get_logger(__name__)
+
+
+def _config_path(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    env = os.environ.get("TREADCTL_CONFIG")
+    return Path(env) if env else None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = _config_path(args.config)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    data = redacted(settings)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"# effective configuration ({path or 'embedded defaults'} + TREADCTL_* environment)")
+        print(_as_toml(data))
+    return EXIT_OK
+
+
+def _as_toml(data: dict[str, object]) -> str:
+    import tomli_w  # noqa: PLC0415 - only this command needs it
+
+    def drop_none(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: drop_none(v) for k, v in value.items() if v is not None}
+        return value
+
+    return tomli_w.dumps(drop_none(data))  # type: ignore[arg-type]
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from treadctl.sim import console  # noqa: PLC0415 - keeps `treadctl --help` fast
+
+    return asyncio.run(console.run(args.driver, args.link))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="treadctl",
+        description="Drive a treadmill belt in reverse for backward (retro) walking.",
+    )
+    parser.add_argument("--version", action="version", version=f"treadctl {__version__}")
+    parser.add_argument("--log-level", help="override log_level (DEBUG, INFO, …)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    config = sub.add_parser("config", help="inspect the configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_sub.add_parser(
+        "check", help="validate and print the effective configuration (secrets redacted)"
+    )
+    check.add_argument("--config", type=Path, help="TOML file (default: $TREADCTL_CONFIG)")
+    check.add_argument("--format", choices=["toml", "json"], default="toml")
+    check.set_defaults(func=cmd_config_check)
+
+    sim = sub.add_parser("sim", help="run a simulated treadmill on a pseudo-terminal")
+    sim.add_argument("--driver", choices=["trackmaster", "woodway"], required=True)
+    sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
+    sim.set_defaults(func=cmd_sim)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = args.log_level or os.environ.get("TREADCTL_LOG_LEVEL", "INFO")
+    try:
+        logs.configure(level, stream=sys.stderr)
+    except ValueError:
+        print(f"treadctl: unknown log level {level!r}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_FAILURE

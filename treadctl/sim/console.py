@@ -1,0 +1,132 @@
+"""`treadctl sim`: a simulated treadmill on a pty, steered by commands on stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from treadctl.core import units
+from treadctl.sim.pty_server import SimulatedTreadmill
+
+HELP = """commands (one per line on stdin):
+  key pull | key insert      pull or insert the safety key
+  silent on | silent off     stop / resume answering (bytes are still received)
+  late SECONDS               answer this late (0: on time)
+  garbage [N]                write N random bytes on the line now (default 16)
+  garbage on | garbage off   answer every command with random bytes
+  unplug | replug            the adapter vanishes / comes back (new pty, link follows)
+  status                     print the belt state
+  help | quit"""
+
+
+def describe(sim: SimulatedTreadmill) -> str:
+    b = sim.belt
+    b.advance(sim.clock())
+    direction = "reverse" if b.speed_kmh < 0 else "forward"
+    speed = abs(b.speed_kmh)
+    parts = [
+        "running" if b.running else "stopped",
+        f"{direction} {speed:.2f} km/h ({units.kmh_to_mph(speed):.1f} mph)",
+        f"set {b.set_speed_kmh:+.2f} km/h",
+        f"incline {b.incline_pct:.1f} %",
+        "watchdog armed" if b.watchdog_armed else "watchdog off",
+        "key in" if b.key_present else "KEY PULLED",
+    ]
+    if b.stop_cause is not None:
+        parts.append(f"stopped by {b.stop_cause}")
+    if not sim.plugged:
+        parts.append("UNPLUGGED")
+    return ", ".join(parts)
+
+
+def apply(sim: SimulatedTreadmill, line: str) -> str | None:
+    """Run one console command; returns the reply, or None to quit."""
+    words = line.split()
+    match words:
+        case []:
+            return ""
+        case ["quit" | "exit"]:
+            return None
+        case ["help"]:
+            return HELP
+        case ["status"]:
+            return describe(sim)
+        case ["key", "pull"]:
+            sim.pull_key()
+        case ["key", "insert"]:
+            sim.insert_key()
+        case ["silent", "on" | "off" as state]:
+            sim.faults.silent = state == "on"
+        case ["late", seconds]:
+            try:
+                sim.faults.late_s = max(0.0, float(seconds))
+            except ValueError:
+                return f"error: not a number of seconds: {seconds!r}"
+        case ["garbage", "on" | "off" as state]:
+            sim.faults.garbage_answers = state == "on"
+        case ["garbage"] | ["garbage", _]:
+            try:
+                n = int(words[1]) if len(words) > 1 else 16
+            except ValueError:
+                return f"error: not a byte count: {words[1]!r}"
+            return "sent " + sim.send_garbage(n=max(1, min(n, 4096))).hex(" ")
+        case ["unplug"]:
+            sim.unplug()
+        case ["replug"]:
+            sim.replug()
+            return f"plugged in on {sim.path}"
+        case _:
+            return f"error: unknown command {line.strip()!r} (try: help)"
+    return "ok: " + describe(sim)
+
+
+async def _read_commands(sim: SimulatedTreadmill, done: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError):
+        return  # stdin is a file or /dev/null: run until a signal
+    while line := await reader.readline():
+        reply = apply(sim, line.decode(errors="replace"))
+        if reply is None:
+            break
+        if reply:
+            print(reply, flush=True)
+    done.set()
+
+
+async def _report_changes(sim: SimulatedTreadmill, interval_s: float = 0.2) -> None:
+    last = ""
+    while True:
+        b = sim.belt
+        now = (b.running, round(b.speed_kmh, 1), round(b.incline_pct, 1), b.stop_cause, b.key_present, sim.plugged)
+        line = repr(now)
+        if line != last:
+            print("belt: " + describe(sim), flush=True)
+            last = line
+        await asyncio.sleep(interval_s)
+
+
+async def run(personality: str, link: Path | None) -> int:
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    async with SimulatedTreadmill(personality, link=link) as sim:
+        where = f" (link {link})" if link else ""
+        print(f"simulated {personality} treadmill on {sim.path}{where}", flush=True)
+        print("type 'help' for fault-injection commands", flush=True)
+        async with asyncio.TaskGroup() as tg:
+            commands = tg.create_task(_read_commands(sim, done), name="treadctl.sim.commands")
+            reporter = tg.create_task(_report_changes(sim), name="treadctl.sim.reporter")
+            await done.wait()
+            commands.cancel()
+            reporter.cancel()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):
+            loop.remove_signal_handler(sig)
+    return 0
