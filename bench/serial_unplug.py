@@ -70,7 +70,7 @@ async def open_serialx(port: str) -> asyncio.StreamReader:
     import serialx  # noqa: PLC0415
 
     reader, _writer = await serialx.open_serial_connection(port, baudrate=4800)
-    return reader  # type: ignore[no-any-return]
+    return reader
 
 
 async def open_raw(port: str) -> asyncio.StreamReader:

@@ -19,7 +19,7 @@ def _quiet_logs() -> None:
 
 @pytest.fixture(autouse=True)
 async def _no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running behind it (a leak keeps a belt's owner alive)."""
+    """Fail a test that leaves asyncio tasks running (a leaked task may keep driving a belt)."""
     before = asyncio.all_tasks()
     yield
     await asyncio.sleep(0)  # let tasks that are finishing finish

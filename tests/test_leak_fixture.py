@@ -24,7 +24,12 @@ def test_leaking_test_fails(pytester: pytest.Pytester) -> None:
         """
     )
     result = pytester.runpytest(
-        "-p", "asyncio", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"
+        "-p",
+        "asyncio",
+        "-o",
+        "asyncio_mode=auto",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
     )
     # the leaking test itself passes; its teardown is the error
     result.assert_outcomes(passed=2, errors=1)

@@ -14,7 +14,9 @@ import structlog
 from structlog.typing import Processor
 
 
-def configure(level: str = "INFO", *, stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure(
+    level: str = "INFO", *, stream: TextIO | None = None, json: bool | None = None
+) -> None:
     stream = stream or sys.stdout
     use_json = (not stream.isatty()) if json is None else json
     shared: list[Processor] = [

@@ -49,7 +49,9 @@ async def trackmaster(trackmaster_sim: SimulatedTreadmill) -> AsyncIterator[Trac
         yield driver
 
 
-async def test_open_commands_the_belt_to_stop(woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill) -> None:
+async def test_open_commands_the_belt_to_stop(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
     assert woodway_sim.wire.rx[:1] == bytes([Op.STOP])
     assert woodway_sim.wire.tx[:1] == b"\xb2"
 
@@ -105,7 +107,9 @@ async def test_watchdog_stops_the_belt_when_the_driver_goes_silent(
     assert status.safety_stop  # the driver sees the treadmill stopped the belt by itself
 
 
-async def test_keepalive_keeps_the_watchdog_fed(woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill) -> None:
+async def test_keepalive_keeps_the_watchdog_fed(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
     await woodway.start()
     await woodway.set_speed(1.0, BeltDirection.FORWARD)
     async with asyncio.TaskGroup() as tg:
@@ -113,7 +117,10 @@ async def test_keepalive_keeps_the_watchdog_fed(woodway: WoodwayDriver, woodway_
         await asyncio.sleep(1.5)  # three watchdog periods
         assert woodway_sim.belt.running
         assert woodway_sim.belt.stop_cause is None
-        gaps = [b.at - a.at for a, b in zip(woodway_sim.wire.requests, woodway_sim.wire.requests[1:], strict=False)]
+        gaps = [
+            b.at - a.at
+            for a, b in zip(woodway_sim.wire.requests, woodway_sim.wire.requests[1:], strict=False)
+        ]
         assert max(gaps) < 0.5
         keepalive.cancel()
 
@@ -152,7 +159,9 @@ async def test_unplug_raises_link_lost_within_a_second(
         await woodway.read_status()
 
 
-async def test_silent_treadmill_becomes_link_lost(woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill) -> None:
+async def test_silent_treadmill_becomes_link_lost(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
     woodway_sim.faults.silent = True
     started = time.monotonic()
     with pytest.raises(LinkLost, match="no valid answer"):
@@ -161,7 +170,9 @@ async def test_silent_treadmill_becomes_link_lost(woodway: WoodwayDriver, woodwa
     assert time.monotonic() - started < 1.5
 
 
-async def test_noise_on_the_line_is_survived(woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill) -> None:
+async def test_noise_on_the_line_is_survived(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
     woodway_sim.send_garbage(bytes.fromhex("d1 ff 00 37 b3 41"))
     await asyncio.sleep(0.05)
     status = await woodway.read_status()  # stale noise discarded, real answer parsed
@@ -173,13 +184,17 @@ async def test_noise_on_the_line_is_survived(woodway: WoodwayDriver, woodway_sim
     assert not (await woodway.read_status()).running
 
 
-async def test_late_answers_time_out_then_recover(woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill) -> None:
+async def test_late_answers_time_out_then_recover(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
     woodway_sim.faults.late_s = 0.6  # the driver waits 0.25 s, twice
     with pytest.raises(TimedOut):
         await woodway.set_speed(1.0, BeltDirection.FORWARD)
     woodway_sim.faults.late_s = 0.0
     await asyncio.sleep(0.8)  # the late answers arrive and become stale
-    assert await woodway.set_speed(1.0, BeltDirection.FORWARD) == pytest.approx(units.tenths_mph_to_kmh(6))
+    assert await woodway.set_speed(1.0, BeltDirection.FORWARD) == pytest.approx(
+        units.tenths_mph_to_kmh(6)
+    )
 
 
 async def test_emergency_stop_overtakes_a_command_in_flight(
@@ -213,7 +228,9 @@ async def test_trackmaster_forward_and_incline_rounding(
     trackmaster: TrackmasterDriver, trackmaster_sim: SimulatedTreadmill
 ) -> None:
     await trackmaster.start()
-    assert await trackmaster.set_speed(TWO_MPH_KMH, BeltDirection.FORWARD) == pytest.approx(TWO_MPH_KMH)
+    assert await trackmaster.set_speed(TWO_MPH_KMH, BeltDirection.FORWARD) == pytest.approx(
+        TWO_MPH_KMH
+    )
     assert bytes.fromhex("a0") in trackmaster_sim.wire.rx
     assert bytes.fromhex("a3 30 30 32 30") in trackmaster_sim.wire.rx
     assert await trackmaster.set_incline(4.3) == 4.0  # rounded down to the 0.5 % step

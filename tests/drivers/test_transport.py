@@ -76,7 +76,9 @@ async def test_missing_port_is_a_clear_link_lost(tmp_path: Path) -> None:
         await link.open()
 
 
-async def test_a_port_is_opened_exclusively(socat_pair: tuple[subprocess.Popen[bytes], Path, Path]) -> None:
+async def test_a_port_is_opened_exclusively(
+    socat_pair: tuple[subprocess.Popen[bytes], Path, Path],
+) -> None:
     _, a, _ = socat_pair
     first = SerialLink(SerialSettings(str(a), 4800))
     await first.open()

@@ -37,7 +37,9 @@ def ask(port: serial.Serial, request: str, answer_len: int) -> str:
     return port.read(answer_len).hex(" ")
 
 
-def test_raw_opcodes_behave_as_the_protocol_says(sim_process: tuple[subprocess.Popen[str], Path]) -> None:
+def test_raw_opcodes_behave_as_the_protocol_says(
+    sim_process: tuple[subprocess.Popen[str], Path],
+) -> None:
     _, link = sim_process
     with serial.Serial(str(link), 4800, timeout=1) as port:
         assert ask(port, "c0", 2) == "d0 31"  # stopped
@@ -58,7 +60,9 @@ def test_raw_opcodes_behave_as_the_protocol_says(sim_process: tuple[subprocess.P
         assert ask(port, "c0", 2) == "d0 31"
 
 
-def test_watchdog_fires_when_the_script_goes_quiet(sim_process: tuple[subprocess.Popen[str], Path]) -> None:
+def test_watchdog_fires_when_the_script_goes_quiet(
+    sim_process: tuple[subprocess.Popen[str], Path],
+) -> None:
     _, link = sim_process
     with serial.Serial(str(link), 4800, timeout=1) as port:
         assert ask(port, "a0", 1) == "b0"

@@ -19,7 +19,9 @@ from treadctl.config.models import Settings
 
 ENV_PREFIX = "TREADCTL_"
 REDACTED = "**********"
-_file_data: ContextVar[dict[str, Any]] = ContextVar("treadctl_config_file_data", default={})
+_file_data: ContextVar[dict[str, Any] | None] = ContextVar(
+    "treadctl_config_file_data", default=None
+)
 
 
 class ConfigError(Exception):
@@ -37,7 +39,11 @@ class _Settings(Settings):
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First wins: explicit arguments, then TREADCTL_* variables, then the TOML file.
-        return (init_settings, env_settings, InitSettingsSource(settings_cls, _file_data.get()))
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, _file_data.get() or {}),
+        )
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -80,7 +86,11 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         value = err.get("input")
-        shown = "" if err["type"] in {"extra_forbidden", "missing"} or isinstance(value, dict) else f" (got {value!r})"
+        shown = (
+            ""
+            if err["type"] in {"extra_forbidden", "missing"} or isinstance(value, dict)
+            else f" (got {value!r})"
+        )
         lines.append(f"{where}: {key or '(top level)'}: {message}{shown}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 

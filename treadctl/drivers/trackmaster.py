@@ -119,14 +119,17 @@ class TrackmasterDriver(Driver):
         if reverse and not self.capabilities.reverse:
             raise Rejected(f"the {self.name} protocol cannot reverse the belt", code="unsupported")
         tenths = units.kmh_to_tenths_mph_floor(speed_kmh)
-        await self._command(codec.Op.SET_SPEED, codec.encode_speed_field(tenths, reverse, self.dialect))
+        await self._command(
+            codec.Op.SET_SPEED, codec.encode_speed_field(tenths, reverse, self.dialect)
+        )
         return units.tenths_mph_to_kmh(tenths)
 
     async def set_incline(self, incline_pct: float) -> float:
         caps = self.capabilities
         if not caps.incline_min_pct <= incline_pct <= caps.incline_max_pct:
             raise Rejected(
-                f"incline {incline_pct} % is outside {caps.incline_min_pct}-{caps.incline_max_pct} %",
+                f"incline {incline_pct} % is outside "
+                f"{caps.incline_min_pct}-{caps.incline_max_pct} %",
                 code="out_of_range",
             )
         # The treadmill takes 0.5 % steps and answers BE otherwise; round down, never steeper.

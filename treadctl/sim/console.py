@@ -42,7 +42,7 @@ def describe(sim: SimulatedTreadmill) -> str:
     return ", ".join(parts)
 
 
-def apply(sim: SimulatedTreadmill, line: str) -> str | None:
+def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0911, PLR0912 - one case per command
     """Run one console command; returns the reply, or None to quit."""
     words = line.split()
     match words:
@@ -103,7 +103,14 @@ async def _report_changes(sim: SimulatedTreadmill, interval_s: float = 0.2) -> N
     last = ""
     while True:
         b = sim.belt
-        now = (b.running, round(b.speed_kmh, 1), round(b.incline_pct, 1), b.stop_cause, b.key_present, sim.plugged)
+        now = (
+            b.running,
+            round(b.speed_kmh, 1),
+            round(b.incline_pct, 1),
+            b.stop_cause,
+            b.key_present,
+            sim.plugged,
+        )
         line = repr(now)
         if line != last:
             print("belt: " + describe(sim), flush=True)

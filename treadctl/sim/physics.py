@@ -94,15 +94,16 @@ class BeltPhysics:
             self._t = now
             return
         dt = max(0.0, now - self._t)
-        self._t = now
+        self._t = max(self._t, now)
         if self.running and self.watchdog_armed and now - self.last_rx > self.watchdog_s:
             self._halt(StopCause.WATCHDOG, fast=False)
         target = self.set_speed_kmh if self.running else 0.0
         accel = self.stop_decel_mps2 if (self._fast_stop and not self.running) else self.accel_mps2
         step = units.accel_kmh_per_s(accel) * dt
-        delta = target - self.speed_kmh
         self.speed_kmh = _approach(self.speed_kmh, target, step)
-        self.incline_pct = _approach(self.incline_pct, self.set_incline_pct, self.incline_pct_per_s * dt)
+        self.incline_pct = _approach(
+            self.incline_pct, self.set_incline_pct, self.incline_pct_per_s * dt
+        )
 
 
 def _approach(value: float, target: float, step: float) -> float:

@@ -53,7 +53,10 @@ class WireLog:
     requests: list[Received] = field(default_factory=list)
 
     def ops(self) -> list[int]:
-        return [r.request.op if isinstance(r.request, Request) else r.request.byte for r in self.requests]
+        return [
+            r.request.op if isinstance(r.request, Request) else r.request.byte
+            for r in self.requests
+        ]
 
 
 class SimulatedTreadmill:
@@ -90,8 +93,15 @@ class SimulatedTreadmill:
     async def start(self) -> None:
         self._plug()
         self.belt.advance(self.clock())
-        self._tick = asyncio.create_task(self._run_physics(), name=f"treadctl.sim[{self.personality}].physics")
-        log.info("simulated treadmill ready", personality=self.personality, path=self.path, link=str(self.link))
+        self._tick = asyncio.create_task(
+            self._run_physics(), name=f"treadctl.sim[{self.personality}].physics"
+        )
+        log.info(
+            "simulated treadmill ready",
+            personality=self.personality,
+            path=self.path,
+            link=str(self.link),
+        )
 
     async def stop(self) -> None:
         self._unplug()
@@ -106,7 +116,10 @@ class SimulatedTreadmill:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -120,7 +133,7 @@ class SimulatedTreadmill:
 
     def send_garbage(self, data: bytes | None = None, n: int = 16) -> bytes:
         """Write noise onto the line now (random bytes unless given)."""
-        data = data if data is not None else random.randbytes(n)
+        data = data if data is not None else random.randbytes(n)  # noqa: S311 - noise, not secrets
         self._write(data)
         return data
 
@@ -198,7 +211,7 @@ class SimulatedTreadmill:
         if not data or self.faults.silent:
             return
         if self.faults.garbage_answers:
-            data = random.randbytes(len(data))
+            data = random.randbytes(len(data))  # noqa: S311
         if self.faults.late_s > 0:
             loop = asyncio.get_running_loop()
             handle: asyncio.TimerHandle

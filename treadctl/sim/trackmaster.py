@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from treadctl.core import units
 from treadctl.drivers import trackmaster_codec as codec
+from treadctl.drivers.errors import CodecError
 from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Op, Request
 from treadctl.sim.physics import BeltPhysics
 
@@ -27,7 +28,7 @@ class TrackmasterPersonality:
         self.belt.received(now)
         return b"".join(self.handle(req, now) for req in self.decoder.feed(data))
 
-    def handle(self, req: Request | BadRequest, now: float) -> bytes:
+    def handle(self, req: Request | BadRequest, now: float) -> bytes:  # noqa: C901, PLR0911, PLR0912 - one case per opcode
         if isinstance(req, BadRequest):
             return bytes([req.code])
         belt = self.belt
@@ -71,7 +72,7 @@ class TrackmasterPersonality:
     def _set_speed(self, field: bytes, now: float, ack: bytes) -> bytes:
         try:
             tenths, reverse = codec.decode_speed_field(field, self.dialect)
-        except codec.CodecError:
+        except CodecError:
             return _E_RANGE
         if tenths > MAX_TENTHS_MPH:
             return _E_RANGE
@@ -94,7 +95,11 @@ class TrackmasterPersonality:
         if op == Op.GET_ELEVATION:
             return codec.encode_digits(round(belt.incline_pct * 10))
         if op == Op.GET_SET_SPEED:
-            return FIRMWARE if self.dialect is Dialect.WOODWAY else self._speed_field(belt.set_speed_kmh)
+            return (
+                FIRMWARE
+                if self.dialect is Dialect.WOODWAY
+                else self._speed_field(belt.set_speed_kmh)
+            )
         return codec.encode_digits(round(belt.set_incline_pct * 10))
 
     def _speed_field(self, signed_kmh: float) -> bytes:
