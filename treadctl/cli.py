@@ -59,6 +59,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return asyncio.run(console.run(args.driver, args.link))
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from treadctl import demo  # noqa: PLC0415
+
+    try:
+        settings = load_settings(_config_path(args.config))
+    except ConfigError as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(demo.run(settings, hold_s=args.hold))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="treadctl",
@@ -81,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--driver", choices=["trackmaster", "woodway"], required=True)
     sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
     sim.set_defaults(func=cmd_sim)
+
+    demo = sub.add_parser("demo", help="drive the simulated treadmill in reverse; no set-up needed")
+    demo.add_argument("--config", type=Path, help="optional TOML file (limits are taken from it)")
+    demo.add_argument("--hold", type=float, default=5.0, help="seconds at speed (default 5)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
