@@ -1,4 +1,4 @@
-"""The serial transport on a socat pty pair (or tests/ptyrelay.py): killing the relay is an unplug."""
+"""The serial transport on a socat pty pair (or tests/ptyrelay.py): killing it is an unplug."""
 
 from __future__ import annotations
 
