@@ -20,8 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import tty
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from treadctl import logs
+from treadctl.drivers.transport import SerialLink, SerialSettings
 
 DEADLINE_S = 3.0
 
@@ -95,11 +99,48 @@ async def open_raw(port: str) -> asyncio.StreamReader:
     return reader
 
 
+async def close_stalled(lib: str) -> float | None:
+    """Close a port whose peer stopped reading, with unsent bytes queued; None = still hanging."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    payload = b"x" * 200_000
+    try:
+        if lib == "treadctl SerialLink":
+            link = SerialLink(SerialSettings(path, 4800))
+            await link.open()
+            link.write(payload)
+            t0 = time.perf_counter()
+            await asyncio.wait_for(link.close(), DEADLINE_S)
+            return time.perf_counter() - t0
+        if lib == "pyserial-asyncio-fast":
+            import serial_asyncio_fast  # noqa: PLC0415
+
+            _r, writer = await serial_asyncio_fast.open_serial_connection(url=path, baudrate=4800)
+        else:
+            import serialx  # noqa: PLC0415
+
+            _r, writer = await serialx.open_serial_connection(path, baudrate=4800)
+        writer.write(payload)
+        t0 = time.perf_counter()
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), DEADLINE_S)
+        except TimeoutError:
+            writer.transport.abort()
+            return None
+        return time.perf_counter() - t0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    logs.configure("ERROR")
     libs = {
         "baseline os.read": open_raw,
         "pyserial-asyncio-fast": open_fast,
@@ -132,8 +173,17 @@ async def main() -> int:
             f"{name:24} {r['errors_within_deadline']}/{r['trials']:<7} {med!s:>10} "
             f"{r['max_ms']!s:>8} {ratio:>7}  {'; '.join(r['outcomes'])}"  # type: ignore[arg-type]
         )
+    print(
+        f"\ngraceful close with 200 kB unsent and a peer that stopped reading (deadline {DEADLINE_S} s)"
+    )
+    closes: dict[str, str] = {}
+    for lib in ("pyserial-asyncio-fast", "serialx", "treadctl SerialLink"):
+        with contextlib.suppress(Exception):
+            took = await close_stalled(lib)
+            closes[lib] = "hang" if took is None else f"{took * 1e3:.1f} ms"
+        print(f"  {lib:24} {closes.get(lib, 'error')}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"unplug": results, "stalled_close": closes}, indent=2))
     return 0
 
 
