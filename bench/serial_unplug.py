@@ -173,9 +173,7 @@ async def main() -> int:
             f"{name:24} {r['errors_within_deadline']}/{r['trials']:<7} {med!s:>10} "
             f"{r['max_ms']!s:>8} {ratio:>7}  {'; '.join(r['outcomes'])}"  # type: ignore[arg-type]
         )
-    print(
-        f"\ngraceful close with 200 kB unsent and a peer that stopped reading (deadline {DEADLINE_S} s)"
-    )
+    print(f"\nclose with 200 kB unsent, peer not reading (deadline {DEADLINE_S} s)")
     closes: dict[str, str] = {}
     for lib in ("pyserial-asyncio-fast", "serialx", "treadctl SerialLink"):
         with contextlib.suppress(Exception):
