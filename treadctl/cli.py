@@ -67,7 +67,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"treadctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    _apply_log_level(args, settings.log_level)
     return asyncio.run(demo.run(settings, hold_s=args.hold))
+
+
+def _apply_log_level(args: argparse.Namespace, configured: str) -> None:
+    """--log-level beats the configuration (which already includes TREADCTL_LOG_LEVEL)."""
+    logs.configure(args.log_level or configured, stream=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ watchdog, so `keepalive` must run while the link is open: if treadctl dies, the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from typing import ClassVar, NoReturn
 
@@ -249,15 +250,4 @@ class WoodwayDriver(TrackmasterDriver):
 
     name: ClassVar[str] = "woodway"
     dialect: ClassVar[codec.Dialect] = codec.Dialect.WOODWAY
-    capabilities = Capabilities(
-        speed_max_kmh=units.tenths_mph_to_kmh(150),
-        speed_resolution_kmh=units.tenths_mph_to_kmh(1),
-        incline_min_pct=0.0,
-        incline_max_pct=25.0,
-        incline_step_pct=0.5,
-        reverse=True,
-        reports_actual_speed=True,
-        reports_safety_stop=True,
-        watchdog_s=0.5,
-        max_poll_interval_s=0.25,
-    )
+    capabilities = dataclasses.replace(TrackmasterDriver.capabilities, reverse=True)
