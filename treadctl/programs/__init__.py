@@ -1,0 +1,1 @@
+"""Program files: the built-in library, user directories, and the JSON Schema for editors."""

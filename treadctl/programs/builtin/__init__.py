@@ -1,0 +1,1 @@
+"""The built-in programs, as TOML files (package data)."""
