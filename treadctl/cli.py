@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
     sim.set_defaults(func=cmd_sim)
 
+    from treadctl.programs import commands as programs  # noqa: PLC0415
+
+    programs.add_parser(sub, {"help": "TOML configuration (default: $TREADCTL_CONFIG)"})
+
     demo = sub.add_parser("demo", help="drive the simulated treadmill in reverse; no set-up needed")
     demo.add_argument("--config", type=Path, help="optional TOML file (limits are taken from it)")
     demo.add_argument("--hold", type=float, default=5.0, help="seconds at speed (default 5)")
@@ -114,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"treadctl: unknown log level {level!r}", file=sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "config_path", None) is None and "config_path" in vars(args):
+        args.config_path = _config_path(None)
     try:
+        if args.command == "programs":
+            from treadctl.programs import commands as programs  # noqa: PLC0415
+
+            return programs.run(args)
         return int(args.func(args))
     except KeyboardInterrupt:
         return EXIT_FAILURE

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from treadctl.config.models import DeviceConfig
+from treadctl.config.models import DeviceConfig, Settings
+from treadctl.core.device import Capabilities
+from treadctl.core.timeline import DeviceProfile
 from treadctl.drivers.base import Driver
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
 from treadctl.sim.physics import BeltPhysics
@@ -15,6 +17,30 @@ _SERIAL_DRIVERS: dict[str, type[TrackmasterDriver]] = {
     "trackmaster": TrackmasterDriver,
     "woodway": WoodwayDriver,
 }
+
+
+def capabilities_of(driver: str) -> Capabilities:
+    """A driver's capabilities without opening it (the sim driver is a simulated Woodway)."""
+    return _SERIAL_DRIVERS["woodway" if driver == "sim" else driver].capabilities
+
+
+def device_profile(settings: Settings) -> DeviceProfile:
+    """What programs are validated against and expanded for on the configured device."""
+    limits, safety = settings.limits, settings.safety
+    return DeviceProfile(
+        driver=settings.device.driver,
+        capabilities=capabilities_of(settings.device.driver),
+        retro_mode=settings.device.retro_mode,
+        max_speed_forward_kmh=limits.max_speed_forward_kmh,
+        max_speed_backward_kmh=limits.max_speed_backward_kmh,
+        max_incline_forward_pct=limits.max_incline_forward_pct,
+        max_incline_backward_pct=limits.max_incline_backward_pct,
+        max_accel_mps2=limits.max_accel_mps2,
+        reversal_standstill_s=safety.reversal_standstill_s,
+        countdown_s=safety.reversal_countdown_s,
+        turn_around_s=safety.turn_around_s,
+        max_session_s=limits.max_session_s,
+    )
 
 
 @contextlib.asynccontextmanager

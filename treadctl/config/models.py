@@ -68,6 +68,8 @@ class LimitsConfig(Section):
 class SafetyConfig(Section):
     reversal_standstill_s: Annotated[float, Field(ge=MIN_REVERSAL_STANDSTILL_S, le=30)] = 2.0
     reversal_countdown_s: Annotated[float, Field(ge=0, le=30)] = 3.0
+    turn_around_s: Annotated[float, Field(ge=MIN_REVERSAL_STANDSTILL_S, le=60)] = 5.0
+    """face-away: the still-belt pause in which the person turns round."""
     estop_interlock_s: Annotated[float, Field(ge=MIN_ESTOP_INTERLOCK_S, le=60)] = 3.0
     broker_loss_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     broker_loss_action: Literal["stop", "continue"] = "stop"

@@ -12,6 +12,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -43,8 +44,21 @@ def parse_duration(value: object) -> object:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_PROGRAM_S)]
-OptionalDuration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_PROGRAM_S)]
+_DURATION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "minimum": 0, "maximum": MAX_PROGRAM_S},
+            {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*h)?\s*(\d+(\.\d+)?\s*m)?\s*(\d+(\.\d+)?\s*s)?\s*$"},
+        ],
+        "description": 'Seconds (90), or a string such as "90s", "1m30s", "3m", "1h".',
+    }
+)
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_PROGRAM_S), _DURATION_SCHEMA
+]
+OptionalDuration = Annotated[
+    float, BeforeValidator(parse_duration), Field(ge=0, le=MAX_PROGRAM_S), _DURATION_SCHEMA
+]
 
 
 def format_duration(seconds: float) -> str:
@@ -62,7 +76,7 @@ def format_duration(seconds: float) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Plan(_Model):
@@ -173,7 +187,8 @@ class Program(_Model):
         out: list[tuple[int, int, Phase]] = []
         for item in self.phases:
             if isinstance(item, Block):
-                out.extend((len(out) + 1 + i, item.repeat, p) for i, p in enumerate(item.phases))
+                base = len(out) + 1
+                out.extend((base + i, item.repeat, p) for i, p in enumerate(item.phases))
             else:
                 out.append((len(out) + 1, 1, item))
         return out

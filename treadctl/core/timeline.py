@@ -306,7 +306,7 @@ def expand_steps(
                     to_us(profile.reversal_standstill_s),
                     walk,
                     0.0,
-                    cue="Belt stopping before it changes direction",
+                    cue="Belt stopped: hold the rails, it changes direction next",
                     incline=incline,
                 )
             add(
