@@ -13,7 +13,9 @@ from treadctl.core.validation import ProgramInvalid, check_program, validate_pro
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
 
 WOODWAY = DeviceProfile("woodway", WoodwayDriver.capabilities)
-TRACKMASTER_FACE_AWAY = DeviceProfile("trackmaster", TrackmasterDriver.capabilities, retro_mode="face-away")
+TRACKMASTER_FACE_AWAY = DeviceProfile(
+    "trackmaster", TrackmasterDriver.capabilities, retro_mode="face-away"
+)
 
 
 def program(*phases: dict[str, object], blocks: list[dict[str, object]] | None = None) -> Program:
@@ -21,7 +23,14 @@ def program(*phases: dict[str, object], blocks: list[dict[str, object]] | None =
         {
             "name": "t",
             "title": "T",
-            "parameters": {"comfortable_backward_kmh": {"description": "c", "default": 1.0, "min": 0.3, "max": 3.0}},
+            "parameters": {
+                "comfortable_backward_kmh": {
+                    "description": "c",
+                    "default": 1.0,
+                    "min": 0.3,
+                    "max": 3.0,
+                }
+            },
             "phases": [*phases, *(blocks or [])],
         }
     )
@@ -49,14 +58,16 @@ def test_backward_speed_cap_in_a_repeating_block() -> None:
 
 def test_forward_speed_cap() -> None:
     p = program(phase("fast", "forward", speed_kmh=6.5))
-    assert check_program(p, WOODWAY) == ['phase 1 "fast": 6.5 km/h exceeds limits.max_speed_forward_kmh = 6.0']
+    assert check_program(p, WOODWAY) == [
+        'phase 1 "fast": 6.5 km/h exceeds limits.max_speed_forward_kmh = 6.0'
+    ]
 
 
 def test_driver_speed_maximum() -> None:
     slow = dataclasses.replace(WoodwayDriver.capabilities, speed_max_kmh=5.0)
     p = program(phase("brisk", "forward", speed_kmh=5.5))
     assert check_program(p, DeviceProfile("woodway", slow)) == [
-        "phase 1 \"brisk\": 5.5 km/h exceeds the woodway driver's maximum of 5.0 km/h"
+        'phase 1 "brisk": 5.5 km/h exceeds the woodway driver\'s maximum of 5.0 km/h'
     ]
 
 
@@ -91,10 +102,12 @@ def test_incline_caps_per_walk_direction_and_device_range() -> None:
 def test_reverse_belt_needs_a_reversing_driver() -> None:
     trackmaster_reverse = DeviceProfile("trackmaster", TrackmasterDriver.capabilities)
     p = program(phase("fwd", "forward"), phase("back"))
-    assert check_program(p, trackmaster_reverse) == [
+    expected = (
         'phase 2 "back": walking backward with device.retro_mode = "reverse-belt" needs a belt '
-        'that runs in reverse, and the trackmaster driver cannot reverse (use retro_mode = "face-away")'
-    ]
+        "that runs in reverse, and the trackmaster driver cannot reverse "
+        '(use retro_mode = "face-away")'
+    )
+    assert check_program(p, trackmaster_reverse) == [expected]
     assert check_program(p, TRACKMASTER_FACE_AWAY) == []
 
 

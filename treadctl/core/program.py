@@ -48,7 +48,10 @@ _DURATION_SCHEMA = WithJsonSchema(
     {
         "anyOf": [
             {"type": "number", "minimum": 0, "maximum": MAX_PROGRAM_S},
-            {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*h)?\s*(\d+(\.\d+)?\s*m)?\s*(\d+(\.\d+)?\s*s)?\s*$"},
+            {
+                "type": "string",
+                "pattern": r"^\s*(\d+(\.\d+)?\s*h)?\s*(\d+(\.\d+)?\s*m)?\s*(\d+(\.\d+)?\s*s)?\s*$",
+            },
         ],
         "description": 'Seconds (90), or a string such as "90s", "1m30s", "3m", "1h".',
     }

@@ -155,7 +155,7 @@ class ProgramRunner:
         speed = self._speed(p, index)
         rest = self.timeline.instances[step.phase.seq + 1 :]
         # Re-plan from here with the belt where it is, so a reversal still ramps down fully.
-        self.steps = self.steps[:index] + [_truncate(step, p)]
+        self.steps = [*self.steps[:index], _truncate(step, p)]
         self.steps += expand_steps(
             rest, self.timeline.profile, start_us=p, start_kmh=speed, current_walk=step.walk
         )

@@ -162,8 +162,12 @@ class Timeline:
         return lo
 
 
+# Speeds this close count as equal: float ramps must not leave a 1e-7 km/h "moving" belt.
+SPEED_EPS_KMH = 1e-6
+
+
 def _approach(value: float, target: float, step: float) -> float:
-    if abs(target - value) <= step:
+    if abs(target - value) <= step + SPEED_EPS_KMH:
         return target
     return value + step if target > value else value - step
 
@@ -240,7 +244,7 @@ def expand_steps(
     t, speed = start_us, start_kmh
     walk = current_walk
 
-    def add(  # noqa: PLR0913 - a step has this many parts
+    def add(
         kind: StepKind,
         dur_us: int,
         w: WalkDirection,
@@ -273,7 +277,15 @@ def expand_steps(
 
     def ramp_down(cue: str | None, incline: float) -> None:
         assert walk is not None
-        add(StepKind.RAMP_DOWN, math.ceil(speed / accel * US), walk, 0.0, cue=cue, incline=incline)
+        if speed > SPEED_EPS_KMH:
+            add(
+                StepKind.RAMP_DOWN,
+                math.ceil(speed / accel * US),
+                walk,
+                0.0,
+                cue=cue,
+                incline=incline,
+            )
 
     for phase in phases:
         belt = profile.belt_for(phase.walk)

@@ -56,8 +56,9 @@ def phase_problems(phase: PhaseInstance, profile: DeviceProfile) -> list[str]:
         and not caps.reverse
     ):
         out.append(
-            f'walking backward with device.retro_mode = "reverse-belt" needs a belt that runs in '
-            f'reverse, and the {profile.driver} driver cannot reverse (use retro_mode = "face-away")'
+            'walking backward with device.retro_mode = "reverse-belt" needs a belt that runs in '
+            f"reverse, and the {profile.driver} driver cannot reverse "
+            '(use retro_mode = "face-away")'
         )
     return out
 
@@ -68,10 +69,11 @@ def check_program(
     """Every reason `program` must not run on `profile` with these parameters; [] when it may."""
     problems: list[str] = []
     given = dict(parameters or {})
-    for name in sorted(set(given) - set(program.parameters)):
-        problems.append(
-            f"unknown parameter {name!r} (the program has: {', '.join(program.parameters) or 'none'})"
-        )
+    known = ", ".join(program.parameters) or "none"
+    problems.extend(
+        f"unknown parameter {name!r} (the program has: {known})"
+        for name in sorted(set(given) - set(program.parameters))
+    )
     values = {name: given.get(name, p.default) for name, p in program.parameters.items()}
     for name, value in values.items():
         p = program.parameters[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -27,16 +28,24 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise UsageError(str(exc)) from exc
 
 
+def _param(item: str) -> tuple[str, float] | None:
+    name, sep, value = item.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return (name.strip(), number) if sep and name.strip() and math.isfinite(number) else None
+
+
 def _params(args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in args.param or []:
-        name, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise UsageError(f"--param {item!r}: use NAME=NUMBER, e.g. comfortable_backward_kmh=1.2") from None
+        parsed = _param(item)
+        if parsed is None:
+            raise UsageError(
+                f"--param {item!r}: use NAME=NUMBER, e.g. comfortable_backward_kmh=1.2"
+            )
+        out[parsed[0]] = parsed[1]
     return out
 
 
@@ -85,16 +94,20 @@ def render_timeline(timeline: Timeline) -> str:
         value = timeline.parameters[name]
         marker = " (the program's default)" if value == param.default else ""
         lines.append(
-            f"parameter {name} = {value:g} {param.unit}{marker}, range {param.min:g}-{param.max:g}: "
-            f"{param.description}"
+            f"parameter {name} = {value:g} {param.unit}{marker}, "
+            f"range {param.min:g}-{param.max:g}: {param.description}"
         )
     lines.append(f"device: {_describe_device(timeline.profile)}")
     lines.append("")
-    header = f"{'#':>3}  {'start':>7}  {'length':>8}  {'step':<40} {'walk':<8} {'belt':<7} {'km/h':<11} {'incline':>7}  cue"
+    header = (
+        f"{'#':>3}  {'start':>7}  {'length':>8}  {'step':<40} {'walk':<8} {'belt':<7} "
+        f"{'km/h':<11} {'incline':>7}  cue"
+    )
     lines.append(header)
     for i, step in enumerate(timeline.steps, 1):
         lines.append(
-            f"{i:>3}  {_clock(step.start_us / 1e6):>7}  {format_duration(step.duration_us / 1e6):>8}  "
+            f"{i:>3}  {_clock(step.start_us / 1e6):>7}  "
+            f"{format_duration(step.duration_us / 1e6):>8}  "
             f"{_step_label(step)[:40]:<40} {step.walk.value:<8} {step.belt.value:<7} "
             f"{_speed(step):<11} {step.incline_pct:>6.1f}%  {step.cue or ''}"
         )
@@ -119,7 +132,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         plan = f"{program.plan.sessions_per_week}/wk×{program.plan.weeks}" if program.plan else "-"
         flag = "" if not check_program(program, profile) else "  [not valid on this device]"
         origin = "" if entry.origin == "built-in" else f"  ({entry.origin})"
-        print(f"{name:<22} {format_duration(timeline.total_s):>8}  {plan:<10} {program.title}{origin}{flag}")
+        length = format_duration(timeline.total_s)
+        print(f"{name:<22} {length:>8}  {plan:<10} {program.title}{origin}{flag}")
     return EXIT_OK
 
 
@@ -175,7 +189,9 @@ def cmd_schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - same signatur
     return EXIT_OK
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_arg: dict[str, object]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], config_arg: dict[str, object]
+) -> None:
     programs = sub.add_parser("programs", help="list, show and validate interval programs")
     actions = programs.add_subparsers(dest="programs_command", required=True, metavar="ACTION")
 
@@ -193,7 +209,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_
     p = actions.add_parser("list", help="the built-in and your own programs")
     common(p)
     p.set_defaults(func=cmd_list)
-    p = actions.add_parser("show", help="the timeline a program expands to on the configured device")
+    p = actions.add_parser(
+        "show", help="the timeline a program expands to on the configured device"
+    )
     p.add_argument("program", help="a program name, or a .toml file")
     common(p)
     params(p)
