@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from treadctl.core.clock import Clock
 from treadctl.core.device import BeltDirection, WalkDirection
-from treadctl.core.timeline import US, Step, StepKind, Timeline, expand_steps
+from treadctl.core.timeline import US, Step, StepKind, Timeline, expand_steps, step_index
 
 
 class RunnerError(Exception):
@@ -204,14 +204,7 @@ class ProgramRunner:
     # --- internals -----------------------------------------------------------------------------
 
     def _index_at(self, p: int) -> int:
-        lo, hi = 0, len(self.steps) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.steps[mid].start_us <= p:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return step_index(self.steps, p)
 
     def _speed(self, p: int, index: int) -> float:
         step = self.steps[index]

@@ -151,19 +151,23 @@ class Timeline:
         return sum(step.distance_m() for step in self.steps)
 
     def step_index_at(self, offset_us: int) -> int:
-        """Index of the step running at `offset_us` (the last one once the program is over)."""
-        lo, hi = 0, len(self.steps) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.steps[mid].start_us <= offset_us:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return step_index(self.steps, offset_us)
 
 
 # Speeds this close count as equal: float ramps must not leave a 1e-7 km/h "moving" belt.
 SPEED_EPS_KMH = 1e-6
+
+
+def step_index(steps: Sequence[Step], offset_us: int) -> int:
+    """Index of the step running at `offset_us` (the last one once the program is over)."""
+    lo, hi = 0, len(steps) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if steps[mid].start_us <= offset_us:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _approach(value: float, target: float, step: float) -> float:
