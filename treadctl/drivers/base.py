@@ -18,6 +18,14 @@ class Driver(abc.ABC):
 
     name: ClassVar[str]
     capabilities: Capabilities
+    # Set by emergency_stop: commands that would move the belt are refused until release().
+    # Checked after the session lock is taken, so a command queued behind the e-stop cannot
+    # restart the belt.
+    halted: bool = False
+
+    def release(self) -> None:
+        """Allow the belt to move again after an emergency stop (the owner's reset)."""
+        self.halted = False
 
     @abc.abstractmethod
     async def open(self) -> None:

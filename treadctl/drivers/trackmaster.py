@@ -96,7 +96,7 @@ class TrackmasterDriver(Driver):
 
     async def start(self) -> None:
         await self._command(codec.Op.SET_SPEED, codec.encode_speed_field(0, False, self.dialect))
-        await self._command(codec.Op.START_WATCHDOG)
+        await self._command(codec.Op.START_WATCHDOG, moves=True)
         self._started = True
 
     async def stop(self) -> None:
@@ -105,6 +105,7 @@ class TrackmasterDriver(Driver):
 
     async def emergency_stop(self) -> None:
         self._started = False
+        self.halted = True
         # On the wire now, ahead of the lock: a command in flight must not delay the stop.
         self._link.write(bytes([codec.Op.STOP]))
         log.warning("emergency stop sent", driver=self.name)
@@ -181,8 +182,12 @@ class TrackmasterDriver(Driver):
 
     # --- session -------------------------------------------------------------------------------
 
-    async def _command(self, op: codec.Op, field: bytes = b"") -> None:
+    async def _command(self, op: codec.Op, field: bytes = b"", *, moves: bool = False) -> None:
         async with self._lock:
+            if moves and self.halted:
+                raise Rejected(
+                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
+                )
             await self._exchange(codec.encode_request(op, field))
 
     async def _exchange(self, request: bytes) -> codec.Response:

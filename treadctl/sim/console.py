@@ -18,6 +18,7 @@ HELP = """commands (one per line on stdin):
   garbage [N]                write N random bytes on the line now (default 16)
   garbage on | garbage off   answer every command with random bytes
   unplug | replug            the adapter vanishes / comes back (new pty, link follows)
+  slip KMH | slip off        the belt cannot go faster than KMH (a speed mismatch)
   status                     print the belt state
   help | quit"""
 
@@ -73,6 +74,13 @@ def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0
             except ValueError:
                 return f"error: not a byte count: {words[1]!r}"
             return "sent " + sim.send_garbage(n=max(1, min(n, 4096))).hex(" ")
+        case ["slip", "off"]:
+            sim.belt.slip_limit_kmh = None
+        case ["slip", limit]:
+            try:
+                sim.belt.slip_limit_kmh = max(0.0, float(limit))
+            except ValueError:
+                return f"error: not a speed: {limit!r}"
         case ["unplug"]:
             sim.unplug()
         case ["replug"]:

@@ -32,6 +32,7 @@ class BeltPhysics:
     running: bool = False
     watchdog_armed: bool = False
     key_present: bool = True
+    slip_limit_kmh: float | None = None  # fault: the belt cannot go faster (slipping, weak motor)
     stop_cause: StopCause | None = None
     last_rx: float = 0.0
     _fast_stop: bool = field(default=False, repr=False)
@@ -57,6 +58,8 @@ class BeltPhysics:
 
     def stop(self, now: float, cause: StopCause = StopCause.COMMAND, *, fast: bool = True) -> None:
         self.advance(now)
+        if not self.running and self.stop_cause is not None:
+            cause = self.stop_cause  # already stopped (key, watchdog): keep the first cause
         self._halt(cause, fast=fast)
 
     def _halt(self, cause: StopCause, *, fast: bool) -> None:
@@ -98,6 +101,8 @@ class BeltPhysics:
         if self.running and self.watchdog_armed and now - self.last_rx > self.watchdog_s:
             self._halt(StopCause.WATCHDOG, fast=False)
         target = self.set_speed_kmh if self.running else 0.0
+        if self.slip_limit_kmh is not None:
+            target = max(-self.slip_limit_kmh, min(target, self.slip_limit_kmh))
         accel = self.stop_decel_mps2 if (self._fast_stop and not self.running) else self.accel_mps2
         step = units.accel_kmh_per_s(accel) * dt
         self.speed_kmh = _approach(self.speed_kmh, target, step)

@@ -1,0 +1,142 @@
+"""A controller driving the simulated treadmill over a real pty, with a trace of the belt."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from treadctl.control.controller import Controller
+from treadctl.core import units
+from treadctl.core.commands import Command, Result
+from treadctl.core.safety import SafetyRules
+from treadctl.core.state import Event, Mode, Snapshot
+from treadctl.core.timeline import DeviceProfile
+from treadctl.drivers.trackmaster import WoodwayDriver
+from treadctl.drivers.trackmaster_codec import Dialect, Op, Request, decode_speed_field
+from treadctl.programs.library import builtin_programs
+from treadctl.sim.physics import BeltPhysics
+from treadctl.sim.pty_server import SimulatedTreadmill
+
+CAPS = WoodwayDriver.capabilities
+# Fast defaults so tests that are not about ramps or the interlock do not wait for them.
+FAST = SafetyRules(
+    speed_resolution_kmh=CAPS.speed_resolution_kmh,
+    max_accel_mps2=0.5,
+    estop_interlock_s=0.2,
+    reversal_countdown_s=1.0,
+)
+DEFAULT = SafetyRules(speed_resolution_kmh=CAPS.speed_resolution_kmh)
+
+
+@dataclass(frozen=True, slots=True)
+class WireSpeed:
+    at: float
+    kmh: float  # signed: negative is reverse
+
+
+@dataclass
+class Rig:
+    sim: SimulatedTreadmill
+    driver: WoodwayDriver
+    controller: Controller
+    task: asyncio.Task[None]
+    events: list[Event] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    trace: list[tuple[float, float]] = field(default_factory=list)  # (time, belt km/h signed)
+
+    async def run(self, command: Command) -> Result:
+        return await self.controller.execute(command)
+
+    async def until(self, check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while not check():
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what or check}") from None
+
+    async def mode(self, mode: Mode, timeout: float = 10.0) -> None:
+        await self.until(lambda: self.controller.mode is mode, timeout, f"mode {mode}")
+
+    def event_types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    def wire_speeds(self) -> list[WireSpeed]:
+        out = []
+        for r in self.sim.wire.requests:
+            if isinstance(r.request, Request) and r.request.op == Op.SET_SPEED:
+                tenths, reverse = decode_speed_field(r.request.field, Dialect.WOODWAY)
+                kmh = units.tenths_mph_to_kmh(tenths)
+                out.append(WireSpeed(r.at, -kmh if reverse else kmh))
+        return out
+
+    def ops_since(self, t: float) -> list[int]:
+        return [
+            r.request.op if isinstance(r.request, Request) else r.request.byte
+            for r in self.sim.wire.requests
+            if r.at >= t
+        ]
+
+
+async def _trace(rig: Rig) -> None:
+    while True:
+        rig.sim.belt.advance(rig.sim.clock())
+        rig.trace.append((time.monotonic(), rig.sim.belt.speed_kmh))
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    rules: SafetyRules = FAST,
+    *,
+    link: Path | None = None,
+    belt: BeltPhysics | None = None,
+    profile: DeviceProfile | None = None,
+    time_scale: float = 1.0,
+    wait_interlock: bool = True,
+) -> AsyncIterator[Rig]:
+    profile = profile or DeviceProfile(
+        "woodway",
+        CAPS,
+        max_accel_mps2=min(rules.max_accel_mps2, 0.15),
+        countdown_s=rules.reversal_countdown_s,
+    )
+    async with SimulatedTreadmill("woodway", link=link, belt=belt) as sim:
+        driver = WoodwayDriver(str(link) if link else sim.path, poll_interval_s=0.1)
+        await driver.open()
+        programs = {name: e.program for name, e in builtin_programs().items()}
+        controller = Controller(
+            driver,
+            profile=profile,
+            rules=rules,
+            programs=programs,
+            tick_s=0.1,
+            time_scale=time_scale,
+            reconnect_s=0.3,
+        )
+        task = asyncio.create_task(controller.run(), name="test.controller")  # type: ignore[arg-type]
+        r = Rig(sim, driver, controller, task)
+        controller.add_listener(lambda x: (r.events if isinstance(x, Event) else r.snapshots).append(x))  # type: ignore[arg-type]
+        tracer = asyncio.create_task(_trace(r), name="test.trace")
+        try:
+            await asyncio.wait_for(controller.ready.wait(), 5)
+            if wait_interlock:
+                await asyncio.sleep(rules.estop_interlock_s + 0.05)
+            yield r
+        finally:
+            tracer.cancel()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await tracer
+            await driver.close()
+
+
+def with_rules(**changes: object) -> SafetyRules:
+    return dataclasses.replace(FAST, **changes)  # type: ignore[arg-type]

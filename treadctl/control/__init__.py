@@ -1,0 +1,1 @@
+"""The device controller: the single owner of the treadmill, with the safety supervisor."""

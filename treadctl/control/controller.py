@@ -1,0 +1,607 @@
+"""The controller: one task owns the driver, commands arrive through one queue.
+
+Each tick it reads the treadmill (which also feeds the treadmill's watchdog), lets the safety
+supervisor judge the reading, advances the program runner, asks the supervisor what speed may
+reach the belt, sends it, and tells its listeners (MQTT, storage) a snapshot and any events.
+An emergency stop does not queue: `emergency_stop()` writes the stop to the wire at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+import structlog
+
+from treadctl.core import commands as cmd
+from treadctl.core.clock import Clock
+from treadctl.core.commands import Command, Result
+from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
+from treadctl.core.program import Program
+from treadctl.core.runner import Cue, Finished, ProgramRunner, RunnerError, RunnerStatus, SetPoint, StepStarted
+from treadctl.core.safety import (
+    Action,
+    ControlledStop,
+    EStop,
+    EStopCause,
+    Notice,
+    SafetyRules,
+    SafetySupervisor,
+    StopReason,
+)
+from treadctl.core.state import Event, Mode, Motion, Snapshot
+from treadctl.core.timeline import DeviceProfile, StepKind, build_timeline
+from treadctl.core.validation import check_program
+from treadctl.drivers.base import Driver
+from treadctl.drivers.errors import CodecError, DriverError, LinkLost, Rejected, TimedOut
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[Snapshot | Event], None]
+ESTOP_CONFIRM_S = 1.0
+
+
+@dataclass
+class _Session:
+    id: str
+    program: str  # a program name, or "manual"
+    started: float  # monotonic
+    runner: ProgramRunner | None = None
+    manual: cmd.ManualSet | None = None
+    paused_at: float | None = None
+    paused_total: float = 0.0
+    distance_m: float = 0.0
+    setpoint: SetPoint | None = None
+
+    def elapsed(self, now: float) -> float:
+        paused = self.paused_total + (now - self.paused_at if self.paused_at is not None else 0.0)
+        return max(0.0, now - self.started - paused)
+
+
+def new_session_id(wall: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(wall)) + "-" + secrets.token_hex(2)
+
+
+class Controller:
+    """The single owner of one treadmill. Run `run()` as a task; talk to it with `execute()`."""
+
+    def __init__(  # noqa: PLR0913 - the controller is where everything meets
+        self,
+        driver: Driver,
+        *,
+        profile: DeviceProfile,
+        rules: SafetyRules,
+        programs: Mapping[str, Program],
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        tick_s: float = 0.1,
+        time_scale: float = 1.0,
+        reconnect_s: float = 2.0,
+    ) -> None:
+        self.driver = driver
+        self.profile = profile
+        self.supervisor = SafetySupervisor(rules)
+        self.programs = programs
+        self.clock = clock
+        self.wall = wall
+        self.tick_s = tick_s
+        self.time_scale = time_scale
+        self.reconnect_s = reconnect_s
+        self.mode = Mode.IDLE
+        self.fault: str | None = None
+        self.link_ok = True
+        self.status: DeviceStatus | None = None
+        self.session: _Session | None = None
+        self.last_snapshot: Snapshot | None = None
+        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(maxsize=64)
+        self._wake = asyncio.Event()
+        self._listeners: list[Listener] = []
+        self._belt_started = False
+        self._sent_speed: tuple[float, BeltDirection] | None = None
+        self._sent_incline: float | None = None
+        self._walk = WalkDirection.FORWARD
+        self._last_status_at: float | None = None
+        self._next_reconnect = 0.0
+        self._estop_tasks: set[asyncio.Task[None]] = set()
+        self.ready = asyncio.Event()  # set once the treadmill answered at start-up
+
+    # --- the outside -----------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        """Queue a command; the future resolves when the controller has handled it."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if isinstance(command, cmd.EmergencyStop):
+            # Never queued: the stop is on the wire before this call's caller runs again.
+            task = asyncio.create_task(self._estop_command(command, future), name="treadctl.controller.estop")
+            self._estop_tasks.add(task)
+            task.add_done_callback(self._estop_tasks.discard)
+            return future
+        try:
+            self._queue.put_nowait((command, future))
+        except asyncio.QueueFull:
+            future.set_result(Result.error("busy", "too many commands waiting; try again"))
+        self._wake.set()
+        return future
+
+    async def execute(self, command: Command) -> Result:
+        return await self.submit(command)
+
+    async def emergency_stop(self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command") -> None:
+        """The fast path: latch, then the driver's fastest stop at once (ahead of anything in flight)."""
+        now = self.clock()
+        first = self.supervisor.latched is None
+        self.supervisor.latch(cause, detail, now)
+        try:
+            await self.driver.emergency_stop()
+        except DriverError as exc:
+            # Link gone: the treadmill's own watchdog stops the belt (rule 8).
+            log.error("emergency stop could not be confirmed", error=str(exc))
+        if self.mode is not Mode.FAULT:
+            self.mode = Mode.ESTOP
+        self._belt_started = False
+        self._sent_speed = None
+        if first:
+            log.warning("emergency stop", cause=str(cause), detail=detail)
+            self._emit(Event("estop", self.wall(), self._session_id(), {"cause": str(cause), "detail": detail}))
+            self._end_session("estop", str(cause))
+
+    async def _estop_command(self, command: cmd.EmergencyStop, future: asyncio.Future[Result]) -> None:
+        await self.emergency_stop(command.cause, command.detail)
+        if not future.done():
+            future.set_result(Result.success("emergency stop: belt stopped; send reset when it is still"))
+
+    # --- the task --------------------------------------------------------------------------------
+
+    async def run(self) -> NoReturn:
+        loop = asyncio.get_running_loop()
+        try:
+            await self._startup()
+            deadline = loop.time()
+            while True:
+                await self._drain_commands()
+                await self._tick()
+                deadline = max(deadline + self.tick_s, loop.time())
+                self._wake.clear()
+                if self._queue.empty():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout_at(deadline):
+                            await self._wake.wait()
+        except Exception as exc:
+            log.exception("controller failed; stopping the belt")
+            self.supervisor.latch(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}", self.clock())
+            self._emit(Event("estop", self.wall(), self._session_id(), {"cause": str(EStopCause.FAILURE), "detail": str(exc)}))
+            raise
+        finally:
+            await self._final_stop()
+
+    async def _startup(self) -> None:
+        # Rule 1: the driver commanded a stop when it opened; say so again and never resume.
+        self.supervisor.power_up(self.clock())
+        try:
+            await self.driver.stop()
+        except LinkLost as exc:
+            await self._link_lost(exc)
+        except DriverError as exc:
+            log.warning("stop at start-up not acknowledged", error=str(exc))
+        self.driver.release()
+        self.ready.set()
+
+    async def _final_stop(self) -> None:
+        for task in list(self._estop_tasks):
+            task.cancel()
+        if not self.link_ok:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(ESTOP_CONFIRM_S):
+                await self.driver.emergency_stop()
+            log.info("belt stopped on controller exit")
+
+    # --- commands --------------------------------------------------------------------------------
+
+    async def _drain_commands(self) -> None:
+        while not self._queue.empty():
+            command, future = self._queue.get_nowait()
+            try:
+                result = await self._handle(command)
+            except LinkLost as exc:
+                await self._link_lost(exc)
+                result = Result.error("link_lost", str(exc))
+            except Rejected as exc:
+                result = Result.error("rejected", str(exc))
+            except DriverError as exc:
+                result = Result.error("device_error", str(exc))
+            if not future.done():
+                future.set_result(result)
+
+    async def _handle(self, command: Command) -> Result:  # noqa: C901, PLR0911, PLR0912 - one case per command
+        now = self.clock()
+        match command:
+            case cmd.Start():
+                return await self._start_program(command, now)
+            case cmd.ManualSet():
+                return await self._manual(command, now)
+            case cmd.Pause():
+                if self.mode is not Mode.RUNNING or self.session is None:
+                    return self._not_in_mode("pause")
+                if self.session.runner is not None:
+                    self._program_events(self.session.runner.pause())
+                self.session.paused_at = now
+                self.mode = Mode.PAUSED
+                self._emit(Event("paused", self.wall(), self.session.id))
+                return Result.success("paused: the belt slows to a stop")
+            case cmd.Resume():
+                if self.mode is not Mode.PAUSED or self.session is None:
+                    return self._not_in_mode("resume")
+                if self.session.runner is not None:
+                    self._program_events(self.session.runner.resume())
+                if self.session.paused_at is not None:
+                    self.session.paused_total += now - self.session.paused_at
+                self.session.paused_at = None
+                self.mode = Mode.RUNNING
+                self._emit(Event("resumed", self.wall(), self.session.id))
+                return Result.success("resumed")
+            case cmd.Skip():
+                if self.mode is not Mode.RUNNING or self.session is None or self.session.runner is None:
+                    return self._not_in_mode("skip")
+                try:
+                    self._program_events(self.session.runner.skip())
+                except RunnerError as exc:
+                    return Result.error("not_allowed_in_mode", str(exc))
+                self._emit(Event("skipped", self.wall(), self.session.id))
+                return Result.success("skipped to the next phase")
+            case cmd.Stop():
+                if self.mode in (Mode.RUNNING, Mode.PAUSED):
+                    self._begin_stop(StopReason.COMMAND, "stop command")
+                    return Result.success("stopping: the belt ramps down")
+                return Result.success(f"nothing to stop ({self.mode})")
+            case cmd.Reset():
+                return self._reset(now)
+            case cmd.HeartRate(bpm=bpm):
+                if not 20 <= bpm <= 250:
+                    return Result.error("out_of_range", f"heart rate {bpm} bpm is outside 20-250")
+                await self._apply(self.supervisor.heart_rate(bpm, now))
+                return Result.success()
+            case cmd.Heartbeat():
+                self.supervisor.heartbeat(now)
+                return Result.success()
+            case cmd.BrokerState(connected=connected):
+                self.supervisor.broker(connected, now)
+                return Result.success()
+            case cmd.EmergencyStop():
+                await self.emergency_stop(command.cause, command.detail)
+                return Result.success("emergency stop")
+        return Result.error("invalid_command", f"unknown command {command!r}")
+
+    def _not_in_mode(self, what: str) -> Result:
+        return Result.error("not_allowed_in_mode", f"cannot {what} while {self.mode}")
+
+    def _refuse_start(self, now: float) -> Result | None:
+        if self.mode is Mode.ESTOP:
+            return Result.error("estop_latched", "emergency stop latched: send reset when the belt is still")
+        if self.mode is Mode.FAULT:
+            return Result.error("not_allowed_in_mode", f"device fault ({self.fault}): reset first")
+        if self.mode is not Mode.IDLE:
+            return self._not_in_mode("start")
+        refusal = self.supervisor.start_refusal(now)
+        if refusal is not None:
+            return Result.error(*refusal)
+        return None
+
+    async def _start_program(self, command: cmd.Start, now: float) -> Result:
+        refused = self._refuse_start(now)
+        if refused is not None:
+            return refused
+        program = self.programs.get(command.program)
+        if program is None:
+            return Result.error(
+                "unknown_program", f"unknown program {command.program!r} (known: {', '.join(sorted(self.programs))})"
+            )
+        problems = check_program(program, self.profile, command.parameters)
+        if problems:
+            return Result.error("program_invalid", "; ".join(problems))
+        timeline = build_timeline(program, self.profile, command.parameters)
+        runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
+        await self._start_belt()
+        self.session = _Session(new_session_id(self.wall()), program.name, now, runner=runner)
+        self.mode = Mode.RUNNING
+        self.supervisor.session_start(now)
+        self._emit(
+            Event(
+                "session_started",
+                self.wall(),
+                self.session.id,
+                {"program": program.name, "parameters": dict(timeline.parameters), "planned_s": timeline.total_s},
+            )
+        )
+        self._program_events(runner.start())
+        return Result.success(f"started {program.name} ({self.session.id})")
+
+    async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
+        rules = self.supervisor.rules
+        caps = self.profile.capabilities
+        cap = rules.speed_cap(command.walk)
+        key = "limits.max_speed_backward_kmh" if command.walk is WalkDirection.BACKWARD else "limits.max_speed_forward_kmh"
+        if not 0 <= command.speed_kmh <= cap:
+            return Result.error("out_of_range", f"{command.speed_kmh} km/h is outside 0-{cap} km/h ({key})")
+        icap = min(rules.incline_cap(command.walk), caps.incline_max_pct)
+        if not caps.incline_min_pct <= command.incline_pct <= icap:
+            return Result.error("out_of_range", f"incline {command.incline_pct} % is outside {caps.incline_min_pct}-{icap} %")
+        if self.profile.belt_for(command.walk) is BeltDirection.REVERSE and not caps.reverse:
+            return Result.error("not_supported", f"the {self.profile.driver} driver cannot run the belt in reverse")
+        if self.mode is Mode.RUNNING and self.session is not None and self.session.manual is not None:
+            self.session.manual = command
+            return Result.success("target changed")
+        refused = self._refuse_start(now)
+        if refused is not None:
+            return refused
+        await self._start_belt()
+        self.session = _Session(new_session_id(self.wall()), "manual", now, manual=command)
+        self.mode = Mode.RUNNING
+        self.supervisor.session_start(now)
+        self._emit(Event("session_started", self.wall(), self.session.id, {"program": "manual"}))
+        return Result.success(f"manual session {self.session.id}")
+
+    async def _start_belt(self) -> None:
+        await self.driver.start()  # at zero speed, watchdog armed
+        self._belt_started = True
+        self._sent_speed = (0.0, self.supervisor.commanded.belt)
+
+    def _reset(self, now: float) -> Result:
+        if self.mode not in (Mode.ESTOP, Mode.FAULT):
+            return Result.success(f"nothing to reset ({self.mode})")
+        if self.mode is Mode.FAULT and not self.link_ok:
+            return Result.error("link_lost", f"the treadmill is not connected ({self.fault})")
+        refusal = self.supervisor.reset_refusal(now)
+        if refusal is not None:
+            return Result.error(*refusal)
+        self.supervisor.reset(now)
+        self.driver.release()
+        self.mode = Mode.IDLE
+        self.fault = None
+        self._emit(Event("reset", self.wall(), None, {"interlock_s": self.supervisor.rules.estop_interlock_s}))
+        return Result.success(f"reset; starts allowed in {self.supervisor.rules.estop_interlock_s:g} s")
+
+    # --- the tick --------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        now = self.clock()
+        actions: list[Action] = []
+        if self.link_ok:
+            actions += await self._read(now)
+        elif now >= self._next_reconnect:
+            await self._reconnect(now)
+        actions += self.supervisor.tick(now)
+        if self.session is not None and self.session.runner is not None and self.mode is Mode.RUNNING:
+            setpoint, events = self.session.runner.poll()
+            self.session.setpoint = setpoint
+            self._program_events(events)
+        await self._apply(actions)
+        if self.link_ok:
+            await self._drive(now)
+        self._snapshot(now)
+
+    async def _read(self, now: float) -> list[Action]:
+        try:
+            status = await self.driver.read_status()
+        except LinkLost as exc:
+            await self._link_lost(exc)
+            return []
+        except (TimedOut, CodecError, Rejected) as exc:
+            log.info("status read failed", error=str(exc))
+            return []
+        if self.session is not None and self._last_status_at is not None:
+            self.session.distance_m += status.speed_kmh / 3.6 * (now - self._last_status_at)
+        self._last_status_at = now
+        self.status = status
+        return self.supervisor.observe(status, now)
+
+    async def _drive(self, now: float) -> None:
+        want_kmh, want_belt, walk, incline = self._want()
+        command, actions = self.supervisor.next_speed(want_kmh, want_belt, walk, now)
+        await self._apply(actions)
+        if not self._belt_started or self._halted():
+            return
+        self._walk = walk
+        wanted = (command.speed_kmh, command.belt)
+        if wanted != self._sent_speed:
+            try:
+                await self.driver.set_speed(command.speed_kmh, command.belt)
+            except Rejected as exc:
+                if exc.code != "halted":
+                    await self.emergency_stop(EStopCause.FAILURE, f"treadmill refused a speed command: {exc}")
+                return
+            except (TimedOut, CodecError) as exc:
+                log.info("speed command not confirmed", error=str(exc))
+                return
+            except LinkLost as exc:
+                await self._link_lost(exc)
+                return
+            self._sent_speed = wanted
+        target_incline = self.supervisor.clamp_incline(incline, walk)
+        if target_incline != self._sent_incline and not self._halted():
+            try:
+                self._sent_incline = await self.driver.set_incline(target_incline)
+            except Rejected as exc:
+                log.warning("incline refused", error=str(exc))
+                self._sent_incline = target_incline
+            except (TimedOut, CodecError):
+                pass
+        await self._finish_stop_if_still()
+
+    def _halted(self) -> bool:
+        # A method, not an inline test: the mode can change during any await (the e-stop path).
+        return self.mode in (Mode.ESTOP, Mode.FAULT)
+
+    def _want(self) -> tuple[float, BeltDirection, WalkDirection, float]:
+        belt, walk = self.supervisor.commanded.belt, self._walk
+        session = self.session
+        if self.mode is Mode.RUNNING and session is not None:
+            if session.manual is not None:
+                m = session.manual
+                return m.speed_kmh, self.profile.belt_for(m.walk), m.walk, m.incline_pct
+            if session.setpoint is not None:
+                sp = session.setpoint
+                return sp.speed_kmh, sp.belt, sp.walk, sp.incline_pct
+        incline = self._sent_incline or 0.0
+        return 0.0, belt, walk, incline if self.mode is Mode.PAUSED else 0.0
+
+    async def _finish_stop_if_still(self) -> None:
+        if self.mode is not Mode.STOPPING:
+            return
+        if self.supervisor.commanded.speed_kmh == 0 and self.supervisor.belt_still():
+            with contextlib.suppress(TimedOut, CodecError, Rejected):
+                await self.driver.stop()
+            self._belt_started = False
+            self._sent_speed = None
+            self.mode = Mode.IDLE
+            self._end_session(self._stop_reason, self._stop_detail)
+
+    _stop_reason = "stopped"
+    _stop_detail = ""
+
+    def _begin_stop(self, reason: StopReason, detail: str) -> None:
+        if self.mode not in (Mode.RUNNING, Mode.PAUSED):
+            return
+        if self.session is not None and self.session.runner is not None:
+            self._program_events(self.session.runner.abort())
+        self.mode = Mode.STOPPING
+        self._stop_reason, self._stop_detail = str(reason), detail
+        self._emit(Event("stopping", self.wall(), self._session_id(), {"reason": str(reason), "detail": detail}))
+
+    async def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case EStop(cause=cause, detail=detail):
+                    await self.emergency_stop(cause, detail)
+                case ControlledStop(reason=reason, detail=detail):
+                    self._begin_stop(reason, detail)
+                case Notice(type=kind, detail=detail):
+                    self._emit(Event(kind, self.wall(), self._session_id(), {"detail": detail}))
+
+    def _program_events(self, events: list[StepStarted | Cue | Finished]) -> None:
+        session = self.session
+        if session is None:
+            return
+        for event in events:
+            match event:
+                case StepStarted(index=index, step=step) if step.kind is StepKind.PHASE and step.phase:
+                    self._emit(
+                        Event(
+                            "phase_started",
+                            self.wall(),
+                            session.id,
+                            {
+                                "index": index,
+                                "phase": step.phase.label,
+                                "walk": step.walk.value,
+                                "belt": step.belt.value,
+                                "speed_kmh": round(step.speed_kmh, 3),
+                                "incline_pct": step.incline_pct,
+                                "duration_s": step.duration_us / 1e6,
+                            },
+                        )
+                    )
+                case Cue(text=text, step=step):
+                    self._emit(Event("cue", self.wall(), session.id, {"text": text, "step": step.name}))
+                case Finished():
+                    self._begin_stop(StopReason.FINISHED, "program finished")
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    async def _link_lost(self, exc: DriverError) -> None:
+        if not self.link_ok:
+            return
+        self.link_ok = False
+        self.fault = str(exc)
+        self.mode = Mode.FAULT
+        self._next_reconnect = self.clock() + self.reconnect_s
+        self._emit(Event("fault", self.wall(), self._session_id(), {"cause": "link_lost", "detail": str(exc)}))
+        await self.emergency_stop(EStopCause.LINK_LOST, str(exc))
+        await self.driver.close()
+
+    async def _reconnect(self, now: float) -> None:
+        self._next_reconnect = now + self.reconnect_s
+        try:
+            await self.driver.open()  # commands a stop first
+        except DriverError as exc:
+            log.debug("reconnect failed", error=str(exc))
+            return
+        self.link_ok = True
+        self._last_status_at = None
+        await self._read(now)  # reset needs a fresh reading of the belt
+        self._emit(Event("link_restored", self.wall(), None, {"detail": "treadmill answering again; reset to use it"}))
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def _session_id(self) -> str | None:
+        return self.session.id if self.session else None
+
+    def _end_session(self, ended: str, detail: str) -> None:
+        session = self.session
+        if session is None:
+            return
+        now = self.clock()
+        if session.runner is not None and session.runner.status is RunnerStatus.RUNNING:
+            session.runner.abort()
+        self.supervisor.session_end()
+        self._emit(
+            Event(
+                "session_finished",
+                self.wall(),
+                session.id,
+                {
+                    "program": session.program,
+                    "ended": ended,
+                    "detail": detail,
+                    "duration_s": round(session.elapsed(now), 2),
+                    "distance_m": round(session.distance_m, 1),
+                },
+            )
+        )
+        self.session = None
+
+    def _emit(self, item: Snapshot | Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(item)
+            except Exception:  # a broken consumer must not stop the belt's owner
+                log.exception("listener failed")
+
+    def _snapshot(self, now: float) -> None:
+        status = self.status
+        session = self.session
+        commanded = self.supervisor.commanded
+        sp = session.setpoint if session is not None else None
+        phase = None
+        if sp is not None and session is not None and session.runner is not None:
+            phase = sp.step.phase.label if sp.step.phase else sp.step.name
+        snap = Snapshot(
+            ts=self.wall(),
+            mode=self.mode,
+            program=session.program if session else None,
+            phase=phase,
+            phase_index=sp.index if sp is not None else None,
+            phase_remaining_s=sp.step_remaining_s if sp is not None else None,
+            session_id=session.id if session else None,
+            target=Motion(commanded.speed_kmh, self._walk, commanded.belt, self._sent_incline or 0.0),
+            actual=Motion(
+                status.speed_kmh if status else 0.0,
+                self._walk,
+                status.belt if status else BeltDirection.FORWARD,
+                status.incline_pct if status else 0.0,
+            ),
+            fault=self.fault,
+            distance_m=session.distance_m if session else 0.0,
+            elapsed_s=session.elapsed(now) if session else 0.0,
+            heart_rate_bpm=self.supervisor.heart_rate_bpm,
+        )
+        self.last_snapshot = snap
+        self._emit(snap)
