@@ -119,9 +119,16 @@ async def rig(
             time_scale=time_scale,
             reconnect_s=0.3,
         )
-        task = asyncio.create_task(controller.run(), name="test.controller")  # type: ignore[arg-type]
+        task = asyncio.create_task(controller.run(), name="test.controller")
         r = Rig(sim, driver, controller, task)
-        controller.add_listener(lambda x: (r.events if isinstance(x, Event) else r.snapshots).append(x))  # type: ignore[arg-type]
+
+        def record(item: Snapshot | Event) -> None:
+            if isinstance(item, Event):
+                r.events.append(item)
+            else:
+                r.snapshots.append(item)
+
+        controller.add_listener(record)
         tracer = asyncio.create_task(_trace(r), name="test.trace")
         try:
             await asyncio.wait_for(controller.ready.wait(), 5)

@@ -23,7 +23,15 @@ from treadctl.core.clock import Clock
 from treadctl.core.commands import Command, Result
 from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
 from treadctl.core.program import Program
-from treadctl.core.runner import Cue, Finished, ProgramRunner, RunnerError, RunnerStatus, SetPoint, StepStarted
+from treadctl.core.runner import (
+    Cue,
+    Finished,
+    ProgramRunner,
+    RunnerError,
+    RunnerStatus,
+    SetPoint,
+    StepStarted,
+)
 from treadctl.core.safety import (
     Action,
     ControlledStop,
@@ -70,7 +78,7 @@ def new_session_id(wall: float) -> str:
 class Controller:
     """The single owner of one treadmill. Run `run()` as a task; talk to it with `execute()`."""
 
-    def __init__(  # noqa: PLR0913 - the controller is where everything meets
+    def __init__(
         self,
         driver: Driver,
         *,
@@ -98,7 +106,9 @@ class Controller:
         self.status: DeviceStatus | None = None
         self.session: _Session | None = None
         self.last_snapshot: Snapshot | None = None
-        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(maxsize=64)
+        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(
+            maxsize=64
+        )
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
         self._belt_started = False
@@ -120,7 +130,9 @@ class Controller:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         if isinstance(command, cmd.EmergencyStop):
             # Never queued: the stop is on the wire before this call's caller runs again.
-            task = asyncio.create_task(self._estop_command(command, future), name="treadctl.controller.estop")
+            task = asyncio.create_task(
+                self._estop_command(command, future), name="treadctl.controller.estop"
+            )
             self._estop_tasks.add(task)
             task.add_done_callback(self._estop_tasks.discard)
             return future
@@ -134,8 +146,11 @@ class Controller:
     async def execute(self, command: Command) -> Result:
         return await self.submit(command)
 
-    async def emergency_stop(self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command") -> None:
-        """The fast path: latch, then the driver's fastest stop at once (ahead of anything in flight)."""
+    async def emergency_stop(
+        self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command"
+    ) -> None:
+        """The fast path: latch, then the driver's fastest stop at once, ahead of anything in
+        flight on the serial line."""
         now = self.clock()
         first = self.supervisor.latched is None
         self.supervisor.latch(cause, detail, now)
@@ -143,20 +158,31 @@ class Controller:
             await self.driver.emergency_stop()
         except DriverError as exc:
             # Link gone: the treadmill's own watchdog stops the belt (rule 8).
-            log.error("emergency stop could not be confirmed", error=str(exc))
+            log.error("emergency stop could not be confirmed", error=str(exc))  # noqa: TRY400 - expected, no traceback
         if self.mode is not Mode.FAULT:
             self.mode = Mode.ESTOP
         self._belt_started = False
         self._sent_speed = None
         if first:
             log.warning("emergency stop", cause=str(cause), detail=detail)
-            self._emit(Event("estop", self.wall(), self._session_id(), {"cause": str(cause), "detail": detail}))
+            self._emit(
+                Event(
+                    "estop",
+                    self.wall(),
+                    self._session_id(),
+                    {"cause": str(cause), "detail": detail},
+                )
+            )
             self._end_session("estop", str(cause))
 
-    async def _estop_command(self, command: cmd.EmergencyStop, future: asyncio.Future[Result]) -> None:
+    async def _estop_command(
+        self, command: cmd.EmergencyStop, future: asyncio.Future[Result]
+    ) -> None:
         await self.emergency_stop(command.cause, command.detail)
         if not future.done():
-            future.set_result(Result.success("emergency stop: belt stopped; send reset when it is still"))
+            future.set_result(
+                Result.success("emergency stop: belt stopped; send reset when it is still")
+            )
 
     # --- the task --------------------------------------------------------------------------------
 
@@ -177,7 +203,14 @@ class Controller:
         except Exception as exc:
             log.exception("controller failed; stopping the belt")
             self.supervisor.latch(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}", self.clock())
-            self._emit(Event("estop", self.wall(), self._session_id(), {"cause": str(EStopCause.FAILURE), "detail": str(exc)}))
+            self._emit(
+                Event(
+                    "estop",
+                    self.wall(),
+                    self._session_id(),
+                    {"cause": str(EStopCause.FAILURE), "detail": str(exc)},
+                )
+            )
             raise
         finally:
             await self._final_stop()
@@ -249,7 +282,11 @@ class Controller:
                 self._emit(Event("resumed", self.wall(), self.session.id))
                 return Result.success("resumed")
             case cmd.Skip():
-                if self.mode is not Mode.RUNNING or self.session is None or self.session.runner is None:
+                if (
+                    self.mode is not Mode.RUNNING
+                    or self.session is None
+                    or self.session.runner is None
+                ):
                     return self._not_in_mode("skip")
                 try:
                     self._program_events(self.session.runner.skip())
@@ -285,7 +322,9 @@ class Controller:
 
     def _refuse_start(self, now: float) -> Result | None:
         if self.mode is Mode.ESTOP:
-            return Result.error("estop_latched", "emergency stop latched: send reset when the belt is still")
+            return Result.error(
+                "estop_latched", "emergency stop latched: send reset when the belt is still"
+            )
         if self.mode is Mode.FAULT:
             return Result.error("not_allowed_in_mode", f"device fault ({self.fault}): reset first")
         if self.mode is not Mode.IDLE:
@@ -302,7 +341,8 @@ class Controller:
         program = self.programs.get(command.program)
         if program is None:
             return Result.error(
-                "unknown_program", f"unknown program {command.program!r} (known: {', '.join(sorted(self.programs))})"
+                "unknown_program",
+                f"unknown program {command.program!r} (known: {', '.join(sorted(self.programs))})",
             )
         problems = check_program(program, self.profile, command.parameters)
         if problems:
@@ -318,7 +358,11 @@ class Controller:
                 "session_started",
                 self.wall(),
                 self.session.id,
-                {"program": program.name, "parameters": dict(timeline.parameters), "planned_s": timeline.total_s},
+                {
+                    "program": program.name,
+                    "parameters": dict(timeline.parameters),
+                    "planned_s": timeline.total_s,
+                },
             )
         )
         self._program_events(runner.start())
@@ -328,15 +372,30 @@ class Controller:
         rules = self.supervisor.rules
         caps = self.profile.capabilities
         cap = rules.speed_cap(command.walk)
-        key = "limits.max_speed_backward_kmh" if command.walk is WalkDirection.BACKWARD else "limits.max_speed_forward_kmh"
+        key = (
+            "limits.max_speed_backward_kmh"
+            if command.walk is WalkDirection.BACKWARD
+            else "limits.max_speed_forward_kmh"
+        )
         if not 0 <= command.speed_kmh <= cap:
-            return Result.error("out_of_range", f"{command.speed_kmh} km/h is outside 0-{cap} km/h ({key})")
+            return Result.error(
+                "out_of_range", f"{command.speed_kmh} km/h is outside 0-{cap} km/h ({key})"
+            )
         icap = min(rules.incline_cap(command.walk), caps.incline_max_pct)
         if not caps.incline_min_pct <= command.incline_pct <= icap:
-            return Result.error("out_of_range", f"incline {command.incline_pct} % is outside {caps.incline_min_pct}-{icap} %")
+            return Result.error(
+                "out_of_range",
+                f"incline {command.incline_pct} % is outside {caps.incline_min_pct}-{icap} %",
+            )
         if self.profile.belt_for(command.walk) is BeltDirection.REVERSE and not caps.reverse:
-            return Result.error("not_supported", f"the {self.profile.driver} driver cannot run the belt in reverse")
-        if self.mode is Mode.RUNNING and self.session is not None and self.session.manual is not None:
+            return Result.error(
+                "not_supported", f"the {self.profile.driver} driver cannot run the belt in reverse"
+            )
+        if (
+            self.mode is Mode.RUNNING
+            and self.session is not None
+            and self.session.manual is not None
+        ):
             self.session.manual = command
             return Result.success("target changed")
         refused = self._refuse_start(now)
@@ -366,8 +425,14 @@ class Controller:
         self.driver.release()
         self.mode = Mode.IDLE
         self.fault = None
-        self._emit(Event("reset", self.wall(), None, {"interlock_s": self.supervisor.rules.estop_interlock_s}))
-        return Result.success(f"reset; starts allowed in {self.supervisor.rules.estop_interlock_s:g} s")
+        self._emit(
+            Event(
+                "reset", self.wall(), None, {"interlock_s": self.supervisor.rules.estop_interlock_s}
+            )
+        )
+        return Result.success(
+            f"reset; starts allowed in {self.supervisor.rules.estop_interlock_s:g} s"
+        )
 
     # --- the tick --------------------------------------------------------------------------------
 
@@ -379,7 +444,11 @@ class Controller:
         elif now >= self._next_reconnect:
             await self._reconnect(now)
         actions += self.supervisor.tick(now)
-        if self.session is not None and self.session.runner is not None and self.mode is Mode.RUNNING:
+        if (
+            self.session is not None
+            and self.session.runner is not None
+            and self.mode is Mode.RUNNING
+        ):
             setpoint, events = self.session.runner.poll()
             self.session.setpoint = setpoint
             self._program_events(events)
@@ -416,7 +485,9 @@ class Controller:
                 await self.driver.set_speed(command.speed_kmh, command.belt)
             except Rejected as exc:
                 if exc.code != "halted":
-                    await self.emergency_stop(EStopCause.FAILURE, f"treadmill refused a speed command: {exc}")
+                    await self.emergency_stop(
+                        EStopCause.FAILURE, f"treadmill refused a speed command: {exc}"
+                    )
                 return
             except (TimedOut, CodecError) as exc:
                 log.info("speed command not confirmed", error=str(exc))
@@ -474,7 +545,14 @@ class Controller:
             self._program_events(self.session.runner.abort())
         self.mode = Mode.STOPPING
         self._stop_reason, self._stop_detail = str(reason), detail
-        self._emit(Event("stopping", self.wall(), self._session_id(), {"reason": str(reason), "detail": detail}))
+        self._emit(
+            Event(
+                "stopping",
+                self.wall(),
+                self._session_id(),
+                {"reason": str(reason), "detail": detail},
+            )
+        )
 
     async def _apply(self, actions: list[Action]) -> None:
         for action in actions:
@@ -492,7 +570,9 @@ class Controller:
             return
         for event in events:
             match event:
-                case StepStarted(index=index, step=step) if step.kind is StepKind.PHASE and step.phase:
+                case StepStarted(index=index, step=step) if (
+                    step.kind is StepKind.PHASE and step.phase
+                ):
                     self._emit(
                         Event(
                             "phase_started",
@@ -510,7 +590,9 @@ class Controller:
                         )
                     )
                 case Cue(text=text, step=step):
-                    self._emit(Event("cue", self.wall(), session.id, {"text": text, "step": step.name}))
+                    self._emit(
+                        Event("cue", self.wall(), session.id, {"text": text, "step": step.name})
+                    )
                 case Finished():
                     self._begin_stop(StopReason.FINISHED, "program finished")
 
@@ -523,7 +605,11 @@ class Controller:
         self.fault = str(exc)
         self.mode = Mode.FAULT
         self._next_reconnect = self.clock() + self.reconnect_s
-        self._emit(Event("fault", self.wall(), self._session_id(), {"cause": "link_lost", "detail": str(exc)}))
+        self._emit(
+            Event(
+                "fault", self.wall(), self._session_id(), {"cause": "link_lost", "detail": str(exc)}
+            )
+        )
         await self.emergency_stop(EStopCause.LINK_LOST, str(exc))
         await self.driver.close()
 
@@ -537,7 +623,14 @@ class Controller:
         self.link_ok = True
         self._last_status_at = None
         await self._read(now)  # reset needs a fresh reading of the belt
-        self._emit(Event("link_restored", self.wall(), None, {"detail": "treadmill answering again; reset to use it"}))
+        self._emit(
+            Event(
+                "link_restored",
+                self.wall(),
+                None,
+                {"detail": "treadmill answering again; reset to use it"},
+            )
+        )
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -591,7 +684,9 @@ class Controller:
             phase_index=sp.index if sp is not None else None,
             phase_remaining_s=sp.step_remaining_s if sp is not None else None,
             session_id=session.id if session else None,
-            target=Motion(commanded.speed_kmh, self._walk, commanded.belt, self._sent_incline or 0.0),
+            target=Motion(
+                commanded.speed_kmh, self._walk, commanded.belt, self._sent_incline or 0.0
+            ),
             actual=Motion(
                 status.speed_kmh if status else 0.0,
                 self._walk,

@@ -73,7 +73,17 @@ class BrokerState:
 
 
 Command = (
-    Start | ManualSet | Pause | Resume | Skip | Stop | EmergencyStop | Reset | HeartRate | Heartbeat | BrokerState
+    Start
+    | ManualSet
+    | Pause
+    | Resume
+    | Skip
+    | Stop
+    | EmergencyStop
+    | Reset
+    | HeartRate
+    | Heartbeat
+    | BrokerState
 )
 
 

@@ -153,7 +153,7 @@ class SafetySupervisor:
     def belt_still(self) -> bool:
         return self.measured_kmh < STILL_KMH
 
-    def reset_refusal(self, now: float) -> tuple[str, str] | None:
+    def reset_refusal(self, now: float) -> tuple[str, str] | None:  # noqa: ARG002 - same shape as start_refusal
         """Why `reset` is refused now, as (code, message); None when it may proceed."""
         if not self.belt_still():
             return (
@@ -174,11 +174,11 @@ class SafetySupervisor:
                 f"emergency stop latched ({self.latched.cause}): send reset first",
             )
         if now < self.interlock_until:
-            return (
-                "interlock_active",
+            message = (
                 f"starts are refused for {self.rules.estop_interlock_s:g} s after an emergency "
-                f"stop or power-up ({self.interlock_until - now:.1f} s left)",
+                f"stop or power-up ({self.interlock_until - now:.1f} s left)"
             )
+            return "interlock_active", message
         if not self.belt_still():
             return "belt_moving", "the belt is still moving"
         if self.rules.heart_rate_max_bpm is not None and not self._hr_fresh(now):
@@ -222,18 +222,18 @@ class SafetySupervisor:
         want = self.commanded
         wrong_way = status.speed_kmh > 0.3 and status.belt is not want.belt
         off = abs(status.speed_kmh - want.speed_kmh) > self.rules.speed_mismatch_kmh
+        detail = (
+            f"belt at {status.speed_kmh:.2f} km/h {status.belt}, commanded "
+            f"{want.speed_kmh:.2f} km/h {want.belt}"
+        )
+        if wrong_way:  # the belt runs against the command: no grace
+            return [EStop(EStopCause.SPEED_MISMATCH, detail)]
         # While a ramp is under way the belt lags the command; the grace time covers it.
-        if wrong_way or off:
+        if off:
             if self.mismatch_since is None:
                 self.mismatch_since = now
-            elif now - self.mismatch_since >= self.rules.speed_mismatch_grace_s or wrong_way:
-                return [
-                    EStop(
-                        EStopCause.SPEED_MISMATCH,
-                        f"belt at {status.speed_kmh:.2f} km/h {status.belt}, commanded "
-                        f"{want.speed_kmh:.2f} km/h {want.belt}",
-                    )
-                ]
+            elif now - self.mismatch_since >= self.rules.speed_mismatch_grace_s:
+                return [EStop(EStopCause.SPEED_MISMATCH, detail)]
         else:
             self.mismatch_since = None
         return []

@@ -74,7 +74,9 @@ class Snapshot:
             "distance_m": round(self.distance_m, 2),
             "elapsed_s": round(self.elapsed_s, 2),
             "phase_index": self.phase_index,
-            "phase_remaining_s": None if self.phase_remaining_s is None else round(self.phase_remaining_s, 2),
+            "phase_remaining_s": None
+            if self.phase_remaining_s is None
+            else round(self.phase_remaining_s, 2),
             "heart_rate_bpm": self.heart_rate_bpm,
         }
 
@@ -91,4 +93,9 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "ts": round(self.ts, 3), "session_id": self.session_id, **self.details}
+        return {
+            "type": self.type,
+            "ts": round(self.ts, 3),
+            "session_id": self.session_id,
+            **self.details,
+        }

@@ -1,0 +1,48 @@
+"""Rule 8: kill the process that owns the belt; the treadmill's own watchdog stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from treadctl.drivers.trackmaster_codec import Op
+from treadctl.sim.physics import StopCause
+from treadctl.sim.pty_server import SimulatedTreadmill
+
+SCRIPT = Path(__file__).with_name("controller_proc.py")
+
+
+async def test_sigkill_of_the_controller_leaves_the_belt_stopped_by_the_watchdog() -> None:
+    async with SimulatedTreadmill("woodway") as sim:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(SCRIPT), sim.path, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 15)
+            assert line.strip() == b"started", line
+            async with asyncio.timeout(10):
+                while sim.belt.speed_kmh > -1.0:
+                    await asyncio.sleep(0.02)
+            assert sim.belt.watchdog_armed
+            proc.send_signal(signal.SIGKILL)  # no finally, no goodbye: the process is gone
+            await proc.wait()
+            killed = time.monotonic()
+            async with asyncio.timeout(3):
+                while sim.belt.running:
+                    await asyncio.sleep(0.01)
+            stopped = time.monotonic()
+            assert sim.belt.stop_cause is StopCause.WATCHDOG
+            assert stopped - sim.belt.last_rx <= 0.5 + 0.05  # 0.5 s after the last byte
+            assert stopped - killed <= 0.5 + 0.05
+            assert sim.wire.rx[-1:] != bytes([Op.STOP])  # nobody sent a stop: the watchdog did it
+            async with asyncio.timeout(5):
+                while not sim.belt.still:
+                    await asyncio.sleep(0.02)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
