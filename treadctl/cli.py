@@ -59,6 +59,26 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return asyncio.run(console.run(args.driver, args.link))
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from treadctl import daemon  # noqa: PLC0415
+    from treadctl.mqtt.connection import MqttSetupError, credentials, tls_context  # noqa: PLC0415
+
+    try:
+        settings = load_settings(_config_path(args.config))
+        # Unreadable secrets or certificates are configuration errors: fail before anything moves.
+        credentials(settings.mqtt)
+        tls_context(settings.mqtt)
+    except (ConfigError, MqttSetupError) as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _apply_log_level(args, settings.log_level)
+    try:
+        return asyncio.run(daemon.run_daemon(settings))
+    except Exception:
+        log.exception("treadctl stopped by an error; the belt was commanded to stop")
+        return EXIT_FAILURE
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from treadctl import demo  # noqa: PLC0415
 
@@ -93,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="TOML file (default: $TREADCTL_CONFIG)")
     check.add_argument("--format", choices=["toml", "json"], default="toml")
     check.set_defaults(func=cmd_config_check)
+
+    run = sub.add_parser("run", help="the daemon: drive the treadmill, serve MQTT (systemd)")
+    run.add_argument("--config", type=Path, help="TOML file (default: $TREADCTL_CONFIG)")
+    run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="run a simulated treadmill on a pseudo-terminal")
     sim.add_argument("--driver", choices=["trackmaster", "woodway"], required=True)

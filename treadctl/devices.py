@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from treadctl.config.models import DeviceConfig, Settings
 from treadctl.core.device import Capabilities
+from treadctl.core.safety import SafetyRules
 from treadctl.core.timeline import DeviceProfile
 from treadctl.drivers.base import Driver
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
@@ -39,6 +40,31 @@ def device_profile(settings: Settings) -> DeviceProfile:
         reversal_standstill_s=safety.reversal_standstill_s,
         countdown_s=safety.reversal_countdown_s,
         turn_around_s=safety.turn_around_s,
+        max_session_s=limits.max_session_s,
+    )
+
+
+def safety_rules(settings: Settings) -> SafetyRules:
+    """The supervisor's numbers from `[limits]` and `[safety]` (already within the ceilings)."""
+    limits, safety = settings.limits, settings.safety
+    return SafetyRules(
+        max_speed_forward_kmh=limits.max_speed_forward_kmh,
+        max_speed_backward_kmh=limits.max_speed_backward_kmh,
+        max_incline_forward_pct=limits.max_incline_forward_pct,
+        max_incline_backward_pct=limits.max_incline_backward_pct,
+        start_speed_kmh=limits.start_speed_kmh,
+        max_accel_mps2=limits.max_accel_mps2,
+        speed_resolution_kmh=capabilities_of(settings.device.driver).speed_resolution_kmh,
+        reversal_standstill_s=safety.reversal_standstill_s,
+        reversal_countdown_s=safety.reversal_countdown_s,
+        estop_interlock_s=safety.estop_interlock_s,
+        broker_loss_s=safety.broker_loss_s,
+        broker_loss_continue=safety.broker_loss_action == "continue",
+        heart_rate_max_bpm=safety.heart_rate_max_bpm,
+        heart_rate_lost_s=safety.heart_rate_lost_s,
+        deadman_s=safety.deadman_s,
+        speed_mismatch_kmh=safety.speed_mismatch_kmh,
+        speed_mismatch_grace_s=safety.speed_mismatch_grace_s,
         max_session_s=limits.max_session_s,
     )
 

@@ -101,7 +101,13 @@ class MqttConfig(Section):
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     discovery: bool = True
-    discovery_prefix: str = "homeassistant"
+    discovery_prefix: Annotated[str, Field(pattern=r"^[^#+/][^#+]*$")] = "homeassistant"
+    heart_rate_topic: Annotated[str, Field(pattern=r"^[^#+]+$")] | None = None
+    """Where heart rate comes in; default `{prefix}/{device.id}/input/heart_rate`."""
+    heart_rate_field: Annotated[str, Field(min_length=1)] = "bpm"
+    """The JSON field holding beats per minute (a bare number is accepted too)."""
+    reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
 class TelemetryConfig(Section):

@@ -52,6 +52,12 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[Snapshot | Event], None]
 ESTOP_CONFIRM_S = 1.0
+ESTOP_DONE = Result.success("emergency stop: belt stopped; send reset when it is still")
+
+
+def _settle(future: asyncio.Future[Result], result: Result) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 @dataclass
@@ -129,12 +135,9 @@ class Controller:
         """Queue a command; the future resolves when the controller has handled it."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         if isinstance(command, cmd.EmergencyStop):
-            # Never queued: the stop is on the wire before this call's caller runs again.
-            task = asyncio.create_task(
-                self._estop_command(command, future), name="treadctl.controller.estop"
-            )
-            self._estop_tasks.add(task)
-            task.add_done_callback(self._estop_tasks.discard)
+            # Never queued: the stop is on the serial port before this call returns.
+            task = self.emergency_stop_now(command.cause, command.detail)
+            task.add_done_callback(lambda _: _settle(future, ESTOP_DONE))
             return future
         try:
             self._queue.put_nowait((command, future))
@@ -151,18 +154,44 @@ class Controller:
     ) -> None:
         """The fast path: latch, then the driver's fastest stop at once, ahead of anything in
         flight on the serial line."""
-        now = self.clock()
+        first = self._halt_now(cause, detail)
+        await self._confirm_estop(first, cause, detail)
+
+    def emergency_stop_now(
+        self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command"
+    ) -> asyncio.Task[None]:
+        """The fast path for callbacks that cannot await: the stop bytes are handed to the
+        serial port before this returns; the confirmation and the events follow in a task."""
+        first = self._halt_now(cause, detail, write=True)
+        task = asyncio.get_running_loop().create_task(
+            self._confirm_estop(first, cause, detail), name="treadctl.controller.estop"
+        )
+        self._estop_tasks.add(task)
+        task.add_done_callback(self._estop_tasks.discard)
+        return task
+
+    def _halt_now(self, cause: EStopCause, detail: str, *, write: bool = False) -> bool:
+        """Latch (and, if asked, write the stop); True when this is a new e-stop."""
         first = self.supervisor.latched is None
-        self.supervisor.latch(cause, detail, now)
+        self.supervisor.latch(cause, detail, self.clock())
+        if self.mode is not Mode.FAULT:
+            self.mode = Mode.ESTOP
+        self._belt_started = False
+        self._sent_speed = None
+        if write:
+            try:
+                self.driver.stop_now()
+            except DriverError as exc:
+                # Link gone: the treadmill's own watchdog stops the belt (rule 8).
+                log.error("emergency stop could not be written", error=str(exc))  # noqa: TRY400 - expected, no traceback
+        return first
+
+    async def _confirm_estop(self, first: bool, cause: EStopCause, detail: str) -> None:
         try:
             await self.driver.emergency_stop()
         except DriverError as exc:
             # Link gone: the treadmill's own watchdog stops the belt (rule 8).
             log.error("emergency stop could not be confirmed", error=str(exc))  # noqa: TRY400 - expected, no traceback
-        if self.mode is not Mode.FAULT:
-            self.mode = Mode.ESTOP
-        self._belt_started = False
-        self._sent_speed = None
         if first:
             log.warning("emergency stop", cause=str(cause), detail=detail)
             self._emit(
@@ -174,15 +203,6 @@ class Controller:
                 )
             )
             self._end_session("estop", str(cause))
-
-    async def _estop_command(
-        self, command: cmd.EmergencyStop, future: asyncio.Future[Result]
-    ) -> None:
-        await self.emergency_stop(command.cause, command.detail)
-        if not future.done():
-            future.set_result(
-                Result.success("emergency stop: belt stopped; send reset when it is still")
-            )
 
     # --- the task --------------------------------------------------------------------------------
 

@@ -44,8 +44,15 @@ class Driver(abc.ABC):
         """A controlled stop done by the treadmill itself."""
 
     @abc.abstractmethod
+    def stop_now(self) -> None:
+        """Write the fastest stop the protocol has at once, without awaiting, and halt.
+
+        For callers that cannot await (message callbacks, e-stop inputs). Raises LinkLost.
+        """
+
+    @abc.abstractmethod
     async def emergency_stop(self) -> None:
-        """The fastest stop the protocol has, sent before anything else."""
+        """`stop_now()`, then wait until the treadmill confirms it."""
 
     @abc.abstractmethod
     async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:

@@ -103,12 +103,15 @@ class TrackmasterDriver(Driver):
         self._started = False
         await self._command(codec.Op.AUTO_STOP)
 
-    async def emergency_stop(self) -> None:
+    def stop_now(self) -> None:
         self._started = False
         self.halted = True
         # On the wire now, ahead of the lock: a command in flight must not delay the stop.
         self._link.write(bytes([codec.Op.STOP]))
         log.warning("emergency stop sent", driver=self.name)
+
+    async def emergency_stop(self) -> None:
+        self.stop_now()
         await self._command(codec.Op.STOP)  # then confirmed in turn
 
     async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:

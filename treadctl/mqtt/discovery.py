@@ -1,0 +1,181 @@
+"""Home Assistant device-based MQTT discovery: one retained config message per treadmill.
+
+Entities read the retained `state` and the `telemetry` stream with value templates, and
+command through the same `cmd/…` topics as every other client, so Home Assistant gets no
+privileges others do not have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from treadctl.mqtt.topics import Topics
+
+RUNNING_MODES = ("running", "paused", "stopping")
+FAULT_MODES = ("estop", "fault")
+
+
+def _sensor(uid: str, name: str, topic: str, template: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "p": "sensor",
+        "name": name,
+        "uniq_id": uid,
+        "stat_t": topic,
+        "val_tpl": template,
+        **extra,
+    }
+
+
+def discovery_config(
+    topics: Topics,
+    *,
+    programs: Sequence[str],
+    max_speed_kmh: float,
+    model: str,
+    version: str,
+) -> dict[str, Any]:
+    """The payload for `homeassistant/device/treadctl_{id}/config`."""
+    uid = f"treadctl_{topics.device_id}"
+    tel, state = topics.telemetry, topics.state
+    press = "{}"
+    running = " or ".join(f"value_json.mode == '{m}'" for m in RUNNING_MODES)
+    faulty = " or ".join(f"value_json.mode == '{m}'" for m in FAULT_MODES)
+    components: dict[str, dict[str, Any]] = {
+        "speed": _sensor(
+            f"{uid}_speed",
+            "Speed",
+            tel,
+            "{{ value_json.speed_kmh }}",
+            dev_cla="speed",
+            unit_of_meas="km/h",
+            stat_cla="measurement",
+        ),
+        "incline": _sensor(
+            f"{uid}_incline",
+            "Incline",
+            tel,
+            "{{ value_json.incline_pct }}",
+            unit_of_meas="%",
+            stat_cla="measurement",
+            ic="mdi:slope-uphill",
+        ),
+        "distance": _sensor(
+            f"{uid}_distance",
+            "Distance",
+            tel,
+            "{{ value_json.distance_m }}",
+            dev_cla="distance",
+            unit_of_meas="m",
+            stat_cla="total_increasing",
+        ),
+        "elapsed": _sensor(
+            f"{uid}_elapsed",
+            "Elapsed",
+            tel,
+            "{{ value_json.elapsed_s }}",
+            dev_cla="duration",
+            unit_of_meas="s",
+        ),
+        "phase": _sensor(f"{uid}_phase", "Phase", state, "{{ value_json.phase }}", ic="mdi:walk"),
+        "remaining": _sensor(
+            f"{uid}_remaining",
+            "Phase remaining",
+            tel,
+            "{{ value_json.phase_remaining_s }}",
+            dev_cla="duration",
+            unit_of_meas="s",
+        ),
+        "heart_rate": _sensor(
+            f"{uid}_heart_rate",
+            "Heart rate",
+            tel,
+            "{{ value_json.heart_rate_bpm }}",
+            unit_of_meas="bpm",
+            stat_cla="measurement",
+            ic="mdi:heart-pulse",
+        ),
+        "mode": _sensor(
+            f"{uid}_mode",
+            "Mode",
+            state,
+            "{{ value_json.mode }}",
+            dev_cla="enum",
+            options=["idle", "running", "paused", "stopping", "estop", "fault"],
+        ),
+        "running": {
+            "p": "binary_sensor",
+            "name": "Running",
+            "uniq_id": f"{uid}_running",
+            "dev_cla": "running",
+            "stat_t": state,
+            "val_tpl": "{{ 'ON' if " + running + " else 'OFF' }}",
+        },
+        "fault": {
+            "p": "binary_sensor",
+            "name": "Fault",
+            "uniq_id": f"{uid}_fault",
+            "dev_cla": "problem",
+            "stat_t": state,
+            "val_tpl": "{{ 'ON' if " + faulty + " else 'OFF' }}",
+        },
+        "target_speed": {
+            "p": "number",
+            "name": "Target speed",
+            "uniq_id": f"{uid}_target_speed",
+            "cmd_t": topics.cmd("set"),
+            "cmd_tpl": '{"speed_kmh": {{ value }}}',
+            "stat_t": state,
+            "val_tpl": "{{ value_json.target.speed_kmh }}",
+            "min": 0,
+            "max": max_speed_kmh,
+            "step": 0.1,
+            "unit_of_meas": "km/h",
+            "dev_cla": "speed",
+            "mode": "box",
+        },
+        "program": {
+            "p": "select",
+            "name": "Program",
+            "uniq_id": f"{uid}_program",
+            "cmd_t": topics.cmd("select"),
+            "cmd_tpl": '{"program": "{{ value }}"}',
+            "stat_t": state,
+            "val_tpl": "{{ value_json.selected_program }}",
+            "options": list(programs),
+        },
+    }
+    for name, label, icon in (
+        ("start", "Start", "mdi:play"),
+        ("stop", "Stop", "mdi:stop"),
+        ("pause", "Pause", "mdi:pause"),
+        ("resume", "Resume", "mdi:play-pause"),
+        ("estop", "Emergency stop", "mdi:alert-octagon"),
+        ("reset", "Reset", "mdi:restore"),
+    ):
+        components[f"button_{name}"] = {
+            "p": "button",
+            "name": label,
+            "uniq_id": f"{uid}_{name}",
+            "cmd_t": topics.cmd(name),
+            "pl_prs": press,
+            "ic": icon,
+        }
+    return {
+        "dev": {
+            "ids": [uid],
+            "name": f"Treadmill {topics.device_id}",
+            "mf": "treadctl",
+            "mdl": model,
+            "sw": version,
+        },
+        "o": {"name": "treadctl", "sw": version},
+        "avty_t": topics.availability,
+        "qos": 1,
+        "cmps": components,
+    }
+
+
+def discovery_payload(topics: Topics, **kwargs: Any) -> bytes:
+    return json.dumps(discovery_config(topics, **kwargs), separators=(",", ":")).encode()

@@ -1,0 +1,146 @@
+"""Command payloads in, responses out: validated by pydantic, errors with stable codes.
+
+A payload is a JSON object (or empty, meaning `{}`). Its optional `id` (a string or an integer)
+is echoed in the response so a client can match answers to requests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from treadctl.config.models import CEILING_INCLINE_PCT, CEILING_SPEED_FORWARD_KMH
+
+MAX_PAYLOAD = 16 * 1024
+OUT_OF_RANGE_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
+RequestId = str | int | None
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    id: Annotated[str, Field(max_length=128)] | int | None = None
+
+
+class EmptyRequest(Request):
+    """stop, pause, resume, skip, estop, reset, heartbeat: nothing but the optional id."""
+
+
+class StartRequest(Request):
+    program: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    """A program name; omitted: the program chosen with `select`."""
+    parameters: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+
+
+class SetRequest(Request):
+    speed_kmh: Annotated[float, Field(ge=0, le=CEILING_SPEED_FORWARD_KMH, allow_inf_nan=False)]
+    walk: Literal["forward", "backward"] | None = None
+    """Omitted: keep the current walk direction (forward when idle)."""
+    incline_pct: Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT, allow_inf_nan=False)] = 0.0
+
+
+class SelectRequest(Request):
+    program: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+MODELS: dict[str, type[Request]] = {
+    "start": StartRequest,
+    "set": SetRequest,
+    "select": SelectRequest,
+    **dict.fromkeys(
+        ("stop", "pause", "resume", "skip", "estop", "reset", "heartbeat"), EmptyRequest
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError(Exception):
+    code: str
+    message: str
+    id: RequestId = None
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _load_object(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD:
+        raise RequestError("invalid_json", f"payload larger than {MAX_PAYLOAD} bytes")
+    if not payload.strip():
+        return {}
+    try:
+        data = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RequestError("invalid_json", f"payload is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RequestError(
+            "invalid_json", f"payload must be a JSON object, not {type(data).__name__}"
+        )
+    return data
+
+
+def _echo_id(data: dict[str, Any]) -> RequestId:
+    value = data.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and len(value) <= 128):
+        return value
+    return None
+
+
+def parse_request(name: str, payload: bytes) -> Request:
+    """The validated request; raises RequestError with a stable code and a readable message."""
+    model = MODELS.get(name)
+    if model is None:
+        known = ", ".join(sorted(MODELS))
+        raise RequestError("unknown_command", f"no command {name!r}; commands: {known}")
+    data = _load_object(payload)
+    request_id = _echo_id(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "payload"
+        code = "out_of_range" if error["type"] in OUT_OF_RANGE_ERRORS else "invalid_field"
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {where!r} for {name}"
+        else:
+            message = f"{where}: {error['msg']}"
+        raise RequestError(code, message, request_id) from None
+
+
+def response_payload(
+    request_id: RequestId, *, ok: bool, code: str = "", message: str = ""
+) -> bytes:
+    body: dict[str, Any] = {"id": request_id, "ok": ok}
+    if ok:
+        body["error"] = None
+        if message:
+            body["message"] = message
+    else:
+        body["error"] = {"code": code, "message": message}
+    return json.dumps(body).encode()
+
+
+def parse_heart_rate(payload: bytes, field: str) -> int:
+    """Beats per minute from `{"<field>": 72}` or a bare `72`; ValueError otherwise."""
+    try:
+        data = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"heart rate payload is not JSON: {exc}") from None
+    if isinstance(data, dict):
+        data = data.get(field)
+    if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+        raise ValueError(f"heart rate must be a number or {{{field!r}: number}}")
+    bpm = round(data)
+    if not 20 <= bpm <= 260:
+        raise ValueError(f"heart rate {bpm} bpm is not plausible")
+    return bpm
