@@ -1,0 +1,144 @@
+"""The controller and the MQTT bridge on a real broker, with the simulated treadmill on a pty,
+and a plain aiomqtt client playing the user."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from tests.control.rig import FAST, Rig, rig
+from tests.mqtt.brokers import Broker
+from treadctl.config.models import Settings
+from treadctl.core.safety import SafetyRules
+from treadctl.mqtt.bridge import MqttBridge
+from treadctl.mqtt.topics import Topics
+
+_ids = itertools.count(1)
+
+
+def settings_for(broker: Broker, **sections: dict[str, Any]) -> Settings:
+    """Settings for one test: a unique device id keeps retained messages of tests apart."""
+    device = {"id": f"t{secrets.token_hex(4)}"} | sections.pop("device", {})
+    mqtt = {
+        "host": broker.host,
+        "port": broker.port,
+        "protocol": broker.protocol,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+    } | sections.pop("mqtt", {})
+    return Settings(device=device, mqtt=mqtt, **sections)  # type: ignore[arg-type]
+
+
+def protocol(broker: Broker) -> aiomqtt.ProtocolVersion:
+    return aiomqtt.ProtocolVersion.V5 if broker.protocol == "5" else aiomqtt.ProtocolVersion.V311
+
+
+def _decode(payload: object) -> Any:  # noqa: ANN401 - whatever the JSON holds
+    text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass
+class User:
+    """A client subscribed to everything under the device's base topic."""
+
+    client: aiomqtt.Client
+    topics: Topics
+    messages: list[aiomqtt.Message] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def collect(self) -> None:
+        async for message in self.client.messages:
+            self.messages.append(message)
+            self.arrived.set()
+
+    def on(self, topic: str) -> list[Any]:
+        """Payloads seen on `topic`: parsed JSON, or the text when it is not JSON."""
+        return [_decode(m.payload) for m in self.messages if m.topic.value == topic]
+
+    async def wait_for(self, topic: str, check: Any = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
+        """The first payload on `topic` (after those already seen if check is None) passing check."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for payload in self.on(topic):
+                    if check is None or check(payload):
+                        return payload
+                self.arrived.clear()
+                await self.arrived.wait()
+
+    async def request(
+        self, name: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Publish a command with a fresh id and return the response with that id."""
+        request_id = next(_ids)
+        payload = json.dumps({"id": request_id, **(body or {})})
+        await self.client.publish(self.topics.cmd(name), payload, qos=1)
+        response: dict[str, Any] = await self.wait_for(
+            self.topics.response(name), lambda p: p.get("id") == request_id, timeout
+        )
+        return response
+
+    async def send_raw(self, name: str, payload: bytes) -> None:
+        await self.client.publish(self.topics.cmd(name), payload, qos=1)
+
+
+@dataclass
+class Bridged:
+    rig: Rig
+    bridge: MqttBridge
+    user: User
+    topics: Topics
+    settings: Settings
+
+
+@contextlib.asynccontextmanager
+async def user_client(broker: Broker, topics: Topics) -> AsyncIterator[User]:
+    async with aiomqtt.Client(
+        broker.host, broker.port, protocol=protocol(broker), identifier=f"user-{secrets.token_hex(3)}"
+    ) as client:
+        await client.subscribe(f"{topics.base}/#", qos=1)
+        await client.subscribe(topics.discovery, qos=1)
+        user = User(client, topics)
+        task = asyncio.create_task(user.collect(), name="test.user")
+        try:
+            yield user
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def bridged(
+    broker: Broker, rules: SafetyRules = FAST, **sections: dict[str, Any]
+) -> AsyncIterator[Bridged]:
+    settings = settings_for(broker, **sections)
+    topics = Topics.from_settings(settings)
+    async with rig(rules) as r, user_client(broker, topics) as user:
+        bridge = MqttBridge(
+            settings,
+            r.controller,
+            programs=lambda: sorted(r.controller.programs),
+            model="woodway",
+            version="test",
+        )
+        task = asyncio.create_task(bridge.run(), name="test.bridge")
+        try:
+            await asyncio.wait_for(bridge.connected.wait(), 10)
+            await user.wait_for(topics.availability, lambda p: p == "online")
+            yield Bridged(r, bridge, user, topics, settings)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
