@@ -46,9 +46,7 @@ class Broker:
             cmd = [MOSQUITTO, "-c", str(self.conf)]
         else:
             cmd = [sys.executable, "-m", "treadctl.mqtt.embedded", "--port", str(self.port)]
-        self.proc = subprocess.Popen(  # noqa: S603 - our own command line
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_listening(self.host, self.port, self.proc)
         return self
 
@@ -65,7 +63,9 @@ class Broker:
         self.start()
 
 
-def wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def wait_listening(
+    host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 10
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -95,6 +95,10 @@ def mosquitto_broker(
         "log_type error",
         "max_queued_messages 10000",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # As root mosquitto drops to the "mosquitto" user, which cannot read pytest's 0700
+        # tmp dirs (password, ACL and certificate files); stay root in that case.
+        lines.append("user root")
     if password_file:
         lines.append(f"password_file {password_file}")
     if acl_file:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.mqtt.brokers import Broker, any_broker
+from mqtt.brokers import Broker, any_broker
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ from typing import Any
 
 import aiomqtt
 
-from tests.control.rig import FAST, Rig, rig
-from tests.mqtt.brokers import Broker
+from control.rig import FAST, Rig, rig
+from mqtt.brokers import Broker
 from treadctl.config.models import Settings
 from treadctl.core.safety import SafetyRules
 from treadctl.mqtt.bridge import MqttBridge
@@ -41,7 +41,7 @@ def protocol(broker: Broker) -> aiomqtt.ProtocolVersion:
     return aiomqtt.ProtocolVersion.V5 if broker.protocol == "5" else aiomqtt.ProtocolVersion.V311
 
 
-def _decode(payload: object) -> Any:  # noqa: ANN401 - whatever the JSON holds
+def _decode(payload: object) -> Any:
     text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
     try:
         return json.loads(text)
@@ -67,8 +67,8 @@ class User:
         """Payloads seen on `topic`: parsed JSON, or the text when it is not JSON."""
         return [_decode(m.payload) for m in self.messages if m.topic.value == topic]
 
-    async def wait_for(self, topic: str, check: Any = None, timeout: float = 5.0) -> Any:  # noqa: ANN401
-        """The first payload on `topic` (after those already seen if check is None) passing check."""
+    async def wait_for(self, topic: str, check: Any = None, timeout: float = 5.0) -> Any:
+        """The first payload seen on `topic` that passes `check` (any, when check is None)."""
         async with asyncio.timeout(timeout):
             while True:
                 for payload in self.on(topic):
@@ -105,7 +105,10 @@ class Bridged:
 @contextlib.asynccontextmanager
 async def user_client(broker: Broker, topics: Topics) -> AsyncIterator[User]:
     async with aiomqtt.Client(
-        broker.host, broker.port, protocol=protocol(broker), identifier=f"user-{secrets.token_hex(3)}"
+        broker.host,
+        broker.port,
+        protocol=protocol(broker),
+        identifier=f"user-{secrets.token_hex(3)}",
     ) as client:
         await client.subscribe(f"{topics.base}/#", qos=1)
         await client.subscribe(topics.discovery, qos=1)

@@ -1,5 +1,5 @@
-from tests.mqtt.brokers import Broker
-from tests.mqtt.harness import bridged
+from mqtt.brokers import Broker
+from mqtt.harness import bridged
 
 
 async def test_state_and_a_command_round_trip(broker: Broker) -> None:

@@ -223,9 +223,7 @@ class MqttBridge:
 
     def _answer_estop_later(self, task: asyncio.Task[None], message: aiomqtt.Message) -> None:
         payload = _as_bytes(message.payload)
-        request_id: RequestId = None
-        with contextlib.suppress(RequestError):
-            request_id = requests.parse_request("estop", payload).id
+        request_id = requests.peek_id(payload)
         self._spawn(self._answer_estop(task, request_id, message.properties), "treadctl.mqtt.estop")
 
     async def _answer_estop(

@@ -96,6 +96,14 @@ def _echo_id(data: dict[str, Any]) -> RequestId:
     return None
 
 
+def peek_id(payload: bytes) -> RequestId:
+    """The id of a payload that may be invalid in every other way (for estop's answer)."""
+    try:
+        return _echo_id(_load_object(payload))
+    except RequestError:
+        return None
+
+
 def parse_request(name: str, payload: bytes) -> Request:
     """The validated request; raises RequestError with a stable code and a readable message."""
     model = MODELS.get(name)
@@ -141,6 +149,6 @@ def parse_heart_rate(payload: bytes, field: str) -> int:
     if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
         raise ValueError(f"heart rate must be a number or {{{field!r}: number}}")
     bpm = round(data)
-    if not 20 <= bpm <= 260:
+    if not 20 <= bpm <= 250:  # outside any human heart rate: a broken sensor
         raise ValueError(f"heart rate {bpm} bpm is not plausible")
     return bpm
