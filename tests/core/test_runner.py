@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from fakes import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fakes import FakeClock
 from treadctl.core.program import Program
 from treadctl.core.runner import (
     Cue,

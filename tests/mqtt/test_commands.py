@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 
+import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from control.rig import with_rules
 from mqtt.brokers import Broker
-from mqtt.harness import Bridged, bridged
+from mqtt.harness import Bridged, bridged, protocol
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 
@@ -243,3 +245,30 @@ async def test_a_full_command_queue_answers_busy(broker: Broker) -> None:
         assert sorted(a["id"] for a in answers) == list(range(200))
         codes = {a["error"]["code"] for a in answers if not a["ok"]}
         assert codes <= {"busy"}
+
+
+async def test_retained_commands_are_not_replayed_on_connect(broker: Broker) -> None:
+    device = f"r{secrets.token_hex(4)}"
+    base = f"treadctl/{device}"
+    async with aiomqtt.Client(broker.host, broker.port, protocol=protocol(broker)) as other:
+        await other.publish(f"{base}/cmd/set", b'{"speed_kmh": 1.0}', qos=1, retain=True)
+        try:
+            async with bridged(broker, device={"id": device}) as b:
+                await asyncio.sleep(1.0)
+                assert b.rig.controller.mode is Mode.IDLE
+                assert moving_commands(b, 0.0) == []
+                assert b.user.on(b.topics.response("set")) == []  # not even answered
+        finally:
+            await other.publish(f"{base}/cmd/set", b"", qos=1, retain=True)  # clear it
+
+
+async def test_set_keeps_walk_and_incline_when_omitted(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        body = {"speed_kmh": 1.0, "walk": "backward", "incline_pct": 2.0}
+        assert (await b.user.request("set", body))["ok"]
+        await b.user.wait_for(b.topics.state, lambda s: s["target"]["incline_pct"] == 2.0)
+        assert (await b.user.request("set", {"speed_kmh": 1.5}))["ok"]
+        await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -1.2, 10, "faster, still reverse")
+        state = await b.user.wait_for(b.topics.state, lambda s: s["target"]["speed_kmh"] > 1.2)
+        assert state["target"]["walk"] == "backward"
+        assert state["target"]["incline_pct"] == 2.0

@@ -87,6 +87,13 @@ class TlsConfig(Section):
     cert_file: Path | None = None
     key_file: Path | None = None
     insecure: bool = False
+    """Do not check the broker's hostname (its certificate is still verified against the CA)."""
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> Self:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("mqtt.tls.key_file is set but cert_file is not")
+        return self
 
 
 class MqttConfig(Section):

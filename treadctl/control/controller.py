@@ -716,7 +716,7 @@ class Controller:
             fault=self.fault,
             distance_m=session.distance_m if session else 0.0,
             elapsed_s=session.elapsed(now) if session else 0.0,
-            heart_rate_bpm=self.supervisor.heart_rate_bpm,
+            heart_rate_bpm=self.supervisor.heart_rate_now(now),
         )
         self.last_snapshot = snap
         self._emit(snap)

@@ -269,6 +269,10 @@ class SafetySupervisor:
         elif self.broker_down_since is None:
             self.broker_down_since = now
 
+    def heart_rate_now(self, now: float) -> int | None:
+        """The last heart rate while the signal is fresh; None once it is lost."""
+        return self.heart_rate_bpm if self._hr_fresh(now) else None
+
     def _hr_fresh(self, now: float) -> bool:
         return (
             self.heart_rate_at is not None

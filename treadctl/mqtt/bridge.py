@@ -32,7 +32,7 @@ from treadctl.core.safety import EStopCause
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.mqtt import requests
 from treadctl.mqtt.backoff import Backoff
-from treadctl.mqtt.connection import credentials, protocol_of, tls_context
+from treadctl.mqtt.connection import MqttSetupError, credentials, protocol_of, tls_context
 from treadctl.mqtt.discovery import discovery_payload
 from treadctl.mqtt.requests import Request, RequestError, RequestId
 from treadctl.mqtt.topics import Topics
@@ -135,7 +135,7 @@ class MqttBridge:
         except* aiomqtt.MqttError as group:
             cause = group.exceptions[0]
             self._warn("connection", "MQTT connection failed or lost", error=str(cause))
-        except* OSError as group:  # certificates or password file unreadable: retried
+        except* (MqttSetupError, OSError) as group:  # unreadable password file or certificate
             self._warn("connection", "MQTT setup failed", error=str(group.exceptions[0]))
 
     async def _new_client(self) -> aiomqtt.Client:
@@ -207,6 +207,14 @@ class MqttBridge:
         topic = message.topic.value
         payload = _as_bytes(message.payload)
         if (name := self.topics.command_name(topic)) is not None:
+            if message.retain:
+                # A retained command would run again at every reconnect: never act on one.
+                self._warn(
+                    "retained",
+                    "retained command ignored; publish commands without retain",
+                    topic=topic,
+                )
+                return
             self._command(name, payload, message.properties)
         elif topic == self.topics.heart_rate:
             self._heart_rate(payload)
@@ -258,7 +266,12 @@ class MqttBridge:
                     )
                 return cmd.Start(program, parameters)
             case requests.SetRequest(speed_kmh=speed, walk=walk, incline_pct=incline):
-                return cmd.ManualSet(speed, self._walk(walk), incline)
+                keep_walk, keep_incline = self._manual_target()
+                return cmd.ManualSet(
+                    speed,
+                    WalkDirection(walk) if walk is not None else keep_walk,
+                    incline if incline is not None else keep_incline,
+                )
             case requests.SelectRequest(program=program):
                 if program not in self.programs():
                     raise RequestError(
@@ -277,13 +290,13 @@ class MqttBridge:
         }
         return simple[name]
 
-    def _walk(self, walk: str | None) -> WalkDirection:
-        if walk is not None:
-            return WalkDirection(walk)
+    def _manual_target(self) -> tuple[WalkDirection, float]:
+        """What `set` keeps when a field is omitted: the running manual session's walk and
+        incline; forward and flat otherwise."""
         snap = self._snapshot
         if snap is not None and snap.mode is Mode.RUNNING and snap.program == "manual":
-            return snap.target.walk
-        return WalkDirection.FORWARD
+            return snap.target.walk, snap.target.incline_pct
+        return WalkDirection.FORWARD, 0.0
 
     async def _answer(
         self,
@@ -348,7 +361,6 @@ class MqttBridge:
     async def _send_outbox(self, client: aiomqtt.Client) -> None:
         while True:
             await self._outbox_ready.wait()
-            self._outbox_ready.clear()
             while self._outbox:
                 item = self._outbox[0]
                 await client.publish(
@@ -360,6 +372,9 @@ class MqttBridge:
                 )
                 if self._outbox and self._outbox[0] is item:
                     self._outbox.popleft()
+            # Cleared only once empty: what a lost connection left behind goes out after the
+            # reconnect without waiting for something new.
+            self._outbox_ready.clear()
 
     async def _send_state(self, client: aiomqtt.Client) -> None:
         while True:

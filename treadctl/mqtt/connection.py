@@ -48,8 +48,8 @@ def credentials(config: MqttConfig) -> Credentials:
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
-    """Certificates verified against `ca_file` (or the system store), hostname checked,
-    unless `tls.insecure` says otherwise (for tests and self-signed lab brokers)."""
+    """Certificates verified against `ca_file` (or the system store), hostname checked unless
+    `tls.insecure` is set."""
     tls = config.tls
     if not tls.enabled:
         return None
@@ -64,6 +64,7 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise MqttSetupError(f"mqtt.tls: {exc}") from exc
     if tls.insecure:
+        # paho's meaning of "insecure": the certificate is still verified against the CA, only
+        # the hostname is not checked (a lab broker reached by IP address).
         context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
     return context

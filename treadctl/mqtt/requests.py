@@ -43,7 +43,10 @@ class SetRequest(Request):
     speed_kmh: Annotated[float, Field(ge=0, le=CEILING_SPEED_FORWARD_KMH, allow_inf_nan=False)]
     walk: Literal["forward", "backward"] | None = None
     """Omitted: keep the current walk direction (forward when idle)."""
-    incline_pct: Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT, allow_inf_nan=False)] = 0.0
+    incline_pct: (
+        Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT, allow_inf_nan=False)] | None
+    ) = None
+    """Omitted: keep the current incline (flat when idle)."""
 
 
 class SelectRequest(Request):

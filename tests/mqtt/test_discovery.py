@@ -1,0 +1,386 @@
+"""Home Assistant device-based discovery: the config's structure, its templates against the real
+payloads, and the entities used exactly as Home Assistant uses them, against a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import pytest
+
+from mqtt.brokers import Broker
+from mqtt.harness import User, bridged, user_client
+from treadctl.core.device import BeltDirection, WalkDirection
+from treadctl.core.state import Mode, Motion, Snapshot
+from treadctl.mqtt import requests
+from treadctl.mqtt.discovery import discovery_config
+from treadctl.mqtt.topics import COMMANDS, Topics
+
+PROGRAMS = ["alghadir2019-knee-oa", "backward-intervals", "chang2021-stroke"]
+SENSORS = {"speed", "incline", "distance", "elapsed", "phase", "remaining", "heart_rate", "mode"}
+BINARY_SENSORS = {"running", "fault"}
+BUTTONS = {"start", "stop", "pause", "resume", "estop", "reset"}
+HA_ID = re.compile(r"^[a-zA-Z0-9_-]+$")  # object ids in discovery topics and component keys
+FIELD = re.compile(r"value_json\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+MODE_TEST = re.compile(r"value_json\.mode == '([a-z]+)'")
+BRIDGE_STATE_FIELDS = {"selected_program"}  # the bridge adds it to Snapshot.state_dict()
+
+
+def _topics(device_id: str = "clinic-1") -> Topics:
+    base = f"treadctl/{device_id}"
+    return Topics(
+        base=base,
+        device_id=device_id,
+        discovery_prefix="homeassistant",
+        heart_rate=f"{base}/input/heart_rate",
+    )
+
+
+def _config(topics: Topics) -> dict[str, Any]:
+    return discovery_config(
+        topics, programs=PROGRAMS, max_speed_kmh=6.0, model="woodway", version="1.2.3"
+    )
+
+
+def _snapshot() -> Snapshot:
+    motion = Motion(1.2, WalkDirection.BACKWARD, BeltDirection.REVERSE, 2.0)
+    return Snapshot(
+        ts=1_700_000_000.0,
+        mode=Mode.RUNNING,
+        program="backward-intervals",
+        phase="backward bout",
+        phase_index=3,
+        phase_remaining_s=42.0,
+        session_id="s1",
+        target=motion,
+        actual=motion,
+        fault=None,
+        distance_m=12.5,
+        elapsed_s=60.0,
+        heart_rate_bpm=96,
+    )
+
+
+def _by_platform(config: dict[str, Any], platform: str) -> dict[str, dict[str, Any]]:
+    return {key: c for key, c in config["cmps"].items() if c["p"] == platform}
+
+
+def _has_path(data: dict[str, Any], path: str) -> bool:
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _fill(template: str, value: str) -> str:
+    """What Home Assistant sends for a `cmd_tpl` with this value (the only variable used)."""
+    assert template.count("{{ value }}") == 1, template
+    return template.replace("{{ value }}", value)
+
+
+def check_structure(config: dict[str, Any], topics: Topics, programs: list[str]) -> None:
+    """What Home Assistant requires of a device-based discovery payload, and the entity set."""
+    dev, origin = config["dev"], config["o"]
+    assert dev["ids"] == [f"treadctl_{topics.device_id}"]
+    assert dev["name"]
+    assert origin["name"] == "treadctl"
+    assert config["avty_t"] == topics.availability
+    cmps: dict[str, dict[str, Any]] = config["cmps"]
+    assert all(HA_ID.match(key) for key in cmps), sorted(cmps)
+    assert all(c.get("p") for c in cmps.values())
+    uids = [c["uniq_id"] for c in cmps.values()]
+    assert len(set(uids)) == len(uids) == len(cmps)
+    assert all(uid.startswith(f"treadctl_{topics.device_id}_") for uid in uids)
+
+    assert set(_by_platform(config, "sensor")) == SENSORS
+    assert set(_by_platform(config, "binary_sensor")) == BINARY_SENSORS
+    for component in (
+        _by_platform(config, "sensor") | _by_platform(config, "binary_sensor")
+    ).values():
+        assert component["stat_t"] in (topics.state, topics.telemetry), component
+        assert component["val_tpl"], component
+
+    numbers = _by_platform(config, "number")
+    selects = _by_platform(config, "select")
+    buttons = _by_platform(config, "button")
+    assert len(numbers) == 1
+    assert len(selects) == 1
+    for component in (numbers | selects | buttons).values():
+        assert component["cmd_t"], component
+    (number,) = numbers.values()
+    assert number["cmd_t"] == topics.cmd("set")
+    assert number["min"] == 0
+    assert number["max"] > number["min"]
+    assert number["step"] > 0
+    (select,) = selects.values()
+    assert select["cmd_t"] == topics.cmd("select")
+    assert select["options"] == programs
+
+    pressed = {topics.command_name(b["cmd_t"]) for b in buttons.values()}
+    assert pressed == BUTTONS
+    for button in buttons.values():
+        name = topics.command_name(button["cmd_t"])
+        assert name in COMMANDS
+        assert button["cmd_t"] == topics.cmd(str(name))
+        assert "pl_prs" in button
+
+
+def test_discovery_config_has_the_structure_home_assistant_requires() -> None:
+    topics = _topics()
+    config = _config(topics)
+    check_structure(config, topics, PROGRAMS)
+    assert config["dev"]["mdl"] == "woodway"
+    assert config["dev"]["sw"] == config["o"]["sw"] == "1.2.3"
+    assert topics.discovery == "homeassistant/device/treadctl_clinic-1/config"
+    object_id = topics.discovery.split("/")[2]
+    assert HA_ID.match(object_id)
+    # A JSON document as it goes on the wire.
+    assert json.loads(json.dumps(config)) == config
+
+
+def test_the_program_list_and_speed_limit_come_from_the_arguments() -> None:
+    topics = _topics("t2")
+    config = discovery_config(
+        topics, programs=["only-one"], max_speed_kmh=4.5, model="sim", version="0"
+    )
+    check_structure(config, topics, ["only-one"])
+    (number,) = _by_platform(config, "number").values()
+    assert number["max"] == 4.5
+    assert config["cmps"]["program"]["options"] == ["only-one"]
+
+
+def test_value_templates_read_fields_the_payloads_really_have() -> None:
+    topics = _topics()
+    snap = _snapshot()
+    payloads = {
+        topics.state: snap.state_dict() | dict.fromkeys(BRIDGE_STATE_FIELDS),
+        topics.telemetry: snap.telemetry_dict(),
+    }
+    checked = 0
+    for key, component in _config(topics)["cmps"].items():
+        template = component.get("val_tpl")
+        if template is None:
+            continue
+        fields = FIELD.findall(template)
+        assert fields, f"{key}: {template!r} reads no field of value_json"
+        for path in fields:
+            payload = payloads[component["stat_t"]]
+            assert _has_path(payload, path), f"{key}: value_json.{path} not in {sorted(payload)}"
+            checked += 1
+    assert checked >= len(SENSORS) + len(BINARY_SENSORS) + 2
+
+
+def test_binary_sensor_templates_name_real_modes() -> None:
+    cmps = _config(_topics())["cmps"]
+    running = set(MODE_TEST.findall(cmps["running"]["val_tpl"]))
+    fault = set(MODE_TEST.findall(cmps["fault"]["val_tpl"]))
+    assert running == {"running", "paused", "stopping"}
+    assert fault == {"estop", "fault"}
+    assert running | fault <= {m.value for m in Mode}
+    assert set(cmps["mode"]["options"]) == {m.value for m in Mode}
+
+
+def test_command_templates_and_button_payloads_are_valid_requests() -> None:
+    topics = _topics()
+    cmps = _config(topics)["cmps"]
+    number_body = _fill(cmps["target_speed"]["cmd_tpl"], "1.5")
+    set_request = requests.parse_request("set", number_body.encode())
+    assert isinstance(set_request, requests.SetRequest)
+    assert set_request.speed_kmh == 1.5
+    assert set_request.walk is None  # keeps the walk direction
+    select_body = _fill(cmps["program"]["cmd_tpl"], PROGRAMS[0])
+    select_request = requests.parse_request("select", select_body.encode())
+    assert isinstance(select_request, requests.SelectRequest)
+    assert select_request.program == PROGRAMS[0]
+    for button in _by_platform(_config(topics), "button").values():
+        name = str(topics.command_name(button["cmd_t"]))
+        request = requests.parse_request(name, button["pl_prs"].encode())
+        assert request.id is None
+
+
+def test_templates_render_with_jinja2() -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment(autoescape=False)
+    topics = _topics()
+    snap = _snapshot()
+    payloads = {
+        topics.state: snap.state_dict() | {"selected_program": PROGRAMS[1]},
+        topics.telemetry: snap.telemetry_dict(),
+    }
+    cmps = _config(topics)["cmps"]
+    rendered = {
+        key: env.from_string(c["val_tpl"]).render(value_json=payloads[c["stat_t"]])
+        for key, c in cmps.items()
+        if "val_tpl" in c
+    }
+    assert rendered["speed"] == "1.2"
+    assert rendered["running"] == "ON"
+    assert rendered["fault"] == "OFF"
+    assert rendered["program"] == PROGRAMS[1]
+    body = env.from_string(cmps["target_speed"]["cmd_tpl"]).render(value=2.5)
+    assert isinstance(requests.parse_request("set", body.encode()), requests.SetRequest)
+    body = env.from_string(cmps["program"]["cmd_tpl"]).render(value=PROGRAMS[2])
+    assert isinstance(requests.parse_request("select", body.encode()), requests.SelectRequest)
+
+
+# --- against a real broker ------------------------------------------------------------------------
+
+
+async def _next_on(user: User, topic: str, seen: int, timeout: float = 5.0) -> Any:
+    """The first payload on `topic` after the `seen` ones already there."""
+    async with asyncio.timeout(timeout):
+        while True:
+            payloads = user.on(topic)
+            if len(payloads) > seen:
+                return payloads[seen]
+            user.arrived.clear()
+            await user.arrived.wait()
+
+
+async def _press(user: User, topic: str, payload: str, response_topic: str) -> dict[str, Any]:
+    """Publish as Home Assistant does (no id) and return the next response on the topic."""
+    seen = len(user.on(response_topic))
+    await user.client.publish(topic, payload, qos=1)
+    response: dict[str, Any] = await _next_on(user, response_topic, seen)
+    return response
+
+
+async def _discovered(user: User, topics: Topics) -> dict[str, Any]:
+    config: dict[str, Any] = await user.wait_for(topics.discovery, lambda p: isinstance(p, dict))
+    return config
+
+
+async def test_the_retained_discovery_message_arrives_with_the_structure(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        config = await _discovered(b.user, b.topics)
+        check_structure(config, b.topics, sorted(b.rig.controller.programs))
+        assert b.topics.discovery == f"homeassistant/device/treadctl_{b.settings.device.id}/config"
+        # Retained: a client that subscribes later (Home Assistant starting) gets it too.
+        async with user_client(broker, b.topics) as late:
+            again = await _discovered(late, b.topics)
+            assert again == config
+            messages = [m for m in late.messages if m.topic.value == b.topics.discovery]
+            assert messages[0].retain
+            # So is the state, and it carries every field the state templates read.
+            state = await late.wait_for(b.topics.state)
+        telemetry = await b.user.wait_for(b.topics.telemetry)
+        for key, component in config["cmps"].items():
+            if "val_tpl" not in component:
+                continue
+            payload = state if component["stat_t"] == b.topics.state else telemetry
+            for path in FIELD.findall(component["val_tpl"]):
+                assert _has_path(payload, path), f"{key}: value_json.{path} not in {payload}"
+
+
+async def test_home_assistant_birth_message_makes_the_bridge_send_discovery_again(
+    broker: Broker,
+) -> None:
+    async with bridged(broker) as b:
+        await _discovered(b.user, b.topics)
+        await asyncio.sleep(0.3)  # nothing else is on its way
+        before = len(b.user.on(b.topics.discovery))
+        states = len(b.user.on(b.topics.state))
+        # Not Home Assistant's birth message: ignored.
+        await b.user.client.publish(b.topics.ha_status, b"offline", qos=1)
+        await asyncio.sleep(1.5)
+        assert len(b.user.on(b.topics.discovery)) == before
+        await b.user.client.publish(b.topics.ha_status, b"online", qos=1)
+        again = await _next_on(b.user, b.topics.discovery, before, timeout=3.0)
+        check_structure(again, b.topics, sorted(b.rig.controller.programs))
+        # The state follows, so entities get their values at once.
+        await _next_on(b.user, b.topics.state, states, timeout=3.0)
+
+
+async def test_buttons_pressed_as_home_assistant_presses_them(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        buttons = {
+            str(b.topics.command_name(c["cmd_t"])): c
+            for c in _by_platform(await _discovered(b.user, b.topics), "button").values()
+        }
+
+        async def press(name: str) -> dict[str, Any]:
+            button = buttons[name]
+            return await _press(b.user, button["cmd_t"], button["pl_prs"], b.topics.response(name))
+
+        stop = await press("stop")
+        assert stop["ok"], stop
+        assert stop["id"] is None
+        assert stop["error"] is None
+        reset = await press("reset")
+        assert reset["ok"], reset
+
+        start = await press("start")  # nothing selected yet
+        assert not start["ok"]
+        assert start["error"]["code"] == "invalid_field"
+        assert b.rig.controller.mode is Mode.IDLE
+
+        pause = await press("pause")  # nothing running
+        assert pause["error"]["code"] == "not_allowed_in_mode"
+
+        estop = await press("estop")
+        assert estop["ok"], estop
+        await b.rig.mode(Mode.ESTOP, 0.1)  # already latched when the answer came
+        await b.user.wait_for(b.topics.state, lambda s: s["mode"] == "estop")
+        reset = await press("reset")
+        assert reset["ok"], reset
+        await b.rig.mode(Mode.IDLE, 0.1)
+
+
+async def test_the_number_entity_sets_the_belt_speed(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        (number,) = _by_platform(await _discovered(b.user, b.topics), "number").values()
+        response = await _press(
+            b.user, number["cmd_t"], _fill(number["cmd_tpl"], "1.0"), b.topics.response("set")
+        )
+        assert response["ok"], response
+        await b.rig.until(lambda: b.rig.sim.belt.speed_kmh > 0, what="the belt moving")
+        state = await b.user.wait_for(
+            b.topics.state, lambda s: s["mode"] == "running" and s["target"]["speed_kmh"] > 0
+        )
+        assert state["program"] == "manual"
+        assert state["target"]["walk"] == "forward"  # walk omitted, idle before: forward
+
+        too_fast = _fill(number["cmd_tpl"], str(number["max"] + 1))
+        response = await _press(b.user, number["cmd_t"], too_fast, b.topics.response("set"))
+        assert response["error"]["code"] == "out_of_range"
+
+
+async def test_the_select_entity_chooses_the_program_start_runs(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        config = await _discovered(b.user, b.topics)
+        (select,) = _by_platform(config, "select").values()
+        program = "alghadir2019-knee-oa"
+        assert program in select["options"]
+        response = await _press(
+            b.user, select["cmd_t"], _fill(select["cmd_tpl"], program), b.topics.response("select")
+        )
+        assert response["ok"], response
+        state = await b.user.wait_for(
+            b.topics.state, lambda s: s.get("selected_program") == program
+        )
+        assert state["mode"] == "idle"
+
+        # The start button (no program in its payload) runs the selected program.
+        start = config["cmps"]["button_start"]
+        response = await _press(b.user, start["cmd_t"], start["pl_prs"], b.topics.response("start"))
+        assert response["ok"], response
+        state = await b.user.wait_for(
+            b.topics.state, lambda s: s["mode"] == "running" and s["program"] == program
+        )
+        assert state["selected_program"] == program
+
+
+async def test_an_unknown_program_via_the_select_is_refused(broker: Broker) -> None:
+    async with bridged(broker) as b:
+        (select,) = _by_platform(await _discovered(b.user, b.topics), "select").values()
+        body = _fill(select["cmd_tpl"], "no-such-program")
+        response = await _press(b.user, select["cmd_t"], body, b.topics.response("select"))
+        assert not response["ok"]
+        assert response["error"]["code"] == "unknown_program"
+        assert "no-such-program" in response["error"]["message"]
+        await asyncio.sleep(0.3)
+        assert all(s.get("selected_program") is None for s in b.user.on(b.topics.state))

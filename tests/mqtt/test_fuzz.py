@@ -1,0 +1,110 @@
+"""hypothesis-generated payloads on every command topic, through a real broker.
+
+Payloads are drawn by hypothesis up front (many examples, no shrinking across the network) and
+sent to one running bridge: each must be answered, nothing may crash, and an invalid command
+must never put a moving speed on the treadmill's wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mqtt.brokers import Broker
+from mqtt.harness import bridged
+from treadctl.core.state import Mode
+from treadctl.mqtt.topics import COMMANDS
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = ("id", "program", "parameters", "speed_kmh", "walk", "incline_pct")
+
+
+def _plausible_objects() -> st.SearchStrategy[dict[str, Any]]:
+    """Objects with the real field names and random values: the interesting near-misses."""
+    values = JSON | st.sampled_from(["forward", "backward", "alghadir2019-knee-oa", 1.0, -1, 1e9])
+    return st.dictionaries(st.sampled_from(FIELDS), values, max_size=4)
+
+
+def _encode(value: object) -> bytes:
+    return json.dumps(value, allow_nan=True).encode()
+
+
+PAYLOADS = (
+    st.binary(max_size=64)
+    | JSON.map(_encode)
+    | _plausible_objects().map(_encode)
+    | st.text(max_size=40).map(str.encode)
+)
+NAMES = st.sampled_from([n for n in COMMANDS if n != "estop"] + ["bogus", "START", ""])
+
+
+def draw_cases(count: int) -> list[tuple[str, bytes]]:
+    cases: list[tuple[str, bytes]] = []
+
+    @settings(
+        max_examples=count,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(NAMES, PAYLOADS)
+    def collect(name: str, payload: bytes) -> None:
+        cases.append((name, payload))
+
+    collect()
+    return cases
+
+
+async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_move_the_belt(
+    broker: Broker,
+) -> None:
+    cases = draw_cases(200)
+    assert len(cases) >= 150
+    async with bridged(broker) as b:
+        answered = 0
+        for name, payload in cases:
+            topic = b.topics.response(name)
+            before = len(b.user.on(topic))
+            t0 = time.monotonic()
+            await b.user.send_raw(name, payload)
+
+            def answered_now(t: str = topic, n: int = before) -> bool:
+                return len(b.user.on(t)) > n
+
+            await b.rig.until(answered_now, 5, f"answer {name}")
+            answered += 1
+            response = b.user.on(topic)[-1]
+            assert set(response) >= {"id", "ok", "error"}, response
+            if response["ok"]:
+                # a payload that happened to be valid: bring the belt back to rest
+                if b.rig.controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
+                    await b.user.request("estop")
+                    await b.rig.until(lambda: b.rig.sim.belt.still, 10, "still")
+                    await asyncio.sleep(0.3)
+                if b.rig.controller.mode is Mode.ESTOP:
+                    assert (await b.user.request("reset"))["ok"]
+                    await asyncio.sleep(b.rig.controller.supervisor.rules.estop_interlock_s)
+                continue
+            assert isinstance(response["error"]["code"], str)
+            assert response["error"]["code"]
+            assert response["error"]["message"]
+            # refused: nothing moved
+            moving = [w for w in b.rig.wire_speeds() if w.at >= t0 and w.kmh != 0]
+            assert moving == [], (name, payload, response)
+        assert answered == len(cases)
+        # and the daemon still works
+        assert not b.rig.task.done()
+        assert (await b.user.request("set", {"speed_kmh": 0.6})).get("ok") is True
+        await b.rig.until(lambda: b.rig.sim.belt.speed_kmh > 0.3, 10, "belt moving")
