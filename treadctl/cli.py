@@ -63,8 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from treadctl import daemon  # noqa: PLC0415
     from treadctl.mqtt.connection import MqttSetupError, credentials, tls_context  # noqa: PLC0415
 
+    config_path = _config_path(args.config)
     try:
-        settings = load_settings(_config_path(args.config))
+        settings = load_settings(config_path)
         # Unreadable secrets or certificates are configuration errors: fail before anything moves.
         credentials(settings.mqtt)
         tls_context(settings.mqtt)
@@ -73,7 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _apply_log_level(args, settings.log_level)
     try:
-        return asyncio.run(daemon.run_daemon(settings))
+        return asyncio.run(daemon.run_daemon(settings, config_path=config_path))
     except Exception:
         log.exception("treadctl stopped by an error; the belt was commanded to stop")
         return EXIT_FAILURE

@@ -3,92 +3,258 @@
 SIGTERM or SIGINT asks for a controlled stop of the belt (bounded in time, then an emergency
 stop), publishes `offline` and returns 0. Any task failing ends the group; the controller's
 `finally` stops the belt and the error propagates (exit 1, so systemd restarts the daemon, which
-commands a stop at start-up and resumes nothing).
+commands a stop at start-up and resumes nothing). SIGHUP reloads what can change without a
+restart; a broken file keeps the old configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
 import structlog
 
-from treadctl import __version__
+from treadctl import __version__, logs
+from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
 from treadctl.core import commands as cmd
-from treadctl.core.state import Mode
+from treadctl.core.program import Program
+from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.programs.library import ProgramLibrary
+from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
 
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_STOP_S = 15.0  # a controlled stop from the 6.5 km/h backward ceiling takes ~12 s
+TICK_STALE_S = 2.0  # the controller's poll loop counts as wedged after this long
 
 
 class Shutdown(Exception):  # noqa: N818 - a signal, not an error
     """Raised inside the TaskGroup to end it once the belt is stopped."""
 
 
-async def _stop_belt(controller: Controller, timeout_s: float) -> None:
-    """A controlled stop; an emergency stop if it does not finish in time."""
-    if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
-        await controller.execute(cmd.Stop())
+def status_line(snap: Snapshot) -> str:
+    """systemd's STATUS=: one line a person reads in `systemctl status`."""
+    if snap.mode is Mode.IDLE:
+        return "idle: belt stopped"
+    if snap.mode in (Mode.ESTOP, Mode.FAULT):
+        return f"{snap.mode}: {snap.fault or 'belt stopped'}; reset to continue"
+    what = snap.program or "manual"
+    phase = f", {snap.phase}" if snap.phase else ""
+    return (
+        f"{snap.mode}: {what}{phase}; walk {snap.target.walk}, belt {snap.actual.belt}, "
+        f"{snap.actual.speed_kmh:.1f} km/h"
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        time_scale: float = 1.0,
+        sim_belt: BeltPhysics | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.time_scale = time_scale
+        self.sim_belt = sim_belt
+        self.notifier = notifier or Notifier()
+        self.library = ProgramLibrary(settings.programs.directory)
+        self.stop = asyncio.Event()
+        self.controller: Controller | None = None
+        self.bridge: MqttBridge | None = None
+        self.reloads = 0  # successful reloads (tests and status)
+        self._pending: Settings | None = None  # reloaded limits waiting for an idle belt
+
+    async def run(self, on_ready: Callable[[Controller, MqttBridge], None] | None = None) -> int:
+        for error in self.library.errors:
+            log.warning("program not loaded", error=error)
+        async with open_device(self.settings.device, sim_belt=self.sim_belt) as driver:
+            controller = Controller(
+                driver,
+                profile=device_profile(self.settings),
+                rules=safety_rules(self.settings),
+                programs=self._programs(),
+                time_scale=self.time_scale,
+            )
+            bridge = MqttBridge(
+                self.settings,
+                controller,
+                programs=self.library.names,
+                model=driver.name,
+                version=__version__,
+            )
+            self.controller, self.bridge = controller, bridge
+            controller.add_listener(self._on_controller)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(controller.run(), name="treadctl.controller")
+                    await controller.ready.wait()
+                    tg.create_task(bridge.run(), name="treadctl.mqtt")
+                    if self.notifier.watchdog_s is not None:
+                        tg.create_task(self._watchdog(), name="treadctl.watchdog")
+                    log.info("treadctl running", device=self.settings.device.id, driver=driver.name)
+                    self.notifier.ready("idle: belt stopped")
+                    if on_ready is not None:
+                        on_ready(controller, bridge)
+                    await self.stop.wait()
+                    log.info("shutting down: stopping the belt")
+                    self.notifier.stopping("stopping the belt")
+                    await self._stop_belt(controller, SHUTDOWN_STOP_S)
+                    raise Shutdown  # noqa: TRY301 - ends the TaskGroup, caught just below
+            except* Shutdown:
+                pass
+        return 0
+
+    def _programs(self) -> dict[str, Program]:
+        return {name: entry.program for name, entry in self.library.entries.items()}
+
+    @staticmethod
+    async def _stop_belt(controller: Controller, timeout_s: float) -> None:
+        """A controlled stop; an emergency stop if it does not finish in time."""
+        if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
+            await controller.execute(cmd.Stop())
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while controller.mode is Mode.STOPPING:  # noqa: ASYNC110 - no mode event
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                log.warning("controlled stop took too long; emergency stop")
+                await controller.emergency_stop(detail="shutdown: controlled stop timed out")
+
+    # --- systemd ---------------------------------------------------------------------------------
+
+    async def _watchdog(self) -> NoReturn:
+        """WATCHDOG=1 at half of WatchdogSec=, only while the event loop keeps time and the
+        controller's serial poll loop is making progress; otherwise systemd restarts us."""
+        assert self.notifier.watchdog_s is not None
+        period = self.notifier.watchdog_s / 2
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + period
+            await asyncio.sleep(period)
+            late = loop.time() - due
+            if late > period / 2:
+                log.warning("event loop was blocked; watchdog ping skipped", late_s=round(late, 3))
+                continue
+            if self._poll_healthy():
+                self.notifier.watchdog()
+            else:
+                log.warning("controller poll loop stalled; watchdog ping skipped")
+
+    def _poll_healthy(self) -> bool:
+        controller = self.controller
+        if controller is None or controller.last_tick_at is None:
+            return False
+        return time.monotonic() - controller.last_tick_at < TICK_STALE_S
+
+    def _on_controller(self, item: Snapshot | Event) -> None:
+        if isinstance(item, Snapshot):
+            self.notifier.status(status_line(item))
+            if self._pending is not None and item.mode is Mode.IDLE:
+                self._apply_limits(self._pending)
+
+    # --- reload (SIGHUP) -------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Re-read the configuration file and the programs directory. Programs, telemetry rate
+        and log level apply at once; limits and safety rules once the belt is idle; `device` and
+        `mqtt` need a restart. A broken file changes nothing."""
+        self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
-            async with asyncio.timeout(timeout_s):
-                while controller.mode is Mode.STOPPING:  # noqa: ASYNC110 - the mode has no event
-                    await asyncio.sleep(0.05)
-        except TimeoutError:
-            log.warning("controlled stop took too long; emergency stop")
-            await controller.emergency_stop(detail="shutdown: controlled stop timed out")
+            new = await asyncio.to_thread(load_settings, self.config_path)
+            library = await asyncio.to_thread(ProgramLibrary, new.programs.directory)
+        except ConfigError as exc:
+            log.error("reload failed; keeping the running configuration", error=str(exc))  # noqa: TRY400 - the message says it all
+            self._emit_reload_error(str(exc))
+            self.notifier.send("READY=1")
+            return False
+        for error in library.errors:
+            log.warning("program not loaded", error=error)
+        for section in ("device", "mqtt"):
+            if getattr(new, section) != getattr(self.settings, section):
+                log.warning("changes need a restart to take effect", section=section)
+        self.library = library
+        if self.controller is not None:
+            self.controller.programs = self._programs()
+        if self.bridge is not None:
+            self.bridge.programs = library.names
+            self.bridge.telemetry_period = 1.0 / new.telemetry.rate_hz
+            self.bridge.programs_changed()
+        logs.set_level(new.log_level)
+        if self.controller is not None and self.controller.mode is not Mode.IDLE:
+            self._pending = new
+            log.info("new limits and safety rules apply when the belt is idle")
+        else:
+            self._apply_limits(new)
+        self.settings = self.settings.model_copy(
+            update={
+                "telemetry": new.telemetry,
+                "programs": new.programs,
+                "log_level": new.log_level,
+            }
+        )
+        self.reloads += 1
+        log.info("configuration reloaded", programs=len(library.entries))
+        self.notifier.send("READY=1")
+        return True
+
+    def _apply_limits(self, new: Settings) -> None:
+        self._pending = None
+        controller = self.controller
+        if controller is None:
+            return
+        merged = self.settings.model_copy(update={"limits": new.limits, "safety": new.safety})
+        controller.supervisor.rules = safety_rules(merged)
+        controller.profile = device_profile(merged)
+        self.settings = merged
+
+    def _emit_reload_error(self, message: str) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_event(Event("config_error", time.time(), None, {"detail": message}))
 
 
 async def run_daemon(
     settings: Settings,
     *,
+    config_path: Path | None = None,
     stop: asyncio.Event | None = None,
     time_scale: float = 1.0,
     sim_belt: BeltPhysics | None = None,
+    handle_signals: bool = True,
     on_ready: Callable[[Controller, MqttBridge], None] | None = None,
 ) -> int:
     """Run until `stop` is set (or SIGTERM/SIGINT); the belt is stopped on every way out."""
-    stop = stop or asyncio.Event()
+    daemon = Daemon(settings, config_path=config_path, time_scale=time_scale, sim_belt=sim_belt)
+    if stop is not None:
+        daemon.stop = stop
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    library = ProgramLibrary(settings.programs.directory)
-    for error in library.errors:
-        log.warning("program not loaded", error=error)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(daemon.reload(), name="treadctl.reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if handle_signals else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, on_hup if sig is signal.SIGHUP else daemon.stop.set)
     try:
-        async with open_device(settings.device, sim_belt=sim_belt) as driver:
-            controller = Controller(
-                driver,
-                profile=device_profile(settings),
-                rules=safety_rules(settings),
-                programs={name: entry.program for name, entry in library.entries.items()},
-                time_scale=time_scale,
-            )
-            bridge = MqttBridge(
-                settings, controller, programs=library.names, model=driver.name, version=__version__
-            )
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(controller.run(), name="treadctl.controller")
-                    tg.create_task(bridge.run(), name="treadctl.mqtt")
-                    await controller.ready.wait()
-                    log.info("treadctl running", device=settings.device.id, driver=driver.name)
-                    if on_ready is not None:
-                        on_ready(controller, bridge)
-                    await stop.wait()
-                    log.info("shutting down: stopping the belt")
-                    await _stop_belt(controller, SHUTDOWN_STOP_S)
-                    raise Shutdown  # noqa: TRY301 - ends the TaskGroup, caught just below
-            except* Shutdown:
-                pass
+        return await daemon.run(on_ready)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
-    return 0
+        for task in reloads:
+            task.cancel()
+        daemon.notifier.close()

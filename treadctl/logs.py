@@ -49,3 +49,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def set_level(level: str) -> None:
+    """Change the level only (a reload): where and how logs are written stays."""
+    logging.getLogger().setLevel(level.upper())

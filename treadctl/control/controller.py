@@ -125,6 +125,7 @@ class Controller:
         self._next_reconnect = 0.0
         self._estop_tasks: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()  # set once the treadmill answered at start-up
+        self.last_tick_at: float | None = None  # monotonic end of the last tick (liveness)
 
     # --- the outside -----------------------------------------------------------------------------
 
@@ -476,6 +477,7 @@ class Controller:
         if self.link_ok:
             await self._drive(now)
         self._snapshot(now)
+        self.last_tick_at = self.clock()
 
     async def _read(self, now: float) -> list[Action]:
         try:

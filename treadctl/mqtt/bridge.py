@@ -414,6 +414,10 @@ class MqttBridge:
         if self._state_payload is not None:
             await client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
 
+    def publish_event(self, event: Event) -> None:
+        """An event from outside the controller (e.g. a failed reload)."""
+        self._on_controller(event)
+
     def programs_changed(self) -> None:
         """Send discovery again (the program list is in it), e.g. after a reload."""
         if self._client is not None and self.config.discovery:
