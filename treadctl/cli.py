@@ -88,8 +88,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"treadctl: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    _apply_log_level(args, settings.log_level)
-    return asyncio.run(demo.run(settings, hold_s=args.hold))
+    logs.configure(args.log_level or "WARNING", stream=sys.stderr)  # a clean display
+    return asyncio.run(
+        demo.run(
+            settings,
+            program=args.program,
+            speedup=args.speedup,
+            use_config_broker=args.config is not None and args.broker == "config",
+        )
+    )
 
 
 def _apply_log_level(args: argparse.Namespace, configured: str) -> None:
@@ -128,9 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     programs.add_parser(sub, {"help": "TOML configuration (default: $TREADCTL_CONFIG)"})
 
-    demo = sub.add_parser("demo", help="drive the simulated treadmill in reverse; no set-up needed")
+    demo = sub.add_parser(
+        "demo",
+        help="simulated treadmill + embedded broker + daemon + a program; no set-up needed",
+    )
     demo.add_argument("--config", type=Path, help="optional TOML file (limits are taken from it)")
-    demo.add_argument("--hold", type=float, default=5.0, help="seconds at speed (default 5)")
+    demo.add_argument(
+        "--program", default="alghadir2019-knee-oa", help="a built-in or your own program"
+    )
+    demo.add_argument(
+        "--speedup",
+        type=float,
+        help="program time per real second (default: about a minute in all)",
+    )
+    demo.add_argument(
+        "--broker",
+        choices=["embedded", "config"],
+        default="config",
+        help="with --config: use its [mqtt] broker (default) or the embedded one",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

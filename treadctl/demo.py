@@ -1,67 +1,282 @@
-"""`treadctl demo`: the simulated treadmill driven through the real driver, no set-up needed.
+"""`treadctl demo`: the whole daemon on one machine with nothing set up.
 
-Today (foundation) it starts the simulated Woodway on a pty, ramps the belt in reverse to a slow
-backward-walking speed at the configured software acceleration, holds it, ramps down and stops,
-printing the belt as the driver reads it back. Programs, MQTT and the recorder join later.
+A simulated reverse-capable treadmill on a pty, an embedded MQTT broker on a free loopback port
+(or the configured broker when a configuration file is given), the real daemon, and a built-in
+backward-walking program in accelerated time, started and watched over MQTT like any client
+would. Only the program's clock is accelerated: the safety rules (ramps, standstill before a
+reversal, countdowns) keep real time, so the belt visibly lags a fast-forwarded program.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import math
+import secrets
+import signal
 import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import aiomqtt
 
 from treadctl.config.models import Settings
-from treadctl.core import units
-from treadctl.core.device import BeltDirection
-from treadctl.devices import open_device
-from treadctl.drivers.base import Driver
+from treadctl.core.timeline import build_timeline
+from treadctl.daemon import Daemon
+from treadctl.devices import device_profile
+from treadctl.mqtt.connection import credentials, protocol_of, tls_context
+from treadctl.mqtt.embedded import EmbeddedBroker
+from treadctl.mqtt.topics import Topics
+from treadctl.programs.library import ProgramFileError, ProgramLibrary
 
-STEP_S = 0.2
-
-
-async def _ramp(driver: Driver, start: float, end: float, accel_mps2: float) -> None:
-    step = units.accel_kmh_per_s(accel_mps2) * STEP_S
-    speed = start
-    while abs(end - speed) > 1e-9:
-        speed = min(end, speed + step) if end > speed else max(end, speed - step)
-        await driver.set_speed(speed, BeltDirection.REVERSE)
-        await asyncio.sleep(STEP_S)
+DEFAULT_PROGRAM = "alghadir2019-knee-oa"
+TARGET_S = 60.0  # about a minute by default
+BAR = 24
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-async def _report(driver: Driver) -> None:
-    while True:
-        await asyncio.sleep(0.5)
-        status = await driver.read_status()
-        print(
-            f"  belt {'running' if status.running else 'stopped'} {status.belt:<7} "
-            f"{status.speed_kmh:4.2f} km/h, watchdog {'armed' if status.watchdog_armed else 'off'}",
-            flush=True,
+class DemoError(Exception):
+    pass
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@dataclass
+class Display:
+    """The live line and the summary, from what arrives over MQTT."""
+
+    out: TextIO
+    speedup: float
+    tty: bool
+    planned_s: float = 0.0
+    state: dict[str, Any] = field(default_factory=dict)
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    phases: list[str] = field(default_factory=list)
+    top_kmh: float = 0.0
+    backward_s: float = 0.0
+    _last_t: float | None = None
+    _printed_at: float = 0.0
+
+    def on_telemetry(self, data: dict[str, Any]) -> None:
+        speed = float(data.get("speed_kmh") or 0.0)
+        now = float(data.get("ts") or time.time())
+        if self._last_t is not None and data.get("belt") == "reverse" and speed > 0:
+            self.backward_s += now - self._last_t
+        self._last_t = now
+        self.top_kmh = max(self.top_kmh, speed)
+        self.telemetry = data
+        self.render()
+
+    def on_state(self, data: dict[str, Any]) -> None:
+        self.state = data
+        phase = data.get("phase")
+        if phase and (not self.phases or self.phases[-1] != phase):
+            self.phases.append(phase)
+        self.render()
+
+    def line(self) -> str:
+        elapsed = float(self.telemetry.get("elapsed_s") or 0.0)
+        done = min(1.0, elapsed * self.speedup / self.planned_s) if self.planned_s else 0.0
+        left = max(0.0, self.planned_s / self.speedup - elapsed)
+        filled = math.floor(done * BAR)
+        target = self.state.get("target") or {}
+        return (
+            f"[{'#' * filled}{'.' * (BAR - filled)}] {done:4.0%}  "
+            f"{self.state.get('phase') or self.state.get('mode', '')}: "
+            f"walk {target.get('walk', '-')}, belt {self.telemetry.get('belt', '-')}, "
+            f"{float(self.telemetry.get('speed_kmh') or 0):.1f} km/h, {_clock(left)} left"
         )
 
+    def render(self) -> None:
+        if not self.planned_s:
+            return
+        if self.tty:
+            self.out.write("\r\x1b[K" + self.line())
+            self.out.flush()
+            return
+        now = time.monotonic()
+        if now - self._printed_at >= 2.0:
+            self._printed_at = now
+            print(self.line(), file=self.out, flush=True)
 
-async def run(settings: Settings, hold_s: float = 5.0) -> int:
-    target = min(2.0, settings.limits.max_speed_backward_kmh)
-    accel = settings.limits.max_accel_mps2
-    print(
-        f"treadctl demo: simulated Woodway treadmill, reverse belt to {target} km/h at {accel} m/s²"
-    )
-    async with open_device(settings.device.model_copy(update={"driver": "sim"})) as driver:
+    def message(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[K")
+        print(text, file=self.out, flush=True)
+        self.render()
+
+    def summary(self, event: dict[str, Any]) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[K" + self.line() + "\n")
+        duration = float(event.get("duration_s") or 0.0)
+        rows = [
+            ("program", f"{event.get('program')} ({event.get('ended')})"),
+            ("time", f"{_clock(duration)} real for {_clock(self.planned_s)} of program"),
+            ("distance", f"{float(event.get('distance_m') or 0):.0f} m (real belt distance)"),
+            ("belt in reverse", _clock(self.backward_s)),
+            ("top speed", f"{self.top_kmh:.1f} km/h"),
+            ("phases", ", ".join(dict.fromkeys(self.phases)) or "-"),
+        ]
+        print("\nSummary", file=self.out)
+        for name, value in rows:
+            print(f"  {name:<16}{value}", file=self.out)
+        self.out.flush()
+
+
+def demo_settings(settings: Settings, broker: EmbeddedBroker | None) -> Settings:
+    """The simulated treadmill always; the embedded broker unless a configured one is used."""
+    device = settings.device.model_copy(update={"driver": "sim", "id": "demo"})
+    update: dict[str, Any] = {"device": device}
+    if broker is not None:
+        update["mqtt"] = settings.mqtt.model_copy(
+            update={
+                "host": broker.host,
+                "port": broker.port,
+                "protocol": "3.1.1",
+                "username": None,
+                "password": None,
+                "password_file": None,
+                "tls": settings.mqtt.tls.model_copy(update={"enabled": False}),
+            }
+        )
+    return settings.model_copy(update=update)
+
+
+async def run(
+    settings: Settings,
+    *,
+    program: str = DEFAULT_PROGRAM,
+    speedup: float | None = None,
+    use_config_broker: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
+    library = ProgramLibrary(settings.programs.directory)
+    try:
+        entry = library.get(program)
+    except ProgramFileError as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    async with contextlib.AsyncExitStack() as stack:
+        broker = None if use_config_broker else await stack.enter_async_context(EmbeddedBroker())
+        settings = demo_settings(settings, broker)
+        timeline = build_timeline(entry.program, device_profile(settings), {})
+        speedup = speedup or max(1.0, round(timeline.total_s / TARGET_S, 1))
+        where = (
+            f"embedded broker on {broker.host}:{broker.port}"
+            if broker
+            else (f"broker {settings.mqtt.host}:{settings.mqtt.port}")
+        )
+        print(
+            f"treadctl demo: simulated Woodway treadmill (reverse belt), {where}\n"
+            f"program {entry.program.name}: {entry.program.title}\n"
+            f"{_clock(timeline.total_s)} of program at {speedup:g}x: about "
+            f"{_clock(timeline.total_s / speedup)}. Safety rules keep real time. Ctrl-C stops.",
+            file=out,
+            flush=True,
+        )
+        daemon = Daemon(settings, time_scale=speedup)
+        daemon_task = asyncio.create_task(daemon.run(), name="treadctl.demo.daemon")
+        loop = asyncio.get_running_loop()
+        user = asyncio.current_task()
+        assert user is not None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, user.cancel)
         try:
-            async with asyncio.TaskGroup() as tg:
-                keepalive = tg.create_task(driver.keepalive(), name="treadctl.demo.keepalive")
-                report = tg.create_task(_report(driver), name="treadctl.demo.report")
-                await driver.start()
-                await driver.set_speed(settings.limits.start_speed_kmh, BeltDirection.REVERSE)
-                await _ramp(driver, settings.limits.start_speed_kmh, target, accel)
-                await asyncio.sleep(hold_s)
-                await _ramp(driver, target, 0.0, accel)
-                await driver.stop()
-                await asyncio.sleep(1.0)
-                keepalive.cancel()
-                report.cancel()
-        except BaseException:
-            # Whatever went wrong (Ctrl-C included), the belt ends stopped.
-            await driver.emergency_stop()
-            raise
-    print("demo finished: belt stopped", file=sys.stdout, flush=True)
-    return 0
+            display = Display(out, speedup, out.isatty())
+            ended = await _watch(settings, entry.program.name, display, daemon_task)
+        except asyncio.CancelledError:
+            print("\ninterrupted: stopping the belt", file=out, flush=True)
+            ended = "interrupted"
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            daemon.stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await daemon_task
+    print("demo finished: belt stopped", file=out, flush=True)
+    return EXIT_OK if ended == "finished" else EXIT_FAILURE
+
+
+async def _watch(
+    settings: Settings, program: str, display: Display, daemon_task: asyncio.Task[int]
+) -> str:
+    """Start the program over MQTT and follow it to its end; returns how it ended."""
+    topics = Topics.from_settings(settings)
+    creds = credentials(settings.mqtt)
+    async with aiomqtt.Client(
+        settings.mqtt.host,
+        settings.mqtt.port,
+        identifier=f"treadctl-demo-{secrets.token_hex(3)}",
+        protocol=protocol_of(settings.mqtt),
+        username=creds.username,
+        password=creds.password,
+        tls_context=tls_context(settings.mqtt),
+    ) as client:
+        await client.subscribe(f"{topics.base}/#", qos=1)
+        follower = _Follower(client, topics, program, display)
+        async with asyncio.timeout(15) as deadline:  # for the daemon to come online
+            async for message in client.messages:
+                if daemon_task.done():
+                    raise DemoError("the daemon stopped")
+                ended = await follower.on_message(message.topic.value, _json(message.payload))
+                if follower.started:
+                    deadline.reschedule(None)
+                if ended is not None:
+                    return ended
+    raise DemoError("the broker connection ended")
+
+
+@dataclass
+class _Follower:
+    client: aiomqtt.Client
+    topics: Topics
+    program: str
+    display: Display
+    started: bool = False
+
+    async def on_message(self, topic: str, payload: Any) -> str | None:  # noqa: C901 - per topic
+        topics, display = self.topics, self.display
+        if topic == topics.availability and payload == "online" and not self.started:
+            self.started = True
+            display.message("daemon online; starting the program (3 s start interlock)")
+            await _start(self.client, topics, self.program)
+        elif not isinstance(payload, dict):
+            return None
+        elif topic == topics.telemetry:
+            display.on_telemetry(payload)
+        elif topic == topics.state:
+            display.on_state(payload)
+        elif topic == topics.response("start") and not payload.get("ok"):
+            error = payload.get("error") or {}
+            if error.get("code") != "interlock_active":
+                raise DemoError(f"start refused: {error.get('message')}")
+            await asyncio.sleep(0.5)
+            await _start(self.client, topics, self.program)
+        elif topic == topics.event:
+            match payload.get("type"):
+                case "session_started":
+                    display.planned_s = float(payload.get("planned_s") or 0.0)
+                case "cue":
+                    display.message(f"  cue: {payload.get('text')}")
+                case "session_finished":
+                    display.summary(payload)
+                    return str(payload.get("ended"))
+        return None
+
+
+async def _start(client: aiomqtt.Client, topics: Topics, program: str) -> None:
+    body = json.dumps({"id": secrets.token_hex(4), "program": program})
+    await client.publish(topics.cmd("start"), body, qos=1)
+
+
+def _json(payload: object) -> Any:
+    text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

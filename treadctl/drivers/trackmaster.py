@@ -108,7 +108,7 @@ class TrackmasterDriver(Driver):
         self.halted = True
         # On the wire now, ahead of the lock: a command in flight must not delay the stop.
         self._link.write(bytes([codec.Op.STOP]))
-        log.warning("emergency stop sent", driver=self.name)
+        log.info("emergency stop sent", driver=self.name)  # the owner logs why, as a warning
 
     async def emergency_stop(self) -> None:
         self.stop_now()
