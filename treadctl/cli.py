@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     programs.add_parser(sub, {"help": "TOML configuration (default: $TREADCTL_CONFIG)"})
 
+    from treadctl import client  # noqa: PLC0415
+
+    client.add_parsers(sub)
+
     demo = sub.add_parser(
         "demo",
         help="simulated treadmill + embedded broker + daemon + a program; no set-up needed",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from treadctl.core import units
+from treadctl.sim.physics import StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
 
 HELP = """commands (one per line on stdin):
@@ -38,6 +39,9 @@ def describe(sim: SimulatedTreadmill) -> str:
     ]
     if b.stop_cause is not None:
         parts.append(f"stopped by {b.stop_cause}")
+        if b.stop_cause is StopCause.WATCHDOG and b.watchdog_silence_s is not None:
+            parts[-1] += f" after {b.watchdog_silence_s:.2f} s of silence"
+
     if not sim.plugged:
         parts.append("UNPLUGGED")
     return ", ".join(parts)

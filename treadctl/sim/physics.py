@@ -35,6 +35,7 @@ class BeltPhysics:
     slip_limit_kmh: float | None = None  # fault: the belt cannot go faster (slipping, weak motor)
     stop_cause: StopCause | None = None
     last_rx: float = 0.0
+    watchdog_silence_s: float | None = None  # how long the line was quiet when the watchdog fired
     _fast_stop: bool = field(default=False, repr=False)
     _t: float | None = field(default=None, repr=False)
 
@@ -99,6 +100,7 @@ class BeltPhysics:
         dt = max(0.0, now - self._t)
         self._t = max(self._t, now)
         if self.running and self.watchdog_armed and now - self.last_rx > self.watchdog_s:
+            self.watchdog_silence_s = now - self.last_rx
             self._halt(StopCause.WATCHDOG, fast=False)
         target = self.set_speed_kmh if self.running else 0.0
         if self.slip_limit_kmh is not None:
