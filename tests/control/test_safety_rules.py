@@ -257,7 +257,7 @@ async def test_rule6_broker_loss_stops_the_belt_after_the_grace_time() -> None:
         assert r.controller.mode is Mode.RUNNING  # within the grace time
         await r.mode(Mode.IDLE, 10)
         assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "ended"
+            "cause"
         ] == "broker_lost"
         assert r.sim.belt.still
 
@@ -289,7 +289,7 @@ async def test_rule6_heart_rate_signal_lost_slows_to_2_kmh_then_stops() -> None:
         assert max(after) <= HR_LOST_SLOW_KMH
         assert after[-1] == 0
         assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "ended"
+            "cause"
         ] == "heart_rate_lost"
 
 
@@ -299,7 +299,7 @@ async def test_rule6_maximum_session_duration() -> None:
         await r.mode(Mode.STOPPING, 5)
         await r.mode(Mode.IDLE, 10)
         assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "ended"
+            "cause"
         ] == "max_duration"
 
 
@@ -380,6 +380,8 @@ async def test_unplug_becomes_fault_and_replug_can_be_reset(tmp_path: Path) -> N
         assert time.monotonic() - unplugged < 1.0
         res = await r.run(c.Reset())
         assert res.code == "link_lost"
+        ended = [e for e in r.events if e.type == "session_finished"][-1].details
+        assert (ended["ended"], ended["cause"]) == ("fault", "link_lost")
         r.sim.replug()
         await r.until(lambda: "link_restored" in r.event_types(), 5)
         await r.until(lambda: r.sim.belt.still, 3)  # the treadmill's watchdog stopped it

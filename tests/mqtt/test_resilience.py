@@ -109,7 +109,7 @@ async def test_broker_restart_mid_session_applies_the_policy_and_comes_back(
             # and commands work again (subscriptions were renewed)
             assert (await fresh.request("heartbeat"))["ok"]
             finished = [e for e in b.user.on(b.topics.event) if e["type"] == "session_finished"]
-            assert finished == [] or finished[-1]["ended"] == "broker_lost"
+            assert finished == [] or finished[-1]["cause"] == "broker_lost"
 
 
 async def test_broker_loss_with_continue_keeps_the_session(own_broker: Broker) -> None:

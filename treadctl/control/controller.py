@@ -71,6 +71,33 @@ class _Session:
     paused_total: float = 0.0
     distance_m: float = 0.0
     setpoint: SetPoint | None = None
+    backward_s: float = 0.0  # belt moving with the person walking backward
+    hr_weighted: float = 0.0  # bpm × seconds, for a time-weighted average
+    hr_seconds: float = 0.0
+    hr_peak: int | None = None
+    last_sample_at: float | None = None
+
+    def account(self, now: float, *, backward_moving: bool, bpm: int | None) -> None:
+        """Add the time since the previous tick to the session's totals."""
+        dt = 0.0 if self.last_sample_at is None else max(0.0, now - self.last_sample_at)
+        self.last_sample_at = now
+        if backward_moving:
+            self.backward_s += dt
+        if bpm is not None:
+            self.hr_weighted += bpm * dt
+            self.hr_seconds += dt
+            self.hr_peak = bpm if self.hr_peak is None else max(self.hr_peak, bpm)
+
+    def summary(self, now: float) -> dict[str, object]:
+        return {
+            "duration_s": round(self.elapsed(now), 2),
+            "distance_m": round(self.distance_m, 1),
+            "backward_s": round(self.backward_s, 1),
+            "heart_rate_avg_bpm": round(self.hr_weighted / self.hr_seconds)
+            if self.hr_seconds > 0
+            else None,
+            "heart_rate_peak_bpm": self.hr_peak,
+        }
 
     def elapsed(self, now: float) -> float:
         paused = self.paused_total + (now - self.paused_at if self.paused_at is not None else 0.0)
@@ -203,7 +230,8 @@ class Controller:
                     {"cause": str(cause), "detail": detail},
                 )
             )
-            self._end_session("estop", str(cause))
+            fault = cause in (EStopCause.LINK_LOST, EStopCause.FAILURE)
+            self._end_session("fault" if fault else "estop", str(cause), detail)
 
     # --- the task --------------------------------------------------------------------------------
 
@@ -555,9 +583,14 @@ class Controller:
             self._belt_started = False
             self._sent_speed = None
             self.mode = Mode.IDLE
-            self._end_session(self._stop_reason, self._stop_detail)
+            reason = self._stop_reason
+            if reason is StopReason.FINISHED:
+                self._end_session("finished", None, self._stop_detail)
+            else:
+                cause = "command" if reason is StopReason.COMMAND else str(reason)
+                self._end_session("stopped", cause, self._stop_detail)
 
-    _stop_reason = "stopped"
+    _stop_reason = StopReason.COMMAND
     _stop_detail = ""
 
     def _begin_stop(self, reason: StopReason, detail: str) -> None:
@@ -566,7 +599,7 @@ class Controller:
         if self.session is not None and self.session.runner is not None:
             self._program_events(self.session.runner.abort())
         self.mode = Mode.STOPPING
-        self._stop_reason, self._stop_detail = str(reason), detail
+        self._stop_reason, self._stop_detail = reason, detail
         self._emit(
             Event(
                 "stopping",
@@ -659,7 +692,8 @@ class Controller:
     def _session_id(self) -> str | None:
         return self.session.id if self.session else None
 
-    def _end_session(self, ended: str, detail: str) -> None:
+    def _end_session(self, ended: str, cause: str | None, detail: str) -> None:
+        """`ended`: finished, stopped, estop or fault; `cause` says why (None when finished)."""
         session = self.session
         if session is None:
             return
@@ -675,9 +709,9 @@ class Controller:
                 {
                     "program": session.program,
                     "ended": ended,
+                    "cause": cause,
                     "detail": detail,
-                    "duration_s": round(session.elapsed(now), 2),
-                    "distance_m": round(session.distance_m, 1),
+                    **session.summary(now),
                 },
             )
         )
@@ -695,6 +729,12 @@ class Controller:
         session = self.session
         commanded = self.supervisor.commanded
         sp = session.setpoint if session is not None else None
+        bpm = self.supervisor.heart_rate_now(now)
+        if session is not None:
+            moving = status is not None and status.speed_kmh > 0
+            session.account(
+                now, backward_moving=moving and self._walk is WalkDirection.BACKWARD, bpm=bpm
+            )
         phase = None
         if sp is not None and session is not None and session.runner is not None:
             phase = sp.step.phase.label if sp.step.phase else sp.step.name
@@ -718,7 +758,7 @@ class Controller:
             fault=self.fault,
             distance_m=session.distance_m if session else 0.0,
             elapsed_s=session.elapsed(now) if session else 0.0,
-            heart_rate_bpm=self.supervisor.heart_rate_now(now),
+            heart_rate_bpm=bpm,
         )
         self.last_snapshot = snap
         self._emit(snap)
