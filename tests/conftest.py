@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,14 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_logs() -> None:
     logs.configure("WARNING", json=True)
+
+
+@pytest.fixture(autouse=True)
+def _own_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's daemons (in-process or subprocesses) keep their session database in the
+    test's own directory, never in the user's ~/.local/state."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""`treadctl run`: settings → driver → controller → MQTT, one TaskGroup, a stopped belt at the end.
+"""`treadctl run`: settings → store → driver → controller → MQTT + recorder, one TaskGroup, a
+stopped belt at the end.
 
 SIGTERM or SIGINT asks for a controlled stop of the belt (bounded in time, then an emergency
 stop), publishes `offline` and returns 0. Any task failing ends the group; the controller's
@@ -23,13 +24,15 @@ from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
 from treadctl.core import commands as cmd
-from treadctl.core.program import Program
+from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
+from treadctl.store import SessionStore, database_path
+from treadctl.store.recorder import SessionRecorder
 
 log = structlog.get_logger(__name__)
 
@@ -74,12 +77,30 @@ class Daemon:
         self.stop = asyncio.Event()
         self.controller: Controller | None = None
         self.bridge: MqttBridge | None = None
+        self.store: SessionStore | None = None
+        self.recorder: SessionRecorder | None = None
         self.reloads = 0  # successful reloads (tests and status)
         self._pending: Settings | None = None  # reloaded limits waiting for an idle belt
 
     async def run(self, on_ready: Callable[[Controller, MqttBridge], None] | None = None) -> int:
         for error in self.library.errors:
             log.warning("program not loaded", error=error)
+        self.store = SessionStore(
+            database_path(self.settings),
+            on_error=self._storage_failed,
+            on_recovered=self._storage_recovered,
+        )
+        await self.store.start()  # closes what a crash left open; I/O trouble is only reported
+        for session_id in self.store.recovered_sessions:
+            log.warning("session left open by a crash recorded as interrupted", session=session_id)
+        try:
+            return await self._run(self.store, on_ready)
+        finally:
+            await self.store.close()
+
+    async def _run(
+        self, store: SessionStore, on_ready: Callable[[Controller, MqttBridge], None] | None
+    ) -> int:
         async with open_device(self.settings.device, sim_belt=self.sim_belt) as driver:
             controller = Controller(
                 driver,
@@ -95,13 +116,22 @@ class Daemon:
                 model=driver.name,
                 version=__version__,
             )
-            self.controller, self.bridge = controller, bridge
+            recorder = SessionRecorder(
+                store,
+                device_id=self.settings.device.id,
+                driver=driver.name,
+                plan_of=self._plan_of,
+                rate_hz=self.settings.telemetry.rate_hz,
+            )
+            self.controller, self.bridge, self.recorder = controller, bridge, recorder
+            controller.add_listener(recorder.on_controller)
             controller.add_listener(self._on_controller)
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(controller.run(), name="treadctl.controller")
                     await controller.ready.wait()
                     tg.create_task(bridge.run(), name="treadctl.mqtt")
+                    tg.create_task(recorder.run(), name="treadctl.recorder")
                     if self.notifier.watchdog_s is not None:
                         tg.create_task(self._watchdog(), name="treadctl.watchdog")
                     log.info("treadctl running", device=self.settings.device.id, driver=driver.name)
@@ -116,6 +146,33 @@ class Daemon:
             except* Shutdown:
                 pass
         return 0
+
+    def _plan_of(self, program: str) -> Plan | None:
+        entry = self.library.entries.get(program)
+        return entry.program.plan if entry is not None else None
+
+    # --- storage: a failure is reported, never allowed near the belt ----------------------------
+
+    def _storage_failed(self, message: str) -> None:
+        log.error(
+            "session storage failing; the belt and the safety rules are unaffected", error=message
+        )
+        session = (
+            self.controller.session.id if self.controller and self.controller.session else None
+        )
+        self._publish(Event("fault", time.time(), session, {"cause": "storage", "detail": message}))
+
+    def _storage_recovered(self) -> None:
+        log.warning("session storage writing again")
+        self._publish(
+            Event(
+                "storage_recovered", time.time(), None, {"detail": "session storage writing again"}
+            )
+        )
+
+    def _publish(self, event: Event) -> None:
+        if self.bridge is not None:
+            self.bridge.publish_event(event)
 
     def _programs(self) -> dict[str, Program]:
         return {name: entry.program for name, entry in self.library.entries.items()}
@@ -182,7 +239,7 @@ class Daemon:
             return False
         for error in library.errors:
             log.warning("program not loaded", error=error)
-        for section in ("device", "mqtt"):
+        for section in ("device", "mqtt", "storage"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("changes need a restart to take effect", section=section)
         self.library = library
@@ -192,6 +249,8 @@ class Daemon:
             self.bridge.programs = library.names
             self.bridge.telemetry_period = 1.0 / new.telemetry.rate_hz
             self.bridge.programs_changed()
+        if self.recorder is not None:
+            self.recorder.set_rate(new.telemetry.rate_hz)
         logs.set_level(new.log_level)
         if self.controller is not None and self.controller.mode is not Mode.IDLE:
             self._pending = new
@@ -221,8 +280,7 @@ class Daemon:
         self.settings = merged
 
     def _emit_reload_error(self, message: str) -> None:
-        if self.bridge is not None:
-            self.bridge.publish_event(Event("config_error", time.time(), None, {"detail": message}))
+        self._publish(Event("config_error", time.time(), None, {"detail": message}))
 
 
 async def run_daemon(

@@ -1,0 +1,154 @@
+"""Session records through the real daemon: a SIGKILL loses at most the last second, and a
+failing disk never reaches the belt.
+
+The daemon and the simulated treadmill are separate processes; the database is a real SQLite
+file read with the store's own queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import secrets
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from mqtt.brokers import Broker
+from mqtt.harness import User, user_client
+from mqtt.processes import online, simulator, start_daemon, write_config
+from treadctl.config.models import Settings
+from treadctl.mqtt.topics import Topics
+from treadctl.store.queries import get_session, load_samples
+
+PROGRAM = "alghadir2019-knee-oa"
+
+
+@contextlib.contextmanager
+def database(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def setup(tmp_path: Path, broker: Broker) -> tuple[Path, Path, Path, Topics]:
+    link, config, db = tmp_path / "treadmill", tmp_path / "treadctl.toml", tmp_path / "s.db"
+    device = f"r{secrets.token_hex(3)}"
+    write_config(config, broker, link, device, f'[storage]\npath = "{db}"\n')
+    topics = Topics.from_settings(Settings(device={"id": device}))
+    return link, config, db, topics
+
+
+async def start_program(user: User) -> str:
+    """Start the program (retrying through the power-up interlock); the session id."""
+    async with asyncio.timeout(10):
+        while True:
+            answer = await user.request("start", {"program": PROGRAM})
+            if answer["ok"]:
+                break
+            assert answer["error"]["code"] == "interlock_active", answer
+            await asyncio.sleep(0.5)
+    started = await user.wait_for(user.topics.event, lambda e: e["type"] == "session_started")
+    return str(started["session_id"])
+
+
+async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_last_second(
+    broker: Broker, tmp_path: Path
+) -> None:
+    link, config, db, topics = setup(tmp_path, broker)
+    async with simulator(link) as sim, user_client(broker, topics) as user:
+        daemon = await start_daemon(config)
+        try:
+            await online(user, topics, 0)
+            session_id = await start_program(user)
+            await sim.until(
+                lambda s, d, v, _: s == "running" and d == "reverse" and v > 0.5, 15, ""
+            )
+            await asyncio.sleep(2.0)
+            killed_at = time.time()
+            daemon.kill()
+            await daemon.wait()
+
+            seen = len(user.on(topics.availability))
+            daemon = await start_daemon(config)
+            await online(user, topics, seen)  # recovery runs before the daemon goes online
+            with database(db) as conn:
+                session = get_session(conn, session_id).session
+                samples = load_samples(conn, session_id)
+            assert (session.ended_how, session.end_cause) == ("interrupted", "crash")
+            assert samples, "samples were committed while the session ran"
+            last = samples[-1].ts
+            print(f"\nlast sample {killed_at - last:.2f} s before the SIGKILL", file=sys.stderr)
+            assert killed_at - 1.0 <= last <= killed_at
+            assert session.ended == last
+            assert any(s.belt == "reverse" and s.speed_kmh > 0 for s in samples)
+            state = await user.wait_for(topics.state, lambda s: s["mode"] == "idle")
+            assert state["session_id"] is None  # nothing resumed
+        finally:
+            if daemon.returncode is None:
+                daemon.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(daemon.wait(), 25) == 0
+
+
+async def test_a_failing_disk_is_reported_and_never_reaches_the_belt(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """RLIMIT_FSIZE = 0 on the running daemon: every write to a file fails (EFBIG), as on a
+    full disk. The program goes on, a `fault` event says why, the e-stop still stops the belt,
+    and once the disk is back the queued samples are written."""
+    link, config, db, topics = setup(tmp_path, broker)
+    async with simulator(link) as sim, user_client(broker, topics) as user:
+        daemon = await start_daemon(config)
+        unlimited = resource.RLIM_INFINITY
+        try:
+            await online(user, topics, 0)
+            session_id = await start_program(user)
+            await sim.until(
+                lambda s, d, v, _: s == "running" and d == "reverse" and v > 0.5, 15, ""
+            )
+            await asyncio.sleep(1.5)  # let some samples reach the file
+
+            failed_at = time.time()
+            resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (0, unlimited))
+            fault = await user.wait_for(
+                topics.event, lambda e: e["type"] == "fault" and e["cause"] == "storage", 10
+            )
+            assert fault["session_id"] == session_id
+            # the session carries on at speed, in reverse, while storage is down
+            await asyncio.sleep(2.0)
+            now = sim.now()
+            assert now is not None
+            assert now[:2] == ("running", "reverse"), now
+            assert (await user.request("heartbeat"))["ok"]
+            faults = [e for e in user.on(topics.event) if e["type"] == "fault"]
+            assert len(faults) == 1, faults  # one report per failure, not one per sample
+
+            resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+            await user.wait_for(topics.event, lambda e: e["type"] == "storage_recovered", 15)
+            assert (await user.request("estop"))["ok"]
+            stopped_at = time.monotonic()
+            await sim.until(lambda _s, _d, v, _l: v == 0, 10, "still", stopped_at - 0.2)
+            await user.wait_for(
+                topics.event, lambda e: e["type"] == "session_finished" and e["ended"] == "estop"
+            )
+            daemon.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(daemon.wait(), 25) == 0
+
+            with database(db) as conn:
+                session = get_session(conn, session_id).session
+                samples = load_samples(conn, session_id)
+            assert (session.ended_how, session.end_cause) == ("estop", "command")
+            during = [s for s in samples if failed_at + 0.5 < s.ts < failed_at + 2.0]
+            assert len(during) >= 10, "samples taken while the disk failed were kept and written"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
