@@ -1,0 +1,334 @@
+"""`treadctl sessions list|show|export|plot|adherence`: read the recorded sessions.
+
+Exit codes: 0 ok, 1 runtime failure (unknown session, unreadable database, unwritable output),
+2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.core.program import Plan
+from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
+from treadctl.store.model import SessionRecord
+from treadctl.store.paths import database_path
+from treadctl.store.queries import get_session, list_sessions, load_samples, resolve_id
+from treadctl.store.schema import StoreError, open_readonly
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config_path)
+    except ConfigError as exc:
+        raise _UsageError(str(exc)) from exc
+
+
+def _open(args: argparse.Namespace) -> sqlite3.Connection:
+    path: Path = args.db if args.db is not None else database_path(_settings(args))
+    return open_readonly(path)
+
+
+def _since(text: str) -> datetime:
+    """A date (local midnight) or an ISO date-time."""
+    try:
+        if "T" in text or " " in text.strip():
+            parsed = datetime.fromisoformat(text)
+        else:
+            parsed = datetime.combine(date.fromisoformat(text), time())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()  # naive: local time
+
+
+def _local(ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ts, UTC).astimezone().strftime(fmt)  # local time
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    h, rest = divmod(round(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _outcome(session: SessionRecord) -> str:
+    if session.ended is None:
+        return "running/open"
+    how = session.ended_how or "ended"
+    return f"{how} ({session.end_cause})" if session.end_cause and how != "finished" else how
+
+
+def _summary_value(session: SessionRecord, key: str) -> Any:
+    return (session.summary or {}).get(key)
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with closing(_open(args)) as db:
+        sessions = list_sessions(db, since=args.since, program=args.program)
+    if args.json:
+        json.dump([s.as_dict() for s in sessions], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not sessions:
+        print("no sessions recorded" + (" that match" if args.since or args.program else ""))
+        return EXIT_OK
+    print(
+        f"{'id':<21} {'started':<16}  {'program':<24} {'length':>8} {'distance':>9} "
+        f"{'backward':>8}  ended"
+    )
+    for s in sessions:
+        distance = _summary_value(s, "distance_m")
+        shown = "-" if distance is None else f"{distance:.0f} m"
+        print(
+            f"{s.id:<21} {_local(s.started):<16}  {s.program[:24]:<24} "
+            f"{_clock(s.duration_s):>8} {shown:>9} "
+            f"{_clock(_summary_value(s, 'backward_s')):>8}  {_outcome(s)}"
+        )
+    return EXIT_OK
+
+
+# --- show --------------------------------------------------------------------------------------
+
+
+def _describe_session(s: SessionRecord) -> list[str]:
+    params = ", ".join(f"{k}={v}" for k, v in s.parameters.items())
+    lines = [
+        f"session   {s.id}",
+        f"program   {s.program}" + (f" ({params})" if params else ""),
+        f"device    {s.device_id} ({s.driver} driver)",
+    ]
+    if s.plan_sessions_per_week and s.plan_weeks:
+        lines.append(f"plan      {s.plan_sessions_per_week} a week for {s.plan_weeks} weeks")
+    if s.planned_s is not None:
+        lines.append(f"planned   {_clock(s.planned_s)}")
+    lines.append(f"started   {_local(s.started, '%Y-%m-%d %H:%M:%S')} (local time)")
+    if s.ended is not None:
+        detail = f": {s.end_detail}" if s.end_detail else ""
+        lines.append(f"ended     {_local(s.ended, '%Y-%m-%d %H:%M:%S')}, {_outcome(s)}{detail}")
+    else:
+        lines.append("ended     not yet (running, or left open until the daemon starts again)")
+    if s.summary:
+        avg, peak = s.summary.get("avg_heart_rate_bpm"), s.summary.get("peak_heart_rate_bpm")
+        heart = "no heart rate" if avg is None else f"heart rate avg {avg:g} / peak {peak} bpm"
+        lines.append(
+            f"summary   {_clock(s.summary.get('duration_s'))} on the belt, "
+            f"{s.summary.get('distance_m', 0):.0f} m, "
+            f"{_clock(s.summary.get('backward_s'))} walking backward, {heart}, "
+            f"{s.summary.get('samples', 0)} samples"
+        )
+    return lines
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with closing(_open(args)) as db:
+        detail = get_session(db, resolve_id(db, args.id))
+    s = detail.session
+    lines = _describe_session(s)
+    if detail.phases:
+        lines += [
+            "",
+            "phases",
+            (
+                f"  {'#':>3}  {'at':>7}  {'length':>7}  walk      belt     "
+                f"{'km/h':>5}  {'incl.':>5}  label"
+            ),
+        ]
+        for n, p in enumerate(detail.phases, 1):  # numbered in order (index is a step's)
+            length = None if p.ended is None else p.ended - p.started
+            lines.append(
+                f"  {n:>3}  {_clock(p.started - s.started):>7}  {_clock(length):>7}  "
+                f"{p.walk:<9} {p.belt:<8} {p.speed_kmh:>5.2f}  {p.incline_pct:>4.1f}%  {p.label}"
+            )
+    if detail.events:
+        lines += ["", "events"]
+        for e in detail.events:
+            details = json.dumps(e.details, separators=(", ", ": ")) if e.details else ""
+            lines.append(f"  {_clock(e.ts - s.started):>7}  {e.type:<18} {details}".rstrip())
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# --- export and plot ---------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from treadctl.store import export  # noqa: PLC0415 - only this command needs it
+
+    with closing(_open(args)) as db:
+        session_id = resolve_id(db, args.id)
+        detail = get_session(db, session_id)
+        samples = load_samples(db, session_id)
+    if args.out is None:
+        if args.format == "csv":
+            export.write_csv(samples, sys.stdout)
+        else:
+            export.write_json(detail, samples, sys.stdout)
+        return EXIT_OK
+    with args.out.open("w", encoding="utf-8", newline="") as out:
+        if args.format == "csv":
+            export.write_csv(samples, out)
+        else:
+            export.write_json(detail, samples, out)
+    print(f"{session_id}: {len(samples)} samples written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from treadctl.store import plot  # noqa: PLC0415 - matplotlib takes a while to import
+
+    with closing(_open(args)) as db:
+        session_id = resolve_id(db, args.id)
+        detail = get_session(db, session_id)
+        samples = load_samples(db, session_id)
+    plot.render(detail, samples, args.out)
+    print(f"{session_id}: chart written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- adherence ---------------------------------------------------------------------------------
+
+
+def _stored_plan(sessions: Sequence[SessionRecord]) -> Plan | None:
+    for s in reversed(sessions):  # the most recent session's plan, if the plan changed
+        if s.plan_sessions_per_week and s.plan_weeks:
+            return Plan(sessions_per_week=s.plan_sessions_per_week, weeks=s.plan_weeks)
+    return None
+
+
+def _library_plan(args: argparse.Namespace, program: str) -> Plan | None:
+    from treadctl.programs.library import ProgramLibrary  # noqa: PLC0415
+
+    entry = ProgramLibrary(_settings(args).programs.directory).entries.get(program)
+    return entry.program.plan if entry else None
+
+
+def _render_adherence(program: str, result: Adherence) -> list[str]:
+    if not result.weeks:
+        return [f"{program}: no session counts yet"]
+    lines = [
+        f"{program}: plan {result.sessions_per_week} sessions a week for {result.plan_weeks} "
+        f"weeks, from {result.weeks[0].start} ({result.weeks[0].iso})"
+        + (", in progress" if result.in_progress else ""),
+        f"  {'week':<9} {'monday':<10}  sessions",
+    ]
+    for w in result.weeks:
+        mark = "  short" if w.short else ("" if w.complete else "  (this week)")
+        lines.append(f"  {w.iso:<9} {w.start}  {w.sessions}/{w.target}{mark}")
+    if result.fraction is None:
+        lines.append("  no complete week yet")
+    else:
+        short = ", ".join(w.iso for w in result.short_weeks) or "none"
+        lines.append(
+            f"  adherence {result.fraction:.0%} ({result.done} of {result.due} sessions due in "
+            f"complete weeks); short weeks: {short}"
+        )
+    if result.after_plan:
+        lines.append(f"  {result.after_plan} more after the plan's last week")
+    return lines
+
+
+def cmd_adherence(args: argparse.Namespace) -> int:
+    with closing(_open(args)) as db:
+        sessions = list_sessions(db, since=args.since, program=args.program)
+    counted = [s for s in sessions if counts_toward_plan(s)]
+    programs = [args.program] if args.program else sorted({s.program for s in counted} - {"manual"})
+    if not programs:
+        print("no completed program sessions to measure against a plan")
+        return EXIT_OK
+    out: list[str] = []
+    missing_plan = False
+    for program in programs:
+        mine = [s for s in sessions if s.program == program]
+        plan = _stored_plan(mine) or _library_plan(args, program)
+        if plan is None:
+            out.append(f"{program}: the program has no plan (sessions per week, weeks)")
+            missing_plan = True
+            continue
+        starts = [(datetime.fromtimestamp(s.started, UTC), s.program) for s in counted]
+        out += _render_adherence(program, adherence(starts, plan, program=program))
+    print("\n".join(out))
+    return EXIT_FAILURE if missing_plan and args.program else EXIT_OK
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen `sessions` action, turning its errors into messages and exit codes."""
+    command: Callable[[argparse.Namespace], int] = args.sessions_func
+    try:
+        return command(args)
+    except _UsageError as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"treadctl: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except sqlite3.Error as exc:
+        print(f"treadctl: session database: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        # `… export ID | head`: the reader left; silence the flush at exit too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        print(f"treadctl: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `sessions` and its actions to the `treadctl` command's subparsers."""
+    sessions = sub.add_parser("sessions", help="list, show, export and plot recorded sessions")
+    actions = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
+
+    def action(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> Any:
+        p = actions.add_parser(name, help=help_)
+        p.add_argument(
+            "--config",
+            dest="config_path",
+            type=Path,
+            help="TOML configuration (default: $TREADCTL_CONFIG); gives storage.path",
+        )
+        p.add_argument("--db", type=Path, help="the session database (overrides the config)")
+        p.set_defaults(func=run, sessions_func=func)
+        return p
+
+    def session_id(p: argparse.ArgumentParser) -> None:
+        p.add_argument("id", help="a session id, or enough of its beginning to be unique")
+
+    p = action("list", cmd_list, "sessions in start order")
+    p.add_argument("--since", type=_since, metavar="DATE", help="from this date on (YYYY-MM-DD)")
+    p.add_argument("--program", metavar="NAME", help="only this program's sessions")
+    p.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    p = action("show", cmd_show, "one session: how it went, its phases and events")
+    session_id(p)
+    p = action("export", cmd_export, "one session's samples as CSV, or everything as JSON")
+    session_id(p)
+    p.add_argument("--format", choices=["csv", "json"], required=True)
+    p.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    p = action("plot", cmd_plot, "speed, incline and heart rate over time as a PNG")
+    session_id(p)
+    p.add_argument("--out", type=Path, metavar="FILE.png", required=True)
+    p = action("adherence", cmd_adherence, "sessions per week against the program's plan")
+    p.add_argument("--program", metavar="NAME", help="one program (default: each with a plan)")
+    p.add_argument("--since", type=_since, metavar="DATE", help="ignore sessions before DATE")

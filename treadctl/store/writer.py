@@ -1,0 +1,615 @@
+"""Recording sessions without blocking the event loop.
+
+The recording methods only append to an in-memory queue (under a lock held for microseconds);
+one writer thread owns the only write connection, commits at least every `commit_interval_s`
+and at once when a session starts or ends. Storage trouble never reaches the caller: it becomes
+one `on_error` call per failure episode, a bounded queue (oldest samples dropped first) and
+periodic retries, then `on_recovered`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from treadctl.core.program import Plan
+from treadctl.store.model import EndedHow, Sample
+from treadctl.store.queries import load_samples, summarise
+from treadctl.store.schema import StoreError, open_writer
+
+log = structlog.get_logger(__name__)
+
+_STORAGE_ERRORS = (sqlite3.Error, OSError, StoreError)
+# A record the database refuses (a caller's bug, e.g. a sample for a session never started)
+# is dropped on its own; retrying it would never succeed and would hold up everything behind it.
+_RECORD_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.ProgrammingError,
+    sqlite3.InterfaceError,
+    TypeError,
+    ValueError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionStarted:
+    session_id: str
+    device_id: str
+    driver: str
+    program: str
+    parameters: dict[str, Any]
+    plan_sessions_per_week: int | None
+    plan_weeks: int | None
+    planned_s: float | None
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class _PhaseStarted:
+    session_id: str
+    index: int
+    label: str
+    walk: str
+    belt: str
+    speed_kmh: float
+    incline_pct: float
+    planned_s: float | None
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    session_id: str | None
+    ts: float
+    type: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sampled:
+    session_id: str
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionEnded:
+    session_id: str
+    ended: float
+    how: EndedHow
+    cause: str | None
+    detail: str | None
+    summary: dict[str, Any] | None
+
+
+_Record = _SessionStarted | _PhaseStarted | _Event | _Sampled | _SessionEnded
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, default=str)
+
+
+def _insert_session(conn: sqlite3.Connection, rec: _SessionStarted, *, replay: bool) -> None:
+    verb = "INSERT OR IGNORE" if replay else "INSERT"
+    conn.execute(
+        f"{verb} INTO sessions (id, device_id, driver, program, parameters,"
+        " plan_sessions_per_week, plan_weeks, planned_s, started)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rec.session_id,
+            rec.device_id,
+            rec.driver,
+            rec.program,
+            _json(rec.parameters),
+            rec.plan_sessions_per_week,
+            rec.plan_weeks,
+            rec.planned_s,
+            rec.started,
+        ),
+    )
+
+
+def _close_phases(conn: sqlite3.Connection, session_id: str, at: float) -> None:
+    conn.execute(
+        "UPDATE phases SET ended = MAX(started, ?) WHERE session_id = ? AND ended IS NULL",
+        (at, session_id),
+    )
+
+
+def _end_session(conn: sqlite3.Connection, rec: _SessionEnded) -> bool:
+    _close_phases(conn, rec.session_id, rec.ended)
+    # The stored summary always has summarise()'s figures; the caller's keys add to or correct them.
+    summary = summarise(load_samples(conn, rec.session_id)).as_dict() | (rec.summary or {})
+    cursor = conn.execute(
+        "UPDATE sessions SET ended = ?, ended_how = ?, end_cause = ?, end_detail = ?,"
+        " summary = ? WHERE id = ? AND ended IS NULL",
+        (rec.ended, rec.how, rec.cause, rec.detail, _json(summary), rec.session_id),
+    )
+    return cursor.rowcount == 1
+
+
+def _apply(conn: sqlite3.Connection, rec: _Record) -> bool:
+    """Write one record; False when it names a session that is not there (or already ended)."""
+    match rec:
+        case _Sampled(session_id=sid, sample=s):
+            conn.execute(
+                "INSERT INTO samples (session_id, ts, elapsed_s, speed_kmh, belt, walk,"
+                " incline_pct, target_kmh, distance_m, heart_rate_bpm, phase_index, mode)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    s.ts,
+                    s.elapsed_s,
+                    s.speed_kmh,
+                    s.belt,
+                    s.walk,
+                    s.incline_pct,
+                    s.target_kmh,
+                    s.distance_m,
+                    s.heart_rate_bpm,
+                    s.phase_index,
+                    s.mode,
+                ),
+            )
+        case _SessionStarted():
+            _insert_session(conn, rec, replay=False)
+        case _PhaseStarted():
+            _close_phases(conn, rec.session_id, rec.started)
+            conn.execute(
+                "INSERT INTO phases (session_id, idx, label, walk, belt, speed_kmh,"
+                " incline_pct, planned_s, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.session_id,
+                    rec.index,
+                    rec.label,
+                    rec.walk,
+                    rec.belt,
+                    rec.speed_kmh,
+                    rec.incline_pct,
+                    rec.planned_s,
+                    rec.started,
+                ),
+            )
+        case _Event():
+            conn.execute(
+                "INSERT INTO events (session_id, ts, type, details) VALUES (?, ?, ?, ?)",
+                (rec.session_id, rec.ts, rec.type, _json(rec.details)),
+            )
+        case _SessionEnded():
+            return _end_session(conn, rec)
+    return True
+
+
+_CRASH_DETAIL = (
+    "treadctl stopped without closing the session; closed at its last sample when it started again"
+)
+
+
+def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
+    """Close the sessions a crashed daemon left open: interrupted at their last sample."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        open_sessions = conn.execute(
+            "SELECT id, started FROM sessions WHERE ended IS NULL ORDER BY started"
+        ).fetchall()
+        for session_id, started in open_sessions:
+            samples = load_samples(conn, session_id)
+            ended = max((s.ts for s in samples), default=started)
+            _close_phases(conn, session_id, ended)
+            conn.execute(
+                "UPDATE sessions SET ended = ?, ended_how = 'interrupted', end_cause = 'crash',"
+                " end_detail = ?, summary = ? WHERE id = ?",
+                (
+                    ended,
+                    _CRASH_DETAIL,
+                    _json(summarise(samples).as_dict()),
+                    session_id,
+                ),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return [str(row[0]) for row in open_sessions]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+class SessionStore:
+    """Records sessions into an SQLite file from asyncio code without ever blocking it.
+
+    `on_error(message)` runs on the event loop once per failure episode, `on_recovered()` when
+    writing works again. `on_connect(conn)` runs on every (re)opened write connection (tests
+    use it to cap the file with `PRAGMA max_page_count`, an honest "disk full").
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        on_recovered: Callable[[], None] | None = None,
+        commit_interval_s: float = 0.5,
+        max_queued_samples: int = 6000,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 10.0,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        if not 0 < commit_interval_s <= 1.0:
+            raise ValueError("commit_interval_s must be in (0, 1]: at most 1 s may be lost")
+        self.path = path
+        self._on_error = on_error
+        self._on_recovered = on_recovered
+        self._on_connect = on_connect
+        self._interval = commit_interval_s
+        self._max_samples = max_queued_samples
+        self._retry_min, self._retry_max = retry_min_s, retry_max_s
+        # shared between the loop and the writer thread, under _cond
+        self._cond = threading.Condition()
+        self._queue: deque[_Record] = deque()
+        self._queued_samples = 0
+        self._seq = 0  # records enqueued so far
+        self._urgent = False
+        self._closing = False
+        self._dropped = 0
+        # the writer thread's own (set in start() before the thread exists)
+        self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
+        self._failing = False
+        self._retry_s = retry_min_s
+        self._next_retry = 0.0
+        self._recovery_done = False
+        self._open_sessions: dict[str, _SessionStarted] = {}
+        self.rejected = 0  # records the database refused (a caller's bug), logged each
+        self.recovered_sessions: list[str] = []  # closed as interrupted at start-up
+        # the loop's own
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._flushed_seq = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    @property
+    def healthy(self) -> bool:
+        return not self._failing
+
+    @property
+    def dropped(self) -> int:
+        """Samples dropped because storage was failing and the queue was full."""
+        return self._dropped
+
+    # --- lifecycle (event loop) -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open (create, migrate), close sessions a crash left open, start the writer thread.
+
+        Raises StoreError only for a file that must not be touched (a newer schema, not SQLite);
+        I/O trouble is reported through on_error and retried like any later failure.
+        """
+        if self._loop is not None:
+            raise RuntimeError("SessionStore.start() called twice")
+        self._loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(self._open)
+        except StoreError:
+            self._loop = None
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+        self._thread = threading.Thread(target=self._run, name="treadctl.store.writer", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        """Write what is queued (one last attempt if storage is failing) and stop the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+        await asyncio.sleep(0)  # let the thread's last callbacks run
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(
+                    StoreError(f"{self.path}: closed before everything was written")
+                )
+        self._waiters.clear()
+
+    async def wait_flushed(self) -> None:
+        """Return once everything recorded before the call is committed (or refused)."""
+        if self._loop is None:
+            raise RuntimeError("SessionStore is not started")
+        with self._cond:
+            target = self._seq
+            self._urgent = True
+            self._cond.notify()
+        if self._flushed_seq >= target:
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append((target, future))
+        await future
+
+    # --- recording (event loop; never blocks, never raises for storage trouble) -----------------
+
+    def session_started(
+        self,
+        session_id: str,
+        *,
+        device_id: str,
+        driver: str,
+        program: str,
+        parameters: Mapping[str, Any],
+        plan: Plan | None,
+        planned_s: float | None,
+        started: float,
+    ) -> None:
+        self._put(
+            _SessionStarted(
+                session_id,
+                device_id,
+                driver,
+                program,
+                dict(parameters),
+                plan.sessions_per_week if plan else None,
+                plan.weeks if plan else None,
+                planned_s,
+                started,
+            ),
+            urgent=True,
+        )
+
+    def phase_started(
+        self,
+        session_id: str,
+        *,
+        index: int,
+        label: str,
+        walk: str,
+        belt: str,
+        speed_kmh: float,
+        incline_pct: float,
+        planned_s: float | None,
+        started: float,
+    ) -> None:
+        self._put(
+            _PhaseStarted(
+                session_id, index, label, walk, belt, speed_kmh, incline_pct, planned_s, started
+            )
+        )
+
+    def event(
+        self,
+        session_id: str | None,
+        ts: float,
+        type: str,  # noqa: A002 - the events table's column and core Event.type
+        details: Mapping[str, Any],
+    ) -> None:
+        self._put(_Event(session_id, ts, type, dict(details)))
+
+    def sample(self, session_id: str, sample: Sample) -> None:
+        self._put(_Sampled(session_id, sample))
+
+    def session_ended(
+        self,
+        session_id: str,
+        *,
+        ended: float,
+        how: EndedHow,
+        cause: str | None,
+        detail: str | None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`summary` adds to (or overrides) the figures summarise() computes from the samples."""
+        self._put(
+            _SessionEnded(
+                session_id, ended, how, cause, detail, None if summary is None else dict(summary)
+            ),
+            urgent=True,
+        )
+
+    def _put(self, rec: _Record, *, urgent: bool = False) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._queue.append(rec)
+            self._seq += 1
+            if isinstance(rec, _Sampled):
+                self._queued_samples += 1
+                self._trim()
+            if urgent:
+                self._urgent = True
+                self._cond.notify()
+
+    def _trim(self) -> None:
+        """Drop the oldest samples beyond the limit (under _cond); other records are kept: they
+        are few, and a session's start must reach the file before its samples can."""
+        while self._queued_samples > self._max_samples:
+            for i, rec in enumerate(self._queue):
+                if isinstance(rec, _Sampled):
+                    del self._queue[i]
+                    break
+            else:
+                return  # the count was off; nothing left to drop
+            self._queued_samples -= 1
+            self._dropped += 1
+
+    # --- callbacks onto the loop ----------------------------------------------------------------
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
+            loop.call_soon_threadsafe(callback, *args)
+
+    def _report_error(self, message: str) -> None:
+        if self._on_error is not None:
+            self._on_error(message)
+
+    def _report_recovered(self) -> None:
+        if self._on_recovered is not None:
+            self._on_recovered()
+
+    def _flushed(self, seq: int) -> None:
+        self._flushed_seq = max(self._flushed_seq, seq)
+        waiting = []
+        for target, future in self._waiters:
+            if target <= self._flushed_seq:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._waiters = waiting
+
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not (self._urgent or self._closing):
+                    self._cond.wait(self._interval)
+                self._urgent = False
+                closing = self._closing
+            self._cycle(force=closing)
+            if closing:
+                break
+        with self._cond:
+            lost = len(self._queue)
+        if lost:
+            log.error("session store closed with records unwritten", path=str(self.path), lost=lost)
+        self._drop_connection()
+
+    def _open(self) -> None:
+        conn = open_writer(self.path)
+        try:
+            if self._on_connect is not None:
+                self._on_connect(conn)
+            if not self._recovery_done:
+                self.recovered_sessions = recover_interrupted(conn)
+                self._recovery_done = True
+                if self.recovered_sessions:
+                    log.warning(
+                        "sessions left open by a crash closed as interrupted",
+                        sessions=self.recovered_sessions,
+                    )
+            # A file that was deleted or replaced comes back empty: sessions still running must
+            # exist in it again before their phases and samples can land.
+            for rec in self._open_sessions.values():
+                _insert_session(conn, rec, replay=True)
+            file_id = _identity(self.path)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._file_id = conn, file_id
+
+    def _cycle(self, *, force: bool) -> None:
+        if self._conn is None:
+            if not force and time.monotonic() < self._next_retry:
+                return
+            try:
+                self._open()
+            except _STORAGE_ERRORS as exc:
+                self._fail(exc)
+                return
+        with self._cond:
+            batch = list(self._queue)
+            self._queue.clear()
+            self._queued_samples = 0
+            upto = self._seq
+        try:
+            self._write(batch)
+        except _STORAGE_ERRORS as exc:
+            self._requeue(batch)
+            self._drop_connection()
+            self._fail(exc)
+            return
+        self._succeeded(upto)
+
+    def _write(self, batch: list[_Record]) -> None:
+        """One transaction for the batch; on a storage error the caller rolls back (by dropping
+        the connection) and queues the batch again."""
+        conn = self._conn
+        assert conn is not None
+        # SQLite keeps writing to a deleted (or renamed-over) file without complaint: check the
+        # path still names the file we hold, or those records would be lost silently.
+        if _identity(self.path) != self._file_id:
+            raise StoreError(f"{self.path}: the database file was deleted or replaced")
+        if not batch:
+            return
+        conn.execute("BEGIN")
+        written = [rec for rec in batch if self._apply_one(conn, rec)]
+        conn.execute("COMMIT")
+        for rec in written:
+            if isinstance(rec, _SessionStarted):
+                self._open_sessions[rec.session_id] = rec
+            elif isinstance(rec, _SessionEnded):
+                self._open_sessions.pop(rec.session_id, None)
+
+    def _apply_one(self, conn: sqlite3.Connection, rec: _Record) -> bool:
+        try:
+            if _apply(conn, rec):
+                return True
+            error = "no such session, or it has already ended"
+        except _RECORD_ERRORS as exc:
+            error = str(exc)
+        self.rejected += 1
+        log.warning("session store refused a record", record=repr(rec), error=error)
+        return False
+
+    def _requeue(self, batch: list[_Record]) -> None:
+        with self._cond:
+            self._queue.extendleft(reversed(batch))
+            self._queued_samples = sum(isinstance(rec, _Sampled) for rec in self._queue)
+            self._trim()
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # close() rolls back an open transaction; errors here add nothing to the one reported
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._next_retry = time.monotonic() + self._retry_s
+        self._retry_s = min(self._retry_s * 2, self._retry_max)
+        if self._failing:
+            log.debug("session store still failing", path=str(self.path), error=_describe(exc))
+            return
+        self._failing = True
+        message = (
+            f"session store {self.path}: {_describe(exc)}; samples are kept in memory "
+            f"(up to {self._max_samples}, oldest dropped first) and writing is retried"
+        )
+        log.error("session store failing", path=str(self.path), error=_describe(exc))
+        self._post(self._report_error, message)
+
+    def _succeeded(self, upto: int) -> None:
+        self._retry_s = self._retry_min
+        if self._failing:
+            self._failing = False
+            log.warning("session store writing again", path=str(self.path), dropped=self._dropped)
+            self._post(self._report_recovered)
+        if upto > self._flushed_seq:
+            self._post(self._flushed, upto)
