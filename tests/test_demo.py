@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
-def test_demo_runs_a_backward_program_end_to_end() -> None:
+@pytest.mark.timeout(180)  # a subprocess of ~20 s, longer on a loaded machine
+def test_demo_runs_a_backward_program_end_to_end(tmp_path: Path) -> None:
+    chart = tmp_path / "demo.png"
     result = subprocess.run(
-        [sys.executable, "-m", "treadctl", "demo", "--speedup", "100"],
+        [sys.executable, "-m", "treadctl", "demo", "--speedup", "100", "--chart", str(chart)],
         capture_output=True,
         text=True,
         timeout=90,
@@ -23,11 +28,26 @@ def test_demo_runs_a_backward_program_end_to_end() -> None:
     speeds = [float(m) for m in re.findall(r"([0-9.]+) km/h", "\n".join(progress))]
     assert 0 < max(speeds) <= 2.0, speeds  # moved, never above the program's speed
     assert "alghadir2019-knee-oa (finished)" in out
-    reverse = re.search(r"belt in reverse\s+(\d+):(\d+)", out)
+    reverse = re.search(r"walked backward\s+(\d+):(\d+)", out)
     assert reverse is not None
     assert int(reverse[1]) * 60 + int(reverse[2]) > 0
-    assert out.rstrip().endswith("demo finished: belt stopped")
+    assert "demo finished: belt stopped" in out
     assert "Traceback" not in result.stderr
+    # the session was recorded and charted
+    assert f"chart of the session: {chart}" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    show = re.search(r"treadctl sessions show (\S+) --db (\S+)", out)
+    assert show is not None
+    shown = subprocess.run(
+        [sys.executable, "-m", "treadctl", "sessions", "show", show[1], "--db", show[2]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "alghadir2019-knee-oa" in shown.stdout
+    assert "finished" in shown.stdout
 
 
 def test_demo_with_an_unknown_program_is_a_usage_error() -> None:

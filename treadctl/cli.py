@@ -95,6 +95,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             program=args.program,
             speedup=args.speedup,
             use_config_broker=args.config is not None and args.broker == "config",
+            chart=args.chart,
         )
     )
 
@@ -136,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     programs.add_parser(sub, {"help": "TOML configuration (default: $TREADCTL_CONFIG)"})
 
     from treadctl import client  # noqa: PLC0415
+    from treadctl.store import cli as sessions  # noqa: PLC0415
 
     client.add_parsers(sub)
+    sessions.add_parser(sub)
 
     demo = sub.add_parser(
         "demo",
@@ -157,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["embedded", "config"],
         default="config",
         help="with --config: use its [mqtt] broker (default) or the embedded one",
+    )
+    demo.add_argument(
+        "--chart",
+        type=Path,
+        metavar="FILE.png",
+        help="where to write the session's chart (default: beside the demo's session database)",
     )
     demo.set_defaults(func=cmd_demo)
     return parser

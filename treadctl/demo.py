@@ -18,11 +18,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiomqtt
 
-from treadctl.config.models import Settings
+from treadctl.config.models import Settings, StorageConfig
 from treadctl.core.timeline import build_timeline
 from treadctl.daemon import Daemon
 from treadctl.devices import device_profile
@@ -30,6 +31,9 @@ from treadctl.mqtt.connection import credentials, protocol_of, tls_context
 from treadctl.mqtt.embedded import EmbeddedBroker
 from treadctl.mqtt.topics import Topics
 from treadctl.programs.library import ProgramFileError, ProgramLibrary
+from treadctl.store import StoreError, database_path
+from treadctl.store.queries import get_session, load_samples
+from treadctl.store.schema import open_readonly
 
 DEFAULT_PROGRAM = "alghadir2019-knee-oa"
 TARGET_S = 60.0  # about a minute by default
@@ -58,16 +62,11 @@ class Display:
     telemetry: dict[str, Any] = field(default_factory=dict)
     phases: list[str] = field(default_factory=list)
     top_kmh: float = 0.0
-    backward_s: float = 0.0
-    _last_t: float | None = None
+    session_id: str | None = None
     _printed_at: float = 0.0
 
     def on_telemetry(self, data: dict[str, Any]) -> None:
         speed = float(data.get("speed_kmh") or 0.0)
-        now = float(data.get("ts") or time.time())
-        if self._last_t is not None and data.get("belt") == "reverse" and speed > 0:
-            self.backward_s += now - self._last_t
-        self._last_t = now
         self.top_kmh = max(self.top_kmh, speed)
         self.telemetry = data
         self.render()
@@ -111,6 +110,7 @@ class Display:
         self.render()
 
     def summary(self, event: dict[str, Any]) -> None:
+        self.session_id = event.get("session_id")
         if self.tty:
             self.out.write("\r\x1b[K" + self.line() + "\n")
         duration = float(event.get("duration_s") or 0.0)
@@ -118,7 +118,7 @@ class Display:
             ("program", f"{event.get('program')} ({event.get('ended')})"),
             ("time", f"{_clock(duration)} real for {_clock(self.planned_s)} of program"),
             ("distance", f"{float(event.get('distance_m') or 0):.0f} m (real belt distance)"),
-            ("belt in reverse", _clock(self.backward_s)),
+            ("walked backward", _clock(float(event.get("backward_s") or 0.0))),
             ("top speed", f"{self.top_kmh:.1f} km/h"),
             ("phases", ", ".join(dict.fromkeys(self.phases)) or "-"),
         ]
@@ -128,10 +128,27 @@ class Display:
         self.out.flush()
 
 
+def demo_database(settings: Settings) -> Path:
+    """Demo sessions go to their own database beside the default one, never into a clinic's."""
+    default = database_path(settings.model_copy(update={"storage": StorageConfig()}))
+    return default.parent / "demo" / default.name
+
+
+def write_chart(database: Path, session_id: str, out: Path) -> None:
+    from treadctl.store import plot  # noqa: PLC0415 - matplotlib is slow to import
+
+    with contextlib.closing(open_readonly(database)) as conn:
+        detail = get_session(conn, session_id)
+        samples = load_samples(conn, session_id)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot.render(detail, samples, out)
+
+
 def demo_settings(settings: Settings, broker: EmbeddedBroker | None) -> Settings:
     """The simulated treadmill always; the embedded broker unless a configured one is used."""
     device = settings.device.model_copy(update={"driver": "sim", "id": "demo"})
-    update: dict[str, Any] = {"device": device}
+    storage = StorageConfig(path=demo_database(settings))
+    update: dict[str, Any] = {"device": device, "storage": storage}
     if broker is not None:
         update["mqtt"] = settings.mqtt.model_copy(
             update={
@@ -153,6 +170,7 @@ async def run(
     program: str = DEFAULT_PROGRAM,
     speedup: float | None = None,
     use_config_broker: bool = False,
+    chart: Path | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     library = ProgramLibrary(settings.programs.directory)
@@ -186,8 +204,8 @@ async def run(
         assert user is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, user.cancel)
+        display = Display(out, speedup, out.isatty())
         try:
-            display = Display(out, speedup, out.isatty())
             ended = await _watch(settings, entry.program.name, display, daemon_task)
         except asyncio.CancelledError:
             print("\ninterrupted: stopping the belt", file=out, flush=True)
@@ -199,6 +217,21 @@ async def run(
             with contextlib.suppress(asyncio.CancelledError):
                 await daemon_task
     print("demo finished: belt stopped", file=out, flush=True)
+    if display.session_id is not None:
+        database = settings.storage.path
+        assert database is not None
+        chart = chart or database.parent / f"{display.session_id}.png"
+        try:
+            await asyncio.to_thread(write_chart, database, display.session_id, chart)
+        except (StoreError, OSError) as exc:
+            print(f"treadctl: the chart could not be written: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(
+            f"chart of the session: {chart}\n"
+            f"the session's record: treadctl sessions show {display.session_id} --db {database}",
+            file=out,
+            flush=True,
+        )
     return EXIT_OK if ended == "finished" else EXIT_FAILURE
 
 
