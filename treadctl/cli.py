@@ -14,6 +14,7 @@ import structlog
 from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.loader import redacted
+from treadctl.sim.pty_server import PERSONALITIES
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 log = structlog.get_logger(__name__)
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="run a simulated treadmill on a pseudo-terminal")
-    sim.add_argument("--driver", choices=["trackmaster", "woodway"], required=True)
+    sim.add_argument("--driver", choices=list(PERSONALITIES), required=True)
     sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
     sim.set_defaults(func=cmd_sim)
 

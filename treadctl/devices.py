@@ -3,26 +3,86 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from treadctl.config.models import DeviceConfig, Settings
 from treadctl.core.device import Capabilities
 from treadctl.core.safety import SafetyRules
 from treadctl.core.timeline import DeviceProfile
+from treadctl.drivers import csafe, delta_vfd
 from treadctl.drivers.base import Driver
+from treadctl.drivers.csafe import CsafeDriver
+from treadctl.drivers.delta_vfd import DeltaVfdDriver
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
 from treadctl.sim.physics import BeltPhysics
 from treadctl.sim.pty_server import SimulatedTreadmill
 
-_SERIAL_DRIVERS: dict[str, type[TrackmasterDriver]] = {
-    "trackmaster": TrackmasterDriver,
-    "woodway": WoodwayDriver,
+
+def _trackmaster(device: DeviceConfig, port: str) -> Driver:
+    cls = WoodwayDriver if device.driver == "woodway" else TrackmasterDriver
+    return cls(
+        port,
+        baudrate=device.effective_baudrate,
+        poll_interval_s=device.poll_interval_s,
+        response_timeout_s=device.response_timeout_s,
+    )
+
+
+def _csafe(device: DeviceConfig, port: str) -> Driver:
+    return CsafeDriver(
+        port,
+        units=device.csafe.units,
+        baudrate=device.effective_baudrate,
+        poll_interval_s=device.poll_interval_s,
+        response_timeout_s=device.response_timeout_s,
+    )
+
+
+def _delta_vfd(device: DeviceConfig, port: str) -> Driver:
+    vfd = device.vfd
+    kmh_per_hz = vfd.effective_kmh_per_hz
+    if kmh_per_hz is None:  # config validation makes this unreachable; keep mypy honest
+        raise ValueError("device.vfd.kmh_per_hz is required")
+    return DeltaVfdDriver(
+        port,
+        kmh_per_hz=kmh_per_hz,
+        max_hz=vfd.max_hz,
+        unit_id=vfd.unit_id,
+        parity=vfd.parity,
+        stopbits=vfd.stopbits,
+        accept_no_comm_watchdog=vfd.accept_no_comm_watchdog,
+        baudrate=device.effective_baudrate,
+        poll_interval_s=device.poll_interval_s,
+        response_timeout_s=device.response_timeout_s,
+    )
+
+
+_SERIAL_DRIVERS: dict[str, Callable[[DeviceConfig, str], Driver]] = {
+    "trackmaster": _trackmaster,
+    "woodway": _trackmaster,
+    "csafe": _csafe,
+    "delta-vfd": _delta_vfd,
 }
 
 
-def capabilities_of(driver: str) -> Capabilities:
-    """A driver's capabilities without opening it (the sim driver is a simulated Woodway)."""
-    return _SERIAL_DRIVERS["woodway" if driver == "sim" else driver].capabilities
+def capabilities_of(device: DeviceConfig | str) -> Capabilities:
+    """A driver's capabilities without opening it (the sim driver is a simulated Woodway).
+
+    The csafe and delta-vfd capabilities depend on `[device.csafe]`/`[device.vfd]`; by name
+    alone csafe gets its defaults and delta-vfd cannot be answered.
+    """
+    config = device if isinstance(device, DeviceConfig) else None
+    name = device.driver if isinstance(device, DeviceConfig) else device
+    match name:
+        case "sim" | "woodway":
+            return WoodwayDriver.capabilities
+        case "trackmaster":
+            return TrackmasterDriver.capabilities
+        case "csafe":
+            return csafe.capabilities(config.csafe.units if config else "kmh")
+        case "delta-vfd" if config is not None and config.vfd.effective_kmh_per_hz:
+            return delta_vfd.capabilities(config.vfd.effective_kmh_per_hz, config.vfd.max_hz)
+    raise ValueError(f"no capabilities for driver {name!r} without its configuration")
 
 
 def device_profile(settings: Settings) -> DeviceProfile:
@@ -30,7 +90,7 @@ def device_profile(settings: Settings) -> DeviceProfile:
     limits, safety = settings.limits, settings.safety
     return DeviceProfile(
         driver=settings.device.driver,
-        capabilities=capabilities_of(settings.device.driver),
+        capabilities=capabilities_of(settings.device),
         retro_mode=settings.device.retro_mode,
         max_speed_forward_kmh=limits.max_speed_forward_kmh,
         max_speed_backward_kmh=limits.max_speed_backward_kmh,
@@ -54,7 +114,7 @@ def safety_rules(settings: Settings) -> SafetyRules:
         max_incline_backward_pct=limits.max_incline_backward_pct,
         start_speed_kmh=limits.start_speed_kmh,
         max_accel_mps2=limits.max_accel_mps2,
-        speed_resolution_kmh=capabilities_of(settings.device.driver).speed_resolution_kmh,
+        speed_resolution_kmh=capabilities_of(settings.device).speed_resolution_kmh,
         reversal_standstill_s=safety.reversal_standstill_s,
         reversal_countdown_s=safety.reversal_countdown_s,
         estop_interlock_s=safety.estop_interlock_s,
@@ -86,13 +146,12 @@ async def open_device(
         ):
             yield driver
         return
-    if device.port is None:  # config validation makes this unreachable; keep mypy honest
-        raise ValueError("device.port is required")
-    cls = _SERIAL_DRIVERS[device.driver]
-    async with cls(
-        device.port,
-        baudrate=device.effective_baudrate,
-        poll_interval_s=device.poll_interval_s,
-        response_timeout_s=device.response_timeout_s,
-    ) as driver:
+    async with build_driver(device) as driver:
         yield driver
+
+
+def build_driver(device: DeviceConfig) -> Driver:
+    """The configured serial driver, not opened yet (not for the sim driver)."""
+    if device.port is None or device.driver not in _SERIAL_DRIVERS:
+        raise ValueError(f"driver {device.driver!r} needs device.port and a serial driver")
+    return _SERIAL_DRIVERS[device.driver](device, device.port)

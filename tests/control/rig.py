@@ -6,19 +6,28 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from treadctl.control.controller import Controller
 from treadctl.core import units
 from treadctl.core.commands import Command, Result
+from treadctl.core.program import Program
 from treadctl.core.safety import SafetyRules
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.core.timeline import DeviceProfile
+from treadctl.drivers.base import Driver
 from treadctl.drivers.trackmaster import WoodwayDriver
-from treadctl.drivers.trackmaster_codec import Dialect, Op, Request, decode_speed_field
+from treadctl.drivers.trackmaster_codec import (
+    BadRequest,
+    Dialect,
+    Op,
+    Request,
+    decode_speed_field,
+)
 from treadctl.programs.library import builtin_programs
+from treadctl.sim.personality import Personality
 from treadctl.sim.physics import BeltPhysics
 from treadctl.sim.pty_server import SimulatedTreadmill
 
@@ -42,7 +51,7 @@ class WireSpeed:
 @dataclass
 class Rig:
     sim: SimulatedTreadmill
-    driver: WoodwayDriver
+    driver: Driver
     controller: Controller
     task: asyncio.Task[None]
     events: list[Event] = field(default_factory=list)
@@ -76,11 +85,15 @@ class Rig:
         return out
 
     def ops_since(self, t: float) -> list[int]:
-        return [
-            r.request.op if isinstance(r.request, Request) else r.request.byte
-            for r in self.sim.wire.requests
-            if r.at >= t
-        ]
+        out: list[int] = []
+        for r in self.sim.wire.requests:
+            if r.at < t:
+                continue
+            if isinstance(r.request, Request):
+                out.append(r.request.op)
+            elif isinstance(r.request, BadRequest):
+                out.append(r.request.byte)
+        return out
 
 
 async def _trace(rig: Rig) -> None:
@@ -108,41 +121,79 @@ async def rig(
     )
     async with SimulatedTreadmill("woodway", link=link, belt=belt) as sim:
         driver = WoodwayDriver(str(link) if link else sim.path, poll_interval_s=0.1)
-        await driver.open()
-        programs = {name: e.program for name, e in builtin_programs().items()}
-        controller = Controller(
-            driver,
-            profile=profile,
-            rules=rules,
-            programs=programs,
-            tick_s=0.1,
-            time_scale=time_scale,
-            reconnect_s=0.3,
-        )
-        task = asyncio.create_task(controller.run(), name="test.controller")
-        r = Rig(sim, driver, controller, task)
-
-        def record(item: Snapshot | Event) -> None:
-            if isinstance(item, Event):
-                r.events.append(item)
-            else:
-                r.snapshots.append(item)
-
-        controller.add_listener(record)
-        tracer = asyncio.create_task(_trace(r), name="test.trace")
-        try:
-            await asyncio.wait_for(controller.ready.wait(), 5)
-            if wait_interlock:
-                await asyncio.sleep(rules.estop_interlock_s + 0.05)
+        async with controller_rig(
+            sim, driver, profile, rules, time_scale=time_scale, wait_interlock=wait_interlock
+        ) as r:
             yield r
-        finally:
-            tracer.cancel()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            with contextlib.suppress(asyncio.CancelledError):
-                await tracer
-            await driver.close()
+
+
+@contextlib.asynccontextmanager
+async def driver_rig(
+    personality: str | Personality,
+    make_driver: Callable[[str], Driver],
+    profile: DeviceProfile,
+    rules: SafetyRules = FAST,
+    *,
+    link: Path | None = None,
+    wait_interlock: bool = True,
+    programs: Mapping[str, Program] | None = None,
+) -> AsyncIterator[Rig]:
+    """Any driver against its simulator personality, through the controller."""
+    async with SimulatedTreadmill(personality, link=link) as sim:
+        driver = make_driver(str(link) if link else sim.path)
+        async with controller_rig(
+            sim, driver, profile, rules, wait_interlock=wait_interlock, programs=programs
+        ) as r:
+            yield r
+
+
+@contextlib.asynccontextmanager
+async def controller_rig(
+    sim: SimulatedTreadmill,
+    driver: Driver,
+    profile: DeviceProfile,
+    rules: SafetyRules,
+    *,
+    time_scale: float = 1.0,
+    wait_interlock: bool = True,
+    programs: Mapping[str, Program] | None = None,
+) -> AsyncIterator[Rig]:
+    """Open `driver` on `sim`, run a controller on it, trace the belt; all undone on exit."""
+    await driver.open()
+    known = {name: e.program for name, e in builtin_programs().items()}
+    controller = Controller(
+        driver,
+        profile=profile,
+        rules=rules,
+        programs={**known, **(programs or {})},
+        tick_s=0.1,
+        time_scale=time_scale,
+        reconnect_s=0.3,
+    )
+    task = asyncio.create_task(controller.run(), name="test.controller")
+    r = Rig(sim, driver, controller, task)
+
+    def record(item: Snapshot | Event) -> None:
+        if isinstance(item, Event):
+            r.events.append(item)
+        else:
+            r.snapshots.append(item)
+
+    controller.add_listener(record)
+    tracer = asyncio.create_task(_trace(r), name="test.trace")
+    try:
+        await asyncio.wait_for(controller.ready.wait(), 5)
+        if wait_interlock:
+            await asyncio.sleep(rules.estop_interlock_s + 0.05)
+        yield r
+    finally:
+        tracer.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await tracer
+        await driver.close()
 
 
 def with_rules(**changes: object) -> SafetyRules:

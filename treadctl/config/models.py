@@ -6,6 +6,7 @@ below, which live in code on purpose: no file or environment variable can exceed
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -22,14 +23,64 @@ MIN_ACCEL_MPS2 = 0.02  # slower than this a controlled stop takes too long to be
 MIN_REVERSAL_STANDSTILL_S = 2.0
 MIN_ESTOP_INTERLOCK_S = 3.0
 
-# csafe and delta-vfd join when their drivers land (issue 8); until then they are config errors.
-DriverName = Literal["sim", "trackmaster", "woodway"]
+DriverName = Literal["sim", "trackmaster", "woodway", "csafe", "delta-vfd"]
 RetroMode = Literal["reverse-belt", "face-away"]
 DEFAULT_BAUD = {"trackmaster": 4800, "woodway": 4800, "csafe": 9600, "delta-vfd": 9600}
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsafeConfig(Section):
+    units: Literal["kmh", "mph"] = "kmh"
+    """Speed units of SetSpeed: 0.1 km/h (0x31) or 0.1 mph (0x11); some consoles take only one."""
+
+
+class VfdConfig(Section):
+    unit_id: Annotated[int, Field(ge=1, le=247)] = 1
+    """The drive's Modbus address (Delta Pr.09-00)."""
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] | None = None
+    """Default: 2 with parity N, else 1 (Delta's RTU formats 8N2, 8E1, 8O1: Pr.09-04)."""
+    kmh_per_hz: Annotated[float, Field(gt=0, le=2)] | None = None
+    """Belt km/h per Hz of output frequency (measure it), or give the three keys below."""
+    roller_diameter_mm: Annotated[float, Field(gt=0, le=500)] | None = None
+    gear_ratio: Annotated[float, Field(gt=0, le=100)] | None = None
+    """Motor revolutions per drive-roller revolution."""
+    motor_poles: Literal[2, 4, 6, 8, 10, 12] | None = None
+    max_hz: Annotated[float, Field(gt=0, le=400)] = 60.0
+    """The highest frequency treadctl commands (at most the drive's Pr.01-00)."""
+    accept_no_comm_watchdog: bool = False
+    """Run the belt although the drive keeps going on a dead link (Pr.09-02/09-03). Unsafe."""
+
+    @model_validator(mode="after")
+    def _one_speed_factor(self) -> Self:
+        mechanics = {
+            "roller_diameter_mm": self.roller_diameter_mm,
+            "gear_ratio": self.gear_ratio,
+            "motor_poles": self.motor_poles,
+        }
+        given = [k for k, v in mechanics.items() if v is not None]
+        if self.kmh_per_hz is not None and given:
+            raise ValueError(
+                "device.vfd: give kmh_per_hz or roller_diameter_mm/gear_ratio/motor_poles, not both"
+            )
+        if given and len(given) < len(mechanics):
+            missing = ", ".join(f"device.vfd.{k}" for k in mechanics if k not in given)
+            raise ValueError(f"{missing} missing (needed with {', '.join(given)})")
+        return self
+
+    @property
+    def effective_kmh_per_hz(self) -> float | None:
+        """km/h per Hz: given, or from the mechanics at synchronous speed (slip not included)."""
+        if self.kmh_per_hz is not None:
+            return self.kmh_per_hz
+        if self.roller_diameter_mm and self.gear_ratio and self.motor_poles:
+            motor_rpm_per_hz = 120 / self.motor_poles
+            roller_km_per_rev = math.pi * self.roller_diameter_mm / 1e6
+            return motor_rpm_per_hz / self.gear_ratio * roller_km_per_rev * 60
+        return None
 
 
 class DeviceConfig(Section):
@@ -40,14 +91,21 @@ class DeviceConfig(Section):
     """Serial device (prefer /dev/serial/by-id/… or a udev symlink). Not used by the sim driver."""
     retro_mode: RetroMode = "reverse-belt"
     baudrate: Annotated[int, Field(gt=0)] | None = None
-    """Defaults to the protocol's own rate (4800 for trackmaster/woodway)."""
+    """Defaults to the protocol's own rate (4800 trackmaster/woodway, 9600 csafe/delta-vfd)."""
     poll_interval_s: Annotated[float, Field(gt=0, le=0.25)] = 0.2
     response_timeout_s: Annotated[float, Field(gt=0, le=2.0)] = 0.25
+    csafe: CsafeConfig = CsafeConfig()
+    vfd: VfdConfig = VfdConfig()
 
     @model_validator(mode="after")
     def _port_needed(self) -> Self:
         if self.driver != "sim" and not self.port:
             raise ValueError(f"device.port is required for driver {self.driver!r}")
+        if self.driver == "delta-vfd" and self.vfd.effective_kmh_per_hz is None:
+            raise ValueError(
+                "device.vfd.kmh_per_hz is required for driver 'delta-vfd' "
+                "(or device.vfd.roller_diameter_mm, gear_ratio and motor_poles)"
+            )
         return self
 
     @property

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from treadctl.core import units
+from treadctl.sim.delta_vfd import DeltaVfdPersonality
 from treadctl.sim.physics import StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
 
@@ -20,6 +21,9 @@ HELP = """commands (one per line on stdin):
   garbage on | garbage off   answer every command with random bytes
   unplug | replug            the adapter vanishes / comes back (new pty, link follows)
   slip KMH | slip off        the belt cannot go faster than KMH (a speed mismatch)
+  param 09-02 N              delta-vfd: comm-loss treatment (0 warn+run, 1 ramp stop,
+                             2 coast stop, 3 keep running: the factory default)
+  param 09-03 SECONDS        delta-vfd: comm-loss time-out (0 disables it)
   status                     print the belt state
   help | quit"""
 
@@ -42,9 +46,29 @@ def describe(sim: SimulatedTreadmill) -> str:
         if b.stop_cause is StopCause.WATCHDOG and b.watchdog_silence_s is not None:
             parts[-1] += f" after {b.watchdog_silence_s:.2f} s of silence"
 
+    if extra := sim.protocol.describe():
+        parts.append(extra)
     if not sim.plugged:
         parts.append("UNPLUGGED")
     return ", ".join(parts)
+
+
+def _param(sim: SimulatedTreadmill, name: str, value: str) -> str | None:
+    """Set a drive parameter as from its keypad; an error message, or None when done."""
+    drive = sim.protocol
+    if not isinstance(drive, DeltaVfdPersonality):
+        return "error: parameters exist on the delta-vfd simulator only"
+    try:
+        number = float(value)
+    except ValueError:
+        return f"error: not a number: {value!r}"
+    if name == "09-02" and number in (0, 1, 2, 3):
+        drive.set_comm_loss(treatment=int(number))
+    elif name == "09-03" and 0 <= number <= 60:
+        drive.set_comm_loss(timeout_s=number)
+    else:
+        return "error: param 09-02 0|1|2|3 or param 09-03 0-60"
+    return None
 
 
 def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0911, PLR0912 - one case per command
@@ -85,6 +109,9 @@ def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0
                 sim.belt.slip_limit_kmh = max(0.0, float(limit))
             except ValueError:
                 return f"error: not a speed: {limit!r}"
+        case ["param", name, value]:
+            if (error := _param(sim, name, value)) is not None:
+                return error
         case ["unplug"]:
             sim.unplug()
         case ["replug"]:

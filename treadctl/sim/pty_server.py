@@ -21,12 +21,27 @@ import structlog
 
 from treadctl.core.clock import Clock
 from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Request
+from treadctl.sim.csafe import CsafePersonality
+from treadctl.sim.delta_vfd import DeltaVfdPersonality
+from treadctl.sim.personality import Personality, WireRequest
 from treadctl.sim.physics import BeltPhysics
 from treadctl.sim.trackmaster import TrackmasterPersonality
 
 log = structlog.get_logger(__name__)
 
-PERSONALITIES = {d.value: d for d in Dialect}
+PERSONALITIES = ("trackmaster", "woodway", "csafe", "delta-vfd")
+
+
+def make_personality(name: str, belt: BeltPhysics) -> Personality:
+    """A personality with its defaults (tests build their own to change them)."""
+    match name:
+        case "trackmaster" | "woodway":
+            return TrackmasterPersonality(Dialect(name), belt)
+        case "csafe":
+            return CsafePersonality(belt)
+        case "delta-vfd":
+            return DeltaVfdPersonality(belt)
+    raise ValueError(f"unknown simulator personality {name!r} (known: {', '.join(PERSONALITIES)})")
 
 
 @dataclass
@@ -41,7 +56,7 @@ class Faults:
 @dataclass(frozen=True, slots=True)
 class Received:
     at: float
-    request: Request | BadRequest
+    request: WireRequest
 
 
 @dataclass
@@ -53,32 +68,44 @@ class WireLog:
     requests: list[Received] = field(default_factory=list)
 
     def ops(self) -> list[int]:
-        return [
-            r.request.op if isinstance(r.request, Request) else r.request.byte
-            for r in self.requests
-        ]
+        """Trackmaster opcodes (and refused bytes) in the order they came."""
+        out: list[int] = []
+        for r in self.requests:
+            if isinstance(r.request, Request):
+                out.append(r.request.op)
+            elif isinstance(r.request, BadRequest):
+                out.append(r.request.byte)
+        return out
 
 
 class SimulatedTreadmill:
-    """A treadmill on a pty. Use as `async with SimulatedTreadmill("woodway") as sim: sim.path`."""
+    """A treadmill on a pty. Use as `async with SimulatedTreadmill("woodway") as sim: sim.path`.
+
+    `personality` is a name from PERSONALITIES, or a personality built with its own settings
+    (then it brings its belt).
+    """
 
     def __init__(
         self,
-        personality: str = "woodway",
+        personality: str | Personality = "woodway",
         *,
         link: Path | None = None,
         clock: Clock = time.monotonic,
         tick_s: float = 0.02,
         belt: BeltPhysics | None = None,
     ) -> None:
-        if personality not in PERSONALITIES:
-            raise ValueError(f"unknown simulator personality {personality!r}")
-        self.personality = personality
+        if isinstance(personality, str):
+            self.protocol = make_personality(personality, belt or BeltPhysics())
+            self.personality = personality
+        else:
+            if belt is not None and belt is not personality.belt:
+                raise ValueError("a personality instance brings its own belt")
+            self.protocol = personality
+            self.personality = personality.name
         self.link = link
         self.clock = clock
         self.tick_s = tick_s
-        self.belt = belt or BeltPhysics()
-        self.protocol = TrackmasterPersonality(PERSONALITIES[personality], self.belt)
+        self.belt = self.protocol.belt
         self.faults = Faults()
         self.wire = WireLog()
         self.path = ""
@@ -93,6 +120,7 @@ class SimulatedTreadmill:
     async def start(self) -> None:
         self._plug()
         self.belt.advance(self.clock())
+        await self.protocol.start(self)
         self._tick = asyncio.create_task(
             self._run_physics(), name=f"treadctl.sim[{self.personality}].physics"
         )
@@ -105,6 +133,7 @@ class SimulatedTreadmill:
 
     async def stop(self) -> None:
         self._unplug()
+        await self.protocol.stop()
         if self._tick is not None:
             self._tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,17 +226,16 @@ class SimulatedTreadmill:
             return  # EIO while no host has the port open; the next open brings it back
         if not data:
             return
-        now = self.clock()
         self.wire.rx.extend(data)
         self._rx_event.set()
-        self.protocol.belt.received(now)
-        answers = bytearray()
-        for req in self.protocol.decoder.feed(data):
-            self.wire.requests.append(Received(now, req))
-            answers += self.protocol.handle(req, now)
-        self._answer(bytes(answers))
+        self.protocol.receive(data, self.clock())
 
-    def _answer(self, data: bytes) -> None:
+    # --- the Wire a personality talks through ---------------------------------------------------
+
+    def record(self, request: WireRequest, at: float) -> None:
+        self.wire.requests.append(Received(at, request))
+
+    def answer(self, data: bytes) -> None:
         if not data or self.faults.silent:
             return
         if self.faults.garbage_answers:

@@ -6,6 +6,7 @@ from treadctl.core import units
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.errors import CodecError
 from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Op, Request
+from treadctl.sim.personality import Wire
 from treadctl.sim.physics import BeltPhysics
 
 MAX_TENTHS_MPH = 150  # 15 mph
@@ -19,14 +20,35 @@ class TrackmasterPersonality:
     """Answers host requests exactly as research/protocols.md §1.2-1.3 describe."""
 
     def __init__(self, dialect: Dialect, belt: BeltPhysics) -> None:
+        self.name = dialect.value
         self.dialect = dialect
         self.belt = belt
         self.decoder = codec.RequestDecoder(dialect)
+        self._wire: Wire | None = None
+
+    async def start(self, wire: Wire) -> None:
+        self._wire = wire
+
+    async def stop(self) -> None:
+        self._wire = None
 
     def feed(self, data: bytes, now: float) -> bytes:
-        """Bytes from the host in; the treadmill's answers out."""
+        """Bytes from the host in; the treadmill's answers out. Any byte feeds the watchdog."""
         self.belt.received(now)
-        return b"".join(self.handle(req, now) for req in self.decoder.feed(data))
+        answers = bytearray()
+        for req in self.decoder.feed(data):
+            if self._wire is not None:
+                self._wire.record(req, now)
+            answers += self.handle(req, now)
+        return bytes(answers)
+
+    def receive(self, data: bytes, now: float) -> None:
+        answers = self.feed(data, now)
+        if self._wire is not None:
+            self._wire.answer(answers)
+
+    def describe(self) -> str:
+        return ""
 
     def handle(self, req: Request | BadRequest, now: float) -> bytes:  # noqa: C901, PLR0911, PLR0912 - one case per opcode
         if isinstance(req, BadRequest):

@@ -1,0 +1,240 @@
+"""CSAFE treadmill consoles: the session over one serial link (9600 8N1).
+
+CSAFE has no reverse and no watchdog: the belt runs forward only (backward walking is
+`retro_mode = "face-away"`), and a console keeps the belt running when the host goes quiet. So
+the daemon polls (GetSpeed + GetGrade) at least every 0.5 s, treats silence as a lost link, and
+the user keeps the safety key on. The belt runs while the console is in the InUse state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import ClassVar, Literal, NoReturn
+
+import structlog
+
+from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+from treadctl.drivers import csafe_codec as codec
+from treadctl.drivers.base import Driver
+from treadctl.drivers.csafe_codec import Cmd, FrameStatus, Reply, State, Unit
+from treadctl.drivers.errors import CodecError, DriverError, Rejected, TimedOut
+from treadctl.drivers.session import Parser, Session
+from treadctl.drivers.transport import SerialSettings
+
+log = structlog.get_logger(__name__)
+
+SpeedUnits = Literal["kmh", "mph"]
+SPEED_UNIT = {"kmh": Unit.KMH_TENTHS, "mph": Unit.MPH_TENTHS}
+SPEED_MAX_KMH = 20.0  # what commercial consoles take; a console refuses more by itself
+MAX_POLL_INTERVAL_S = 0.5
+
+_READ = codec.request([codec.Command(Cmd.GET_SPEED), codec.Command(Cmd.GET_GRADE)])
+_GO_IDLE = codec.request([codec.Command(Cmd.GO_IDLE)])
+
+
+def capabilities(units: SpeedUnits = "kmh") -> Capabilities:
+    return Capabilities(
+        speed_max_kmh=SPEED_MAX_KMH,
+        speed_resolution_kmh=codec.speed_kmh(1, SPEED_UNIT[units]),
+        incline_min_pct=0.0,
+        incline_max_pct=15.0,
+        incline_step_pct=0.1,
+        reverse=False,
+        reports_actual_speed=True,
+        reports_safety_stop=True,  # the console leaves InUse (stop button, safety key)
+        watchdog_s=None,
+        max_poll_interval_s=MAX_POLL_INTERVAL_S,
+    )
+
+
+def stop_frame(units: SpeedUnits = "kmh") -> bytes:
+    """Speed 0, then GoIdle, in one frame: a console that will not leave InUse on GoIdle
+    still ramps the belt down. CSAFE has no faster stop; the safety key is the real one."""
+    return codec.request([codec.set_speed(0, SPEED_UNIT[units]), codec.Command(Cmd.GO_IDLE)])
+
+
+def _parse_reply(buf: bytes) -> tuple[Reply | None, int]:
+    return codec.parse_reply(buf)
+
+
+def _parse_reading(buf: bytes) -> tuple[Reply | None, int]:
+    reply, used = codec.parse_reply(buf)
+    if reply is not None and not reply.answers:
+        return None, used  # a status-only reply to a stop written on the e-stop path
+    return reply, used
+
+
+class CsafeDriver(Driver):
+    name: ClassVar[str] = "csafe"
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        units: SpeedUnits = "kmh",
+        poll_interval_s: float = 0.2,
+        response_timeout_s: float = 0.25,
+        retries: int = 1,
+        max_misses: int = 3,
+    ) -> None:
+        if not 0 < poll_interval_s <= MAX_POLL_INTERVAL_S:
+            raise ValueError(
+                f"poll interval {poll_interval_s} s must be within (0, {MAX_POLL_INTERVAL_S}] s:"
+                " silence is how a lost console shows"
+            )
+        self.port = port
+        self.units: SpeedUnits = units
+        self.unit = SPEED_UNIT[units]
+        self.capabilities = capabilities(units)
+        self.poll_interval_s = poll_interval_s
+        self._session = Session(
+            self.name,
+            SerialSettings(port, baudrate),
+            response_timeout_s=response_timeout_s,
+            retries=retries,
+            max_misses=max_misses,
+        )
+        self._stop = stop_frame(units)
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._toggle: bool | None = None
+        self._last_request = b""
+        self._incline_pct = 0.0
+        self.last_status: DeviceStatus | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._session.open()
+        self._toggle = None
+        try:
+            await self._send(self._stop)
+        except DriverError:
+            await self._session.close()
+            raise
+        log.info("console connected, belt stopped", driver=self.name, port=self.port)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    # --- commands ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        frame = codec.request([codec.Command(Cmd.GO_IN_USE), codec.set_speed(0, self.unit)])
+        reply = await self._send(frame, moves=True)
+        if reply.status.state is not State.IN_USE:
+            raise Rejected(
+                f"{self.name}: the console did not go InUse (state {_state(reply)}); "
+                "is the safety key in and the console on its home screen?",
+                code="refused",
+            )
+        self._started = True
+
+    async def stop(self) -> None:
+        self._started = False
+        await self._send(_GO_IDLE)
+
+    def stop_now(self) -> None:
+        self._started = False
+        self.halted = True
+        self._session.write_now(self._stop)  # ahead of the lock: nothing delays the stop
+        self._toggle = None  # its reply may be skipped as a stray: the toggle count restarts
+        log.info("emergency stop sent", driver=self.name)
+
+    async def emergency_stop(self) -> None:
+        self.stop_now()
+        reply = await self._send(self._stop)  # then confirmed in turn
+        if reply.status.state is State.IN_USE:
+            log.warning("console still InUse after the stop; the belt ramps to 0", driver=self.name)
+
+    async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:
+        if not 0 <= speed_kmh <= self.capabilities.speed_max_kmh:
+            raise Rejected(
+                f"{speed_kmh:.2f} km/h is outside 0-{self.capabilities.speed_max_kmh:.1f} km/h",
+                code="out_of_range",
+            )
+        if belt is BeltDirection.REVERSE:
+            raise Rejected("CSAFE cannot reverse the belt (use face-away)", code="unsupported")
+        step = codec.speed_kmh(1, self.unit)
+        value = math.floor(speed_kmh / step + 1e-6)  # round down: never faster than asked
+        await self._send(codec.request([codec.set_speed(value, self.unit)]))
+        return value * step
+
+    async def set_incline(self, incline_pct: float) -> float:
+        caps = self.capabilities
+        if not caps.incline_min_pct <= incline_pct <= caps.incline_max_pct:
+            raise Rejected(
+                f"incline {incline_pct} % is outside "
+                f"{caps.incline_min_pct}-{caps.incline_max_pct} %",
+                code="out_of_range",
+            )
+        tenths = math.floor(incline_pct * 10 + 1e-6)
+        await self._send(codec.request([codec.set_grade(tenths)]))
+        self._incline_pct = tenths / 10
+        return tenths / 10
+
+    async def read_status(self) -> DeviceStatus:
+        async with self._lock:
+            reply = await self._exchange(_READ, _parse_reading)
+        speed = reply.answer(Cmd.GET_SPEED)
+        if speed is None:
+            raise CodecError(f"{self.name}: the console did not answer GetSpeed")
+        kmh = codec.speed_kmh(*codec.decode_int_unit(speed))
+        grade = reply.answer(Cmd.GET_GRADE)
+        incline = codec.grade_pct(*codec.decode_int_unit(grade)) if grade else self._incline_pct
+        running = reply.status.state is State.IN_USE
+        status = DeviceStatus(
+            running=running,
+            belt=BeltDirection.FORWARD,
+            speed_kmh=kmh,
+            incline_pct=incline,
+            watchdog_armed=False,
+            safety_stop=self._started and not running,
+        )
+        self.last_status = status
+        return status
+
+    async def keepalive(self) -> NoReturn:
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self._session.last_tx + self.poll_interval_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.read_status()
+            except (TimedOut, CodecError) as exc:
+                log.debug("poll failed", driver=self.name, error=str(exc))
+
+    # --- session -------------------------------------------------------------------------------
+
+    async def _send(self, frame: bytes, *, moves: bool = False) -> Reply:
+        async with self._lock:
+            if moves and self.halted:
+                raise Rejected(
+                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
+                )
+            return await self._exchange(frame, _parse_reply)
+
+    async def _exchange(self, frame: bytes, parse: Parser[Reply]) -> Reply:
+        reply = await self._session.exchange(frame, parse)
+        status = reply.status
+        if status.previous is not FrameStatus.OK and self._last_request:
+            log.warning(
+                "console did not take the previous frame",
+                driver=self.name,
+                frame=self._last_request.hex(" "),
+                status=status.previous.name.lower(),
+            )
+        if self._toggle is not None and status.toggle == self._toggle:
+            log.debug("frame toggle did not flip: the console missed a frame", driver=self.name)
+        self._toggle = status.toggle
+        self._last_request = frame
+        return reply
+
+
+def _state(reply: Reply) -> str:
+    state = reply.status.state
+    return state.name if isinstance(state, State) else str(state)
