@@ -357,7 +357,8 @@ async def test_silence_from_the_treadmill_becomes_fault_and_the_belt_is_stopped(
         t0 = time.monotonic()
         r.sim.faults.silent = True
         await r.mode(Mode.FAULT, 3)
-        assert Op.STOP in r.ops_since(t0)  # commanded to stop (it still hears us)
+        # commanded to stop (it still hears us); the mode is set just before the stop is written
+        await r.until(lambda: Op.STOP in r.ops_since(t0), 1, "stop on the wire")
         await r.until(lambda: r.sim.belt.still, 3)
         assert "fault" in r.event_types()
         res = await r.run(c.ManualSet(1.0, FWD))
