@@ -87,6 +87,7 @@ class Daemon:
             log.warning("program not loaded", error=error)
         self.store = SessionStore(
             database_path(self.settings),
+            device_id=self.settings.device.id,
             on_error=self._storage_failed,
             on_recovered=self._storage_recovered,
         )

@@ -46,7 +46,7 @@ def test_list_filters_and_json(db: str, capsys: pytest.CaptureFixture[str]) -> N
     assert run(["sessions", "list", "--db", db, "--program", "manual", "--json"]) == EXIT_OK
     [only] = json.loads(capsys.readouterr().out)
     assert only["id"] == MANUAL_ID
-    assert only["summary"]["avg_heart_rate_bpm"] is None
+    assert only["summary"]["heart_rate_avg_bpm"] is None
     assert run(["sessions", "list", "--db", db, "--since", "2026-11-26", "--json"]) == EXIT_OK
     assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [MANUAL_ID]
     assert run(["sessions", "list", "--db", db, "--since", "2027-01-01"]) == EXIT_OK

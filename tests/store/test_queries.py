@@ -29,15 +29,15 @@ def test_summarise() -> None:
         s(0, 0.0, hr=80),  # standing: not backward time
         s(1, 1.0, hr=90),
         s(2, 1.0),  # heart rate lost for a moment
-        s(3, 1.0, "forward", hr=100),
+        s(3, 1.0, "forward", hr=101),
         s(5, 0.0, "forward", hr=120),
     ]
     summary = summarise(samples)
     assert summary.backward_s == 2.0  # the two intervals that start walking backward, moving
     assert summary.duration_s == 5.0
     assert summary.distance_m == 5.0
-    assert summary.avg_heart_rate_bpm == 97.5
-    assert summary.peak_heart_rate_bpm == 120
+    assert summary.heart_rate_avg_bpm == 93  # (80·1 + 90·1 + 101·2) / 4 s, time-weighted
+    assert summary.heart_rate_peak_bpm == 120
     assert summary.samples == 5
 
 
@@ -46,8 +46,8 @@ def test_summarise_nothing() -> None:
         "duration_s": 0.0,
         "distance_m": 0.0,
         "backward_s": 0.0,
-        "avg_heart_rate_bpm": None,
-        "peak_heart_rate_bpm": None,
+        "heart_rate_avg_bpm": None,
+        "heart_rate_peak_bpm": None,
         "samples": 0,
     }
 

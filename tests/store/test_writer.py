@@ -452,6 +452,26 @@ async def test_manual_session_summary_without_heart_rate(tmp_path: Path) -> None
     with closing(open_readonly(path)) as db:
         [session] = list_sessions(db)
     assert session.summary is not None
-    assert session.summary["avg_heart_rate_bpm"] is None
-    assert session.summary["peak_heart_rate_bpm"] is None
+    assert session.summary["heart_rate_avg_bpm"] is None
+    assert session.summary["heart_rate_peak_bpm"] is None
     assert session.summary["backward_s"] == 0.0
+
+
+async def test_crash_recovery_leaves_other_devices_sessions_alone(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with closing(open_writer(path)) as db:
+        for session_id, device in (("mine", "treadmill"), ("theirs", "clinic-2")):
+            db.execute(
+                "INSERT INTO sessions (id, device_id, driver, program, started)"
+                " VALUES (?, ?, 'sim', 'manual', 500.0)",
+                (session_id, device),
+            )
+    store = SessionStore(path, device_id="treadmill")
+    await store.start()
+    await store.close()
+    assert store.recovered_sessions == ["mine"]
+    with closing(open_readonly(path)) as db:
+        assert {s.id: s.ended_how for s in list_sessions(db)} == {
+            "mine": "interrupted",
+            "theirs": None,
+        }

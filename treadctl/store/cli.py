@@ -128,7 +128,7 @@ def _describe_session(s: SessionRecord) -> list[str]:
     else:
         lines.append("ended     not yet (running, or left open until the daemon starts again)")
     if s.summary:
-        avg, peak = s.summary.get("avg_heart_rate_bpm"), s.summary.get("peak_heart_rate_bpm")
+        avg, peak = s.summary.get("heart_rate_avg_bpm"), s.summary.get("heart_rate_peak_bpm")
         heart = "no heart rate" if avg is None else f"heart rate avg {avg:g} / peak {peak} bpm"
         lines.append(
             f"summary   {_clock(s.summary.get('duration_s'))} on the belt, "

@@ -45,16 +45,31 @@ class Summary:
     duration_s: float  # session time on the belt (the controller's elapsed, pauses excluded)
     distance_m: float
     backward_s: float  # time walking backward with the belt moving
-    avg_heart_rate_bpm: float | None
-    peak_heart_rate_bpm: int | None
+    heart_rate_avg_bpm: int | None  # time-weighted
+    heart_rate_peak_bpm: int | None
     samples: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _heart_rate_avg(samples: Sequence[Sample]) -> int | None:
+    """Time-weighted like the controller's: each reading counts until the next sample."""
+    weighted = seconds = 0.0
+    for before, after in pairwise(samples):
+        if before.heart_rate_bpm is not None:
+            dt = max(0.0, after.elapsed_s - before.elapsed_s)
+            weighted += before.heart_rate_bpm * dt
+            seconds += dt
+    if seconds > 0:
+        return round(weighted / seconds)
+    rates = [s.heart_rate_bpm for s in samples if s.heart_rate_bpm is not None]
+    return round(sum(rates) / len(rates)) if rates else None
+
+
 def summarise(samples: Sequence[Sample]) -> Summary:
-    """Figures of a session from its samples (in time order)."""
+    """Figures of a session from its samples (in time order); the keys of the controller's
+    `session_finished` summary, so a session closed by crash recovery reads like any other."""
     backward = 0.0
     for before, after in pairwise(samples):
         # each interval is credited to the state at its start; elapsed_s, not ts, so pauses and
@@ -66,8 +81,8 @@ def summarise(samples: Sequence[Sample]) -> Summary:
         duration_s=max((s.elapsed_s for s in samples), default=0.0),
         distance_m=max((s.distance_m for s in samples), default=0.0),
         backward_s=round(backward, 3),
-        avg_heart_rate_bpm=round(sum(rates) / len(rates), 1) if rates else None,
-        peak_heart_rate_bpm=max(rates) if rates else None,
+        heart_rate_avg_bpm=_heart_rate_avg(samples),
+        heart_rate_peak_bpm=max(rates) if rates else None,
         samples=len(samples),
     )
 

@@ -195,12 +195,17 @@ _CRASH_DETAIL = (
 )
 
 
-def recover_interrupted(conn: sqlite3.Connection) -> list[str]:
-    """Close the sessions a crashed daemon left open: interrupted at their last sample."""
+def recover_interrupted(conn: sqlite3.Connection, device_id: str | None = None) -> list[str]:
+    """Close the sessions a crashed daemon left open: interrupted at their last sample.
+
+    With `device_id`, only that device's: another device's daemon sharing the file may be
+    running a session right now."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         open_sessions = conn.execute(
-            "SELECT id, started FROM sessions WHERE ended IS NULL ORDER BY started"
+            "SELECT id, started FROM sessions WHERE ended IS NULL AND (? IS NULL OR device_id = ?)"
+            " ORDER BY started",
+            (device_id, device_id),
         ).fetchall()
         for session_id, started in open_sessions:
             samples = load_samples(conn, session_id)
@@ -238,15 +243,17 @@ def _identity(path: Path) -> tuple[int, int]:
 class SessionStore:
     """Records sessions into an SQLite file from asyncio code without ever blocking it.
 
-    `on_error(message)` runs on the event loop once per failure episode, `on_recovered()` when
-    writing works again. `on_connect(conn)` runs on every (re)opened write connection (tests
-    use it to cap the file with `PRAGMA max_page_count`, an honest "disk full").
+    `device_id` limits crash recovery to this device's sessions (several daemons may share a
+    file). `on_error(message)` runs on the event loop once per failure episode, `on_recovered()`
+    when writing works again. `on_connect(conn)` runs on every (re)opened write connection
+    (tests use it to cap the file with `PRAGMA max_page_count`, an honest "disk full").
     """
 
     def __init__(
         self,
         path: Path,
         *,
+        device_id: str | None = None,
         on_error: Callable[[str], None] | None = None,
         on_recovered: Callable[[], None] | None = None,
         commit_interval_s: float = 0.5,
@@ -258,6 +265,7 @@ class SessionStore:
         if not 0 < commit_interval_s <= 1.0:
             raise ValueError("commit_interval_s must be in (0, 1]: at most 1 s may be lost")
         self.path = path
+        self._device_id = device_id
         self._on_error = on_error
         self._on_recovered = on_recovered
         self._on_connect = on_connect
@@ -506,7 +514,7 @@ class SessionStore:
             if self._on_connect is not None:
                 self._on_connect(conn)
             if not self._recovery_done:
-                self.recovered_sessions = recover_interrupted(conn)
+                self.recovered_sessions = recover_interrupted(conn, self._device_id)
                 self._recovery_done = True
                 if self.recovered_sessions:
                     log.warning(
