@@ -168,17 +168,22 @@ async def request(
         async with asyncio.timeout(timeout):
             async with new_client(target, timeout) as client:
                 progress.connected = True
+
+                async def publish() -> None:
+                    await client.publish(topics.cmd(name), payload, qos=1, retain=False)
+                    progress.published = True  # the broker has it (PUBACK)
+
                 subscribe = client.subscribe([(answers, 1), (topics.availability, 1)])
-                publish = client.publish(topics.cmd(name), payload, qos=1, retain=False)
                 if name == "estop":
-                    # Publish first, waiting for nothing. The subscription follows in the same
-                    # loop iteration, long before the daemon can answer (it answers once the
-                    # driver has confirmed the stop).
-                    await _in_order(publish, subscribe)
+                    # Waiting for nothing: the SUBSCRIBE and the PUBLISH leave in the same write,
+                    # in this order, and the broker handles one connection's packets in order,
+                    # so the subscription is in place before the e-stop reaches the daemon; the
+                    # stop waits for no round trip. (Publishing first lost the answer now and
+                    # then: the daemon can answer before the broker has read the SUBSCRIBE.)
+                    await _in_order(subscribe, publish())
                 else:
                     await subscribe  # subscribed before publishing: the answer cannot be missed
-                    await publish
-                progress.published = True
+                    await publish()
                 async for message in client.messages:
                     data = _decode(message.payload)
                     if message.topic.matches(topics.availability):
