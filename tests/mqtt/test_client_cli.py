@@ -57,9 +57,6 @@ async def treadctl(*args: str) -> Run:
             proc.kill()
             await proc.wait()
     assert proc.returncode is not None
-    if (b"no answer" in err and b"nobody" not in err) or b"exc_notes" in err:
-        with Path("/tmp/cli/noanswer.txt").open("ab") as f:  # DEBUG
-            f.write(err + b"\n=====\n")
     return Run(proc.returncode, out.decode(), err.decode(), time.monotonic() - started)
 
 
@@ -144,6 +141,10 @@ async def test_start_runs_the_belt_in_reverse_and_estop_latches_until_reset(
         assert b.rig.controller.mode is Mode.ESTOP
         await b.user.wait_for(b.topics.state, lambda s: s["mode"] == "estop")
         await b.user.wait_for(b.topics.event, lambda e: e["type"] == "estop")
+        # Again while latched: answered at once, so each client must be subscribed before its
+        # e-stop reaches the daemon (publishing first lost about one answer in ten).
+        for again in await asyncio.gather(d.cli("estop"), d.cli("estop"), d.cli("estop")):
+            ok(again, r"ok: emergency stop: belt stopped")
         refused(await d.cli("start", PROGRAM), "estop_latched")
         assert not b.rig.sim.belt.running
         await b.rig.until(lambda: b.rig.sim.belt.still, 10, "belt still")
