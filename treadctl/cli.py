@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -14,9 +15,10 @@ import structlog
 from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.loader import redacted
-from treadctl.sim.pty_server import PERSONALITIES
+from treadctl.sim import PERSONALITIES
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+ESTOP_BOX = "estop-box"  # `treadctl sim`: a button box (docs/estop.md), not a treadmill
 log = structlog.get_logger(__name__)
 
 
@@ -55,6 +57,10 @@ def _as_toml(data: dict[str, object]) -> str:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if args.driver == ESTOP_BOX:
+        from treadctl.estop import box_console  # noqa: PLC0415
+
+        return asyncio.run(box_console.run(args.link))
     from treadctl.sim import console  # noqa: PLC0415 - keeps `treadctl --help` fast
 
     return asyncio.run(console.run(args.driver, args.link))
@@ -75,10 +81,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     _apply_log_level(args, settings.log_level)
     try:
-        return asyncio.run(daemon.run_daemon(settings, config_path=config_path))
+        return asyncio.run(
+            daemon.run_daemon(settings, config_path=config_path, on_ready=_freeze_heap)
+        )
     except Exception:
         log.exception("treadctl stopped by an error; the belt was commanded to stop")
         return EXIT_FAILURE
+
+
+def _freeze_heap(*_: object) -> None:
+    """Once running: what start-up built (modules, models, programs) lives as long as the
+    process, so take it out of the cyclic collector's scans. A full collection over it takes
+    20-40 ms, on the event loop, in the way of an e-stop (docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -129,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="run a simulated treadmill on a pseudo-terminal")
-    sim.add_argument("--driver", choices=list(PERSONALITIES), required=True)
+    sim.add_argument("--driver", choices=[*PERSONALITIES, ESTOP_BOX], required=True)
     sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
     sim.set_defaults(func=cmd_sim)
 

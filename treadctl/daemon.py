@@ -27,6 +27,7 @@ from treadctl.core import commands as cmd
 from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.devices import device_profile, open_device, safety_rules
+from treadctl.estop.inputs import EStopInput, make_input
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
@@ -56,6 +57,17 @@ def status_line(snap: Snapshot) -> str:
         f"{snap.mode}: {what}{phase}; walk {snap.target.walk}, belt {snap.actual.belt}, "
         f"{snap.actual.speed_kmh:.1f} km/h"
     )
+
+
+def estop_inputs(settings: Settings, controller: Controller) -> list[EStopInput]:
+    """The configured e-stop inputs, registered (not healthy yet) so that no start is accepted
+    before each has been heard."""
+    inputs: list[EStopInput] = []
+    for config in settings.estop_inputs:
+        item = make_input(config, lambda health, trip: controller.estop_input(health, trip=trip))
+        controller.estop_input(item.health(), trip=False)
+        inputs.append(item)
+    return inputs
 
 
 class Daemon:
@@ -124,12 +136,15 @@ class Daemon:
                 plan_of=self._plan_of,
                 rate_hz=self.settings.telemetry.rate_hz,
             )
+            inputs = estop_inputs(self.settings, controller)
             self.controller, self.bridge, self.recorder = controller, bridge, recorder
             controller.add_listener(recorder.on_controller)
             controller.add_listener(self._on_controller)
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(controller.run(), name="treadctl.controller")
+                    for item in inputs:  # heard before the first start can be asked for
+                        tg.create_task(item.run(), name=f"treadctl.estop_input[{item.config.name}]")
                     await controller.ready.wait()
                     tg.create_task(bridge.run(), name="treadctl.mqtt")
                     tg.create_task(recorder.run(), name="treadctl.recorder")
@@ -240,7 +255,7 @@ class Daemon:
             return False
         for error in library.errors:
             log.warning("program not loaded", error=error)
-        for section in ("device", "mqtt", "storage"):
+        for section in ("device", "mqtt", "storage", "estop_inputs"):
             if getattr(new, section) != getattr(self.settings, section):
                 log.warning("changes need a restart to take effect", section=section)
         self.library = library

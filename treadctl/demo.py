@@ -27,6 +27,7 @@ from treadctl.config.models import Settings, StorageConfig
 from treadctl.core.timeline import build_timeline
 from treadctl.daemon import Daemon
 from treadctl.devices import device_profile
+from treadctl.estop.box_sim import SimulatedButtonBox
 from treadctl.mqtt.connection import credentials, protocol_of, tls_context
 from treadctl.mqtt.embedded import EmbeddedBroker
 from treadctl.mqtt.topics import Topics
@@ -164,6 +165,23 @@ def demo_settings(settings: Settings, broker: EmbeddedBroker | None) -> Settings
     return settings.model_copy(update=update)
 
 
+async def simulated_inputs(
+    settings: Settings, stack: contextlib.AsyncExitStack, out: TextIO
+) -> Settings:
+    """Configured e-stop inputs, simulated: a button box on a pty for each heartbeat input,
+    pyserial's loop:// (a closed loop) for each modem-lines input."""
+    inputs = []
+    for entry in settings.estop_inputs:
+        if entry.kind == "heartbeat":
+            box = await stack.enter_async_context(SimulatedButtonBox())
+            port = box.path
+        else:
+            port = "loop://"
+        print(f"e-stop input {entry.name}: simulated {entry.kind} on {port}", file=out)
+        inputs.append(entry.model_copy(update={"port": port}))
+    return settings.model_copy(update={"estop_inputs": tuple(inputs)})
+
+
 async def run(
     settings: Settings,
     *,
@@ -182,6 +200,7 @@ async def run(
     async with contextlib.AsyncExitStack() as stack:
         broker = None if use_config_broker else await stack.enter_async_context(EmbeddedBroker())
         settings = demo_settings(settings, broker)
+        settings = await simulated_inputs(settings, stack, out)
         timeline = build_timeline(entry.program, device_profile(settings), {})
         speedup = speedup or max(1.0, round(timeline.total_s / TARGET_S, 1))
         where = (
@@ -286,7 +305,7 @@ class _Follower:
             display.on_state(payload)
         elif topic == topics.response("start") and not payload.get("ok"):
             error = payload.get("error") or {}
-            if error.get("code") != "interlock_active":
+            if error.get("code") not in ("interlock_active", "estop_input"):  # both pass
                 raise DemoError(f"start refused: {error.get('message')}")
             await asyncio.sleep(0.5)
             await _start(self.client, topics, self.program)

@@ -9,13 +9,12 @@ from treadctl.config.models import DeviceConfig, Settings
 from treadctl.core.device import Capabilities
 from treadctl.core.safety import SafetyRules
 from treadctl.core.timeline import DeviceProfile
-from treadctl.drivers import csafe, delta_vfd
 from treadctl.drivers.base import Driver
-from treadctl.drivers.csafe import CsafeDriver
-from treadctl.drivers.delta_vfd import DeltaVfdDriver
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
 from treadctl.sim.physics import BeltPhysics
-from treadctl.sim.pty_server import SimulatedTreadmill
+
+# The CSAFE and Delta VFD drivers (pymodbus) and the simulator are imported when configured:
+# a daemon loads only its own driver, which keeps start-up short (docs/performance.md).
 
 
 def _trackmaster(device: DeviceConfig, port: str) -> Driver:
@@ -29,6 +28,8 @@ def _trackmaster(device: DeviceConfig, port: str) -> Driver:
 
 
 def _csafe(device: DeviceConfig, port: str) -> Driver:
+    from treadctl.drivers.csafe import CsafeDriver  # noqa: PLC0415 - see the imports
+
     return CsafeDriver(
         port,
         units=device.csafe.units,
@@ -39,6 +40,8 @@ def _csafe(device: DeviceConfig, port: str) -> Driver:
 
 
 def _delta_vfd(device: DeviceConfig, port: str) -> Driver:
+    from treadctl.drivers.delta_vfd import DeltaVfdDriver  # noqa: PLC0415 - see the imports
+
     vfd = device.vfd
     kmh_per_hz = vfd.effective_kmh_per_hz
     if kmh_per_hz is None:  # config validation makes this unreachable; keep mypy honest
@@ -79,8 +82,12 @@ def capabilities_of(device: DeviceConfig | str) -> Capabilities:
         case "trackmaster":
             return TrackmasterDriver.capabilities
         case "csafe":
+            from treadctl.drivers import csafe  # noqa: PLC0415 - see the imports
+
             return csafe.capabilities(config.csafe.units if config else "kmh")
         case "delta-vfd" if config is not None and config.vfd.effective_kmh_per_hz:
+            from treadctl.drivers import delta_vfd  # noqa: PLC0415 - see the imports
+
             return delta_vfd.capabilities(config.vfd.effective_kmh_per_hz, config.vfd.max_hz)
     raise ValueError(f"no capabilities for driver {name!r} without its configuration")
 
@@ -135,6 +142,8 @@ async def open_device(
 ) -> AsyncIterator[Driver]:
     """The driver, open, with the belt commanded to stop; closed on exit."""
     if device.driver == "sim":
+        from treadctl.sim.pty_server import SimulatedTreadmill  # noqa: PLC0415 - see the imports
+
         # The same bytes as hardware: the Woodway driver talks to the simulator over a real pty.
         async with (
             SimulatedTreadmill("woodway", belt=sim_belt) as sim,

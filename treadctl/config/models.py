@@ -188,6 +188,41 @@ class StorageConfig(Section):
     """Session database; defaults to $STATE_DIRECTORY/sessions.db or ~/.local/state/treadctl/."""
 
 
+HEARTBEAT_ONLY = ("baudrate", "timeout_s")
+MODEM_LINES_ONLY = ("output", "input", "poll_interval_s", "pulse_test_s")
+
+
+class EStopInputConfig(Section):
+    """A dedicated e-stop input on its own serial port (docs/estop.md)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    """Names the input in `state`, events and Home Assistant; a-z, 0-9 and _."""
+    kind: Literal["heartbeat", "modem-lines"]
+    port: Annotated[str, Field(min_length=1)]
+    """Prefer /dev/serial/by-id/…; modem-lines also takes pyserial URLs such as loop://."""
+    healthy_after: Annotated[int, Field(ge=2, le=100)] = 3
+    """Good heartbeats (or closed-loop samples) in a row before the input counts as healthy."""
+    reconnect_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    # heartbeat
+    baudrate: Annotated[int, Field(gt=0)] = 115200
+    timeout_s: Annotated[float, Field(ge=0.25, le=2.0)] = 0.5
+    """Silence longer than this is an e-stop; the box sends a line at least every 0.2 s."""
+    # modem-lines
+    output: Literal["rts", "dtr"] = "rts"
+    input: Literal["cts", "dsr", "dcd"] = "cts"
+    poll_interval_s: Annotated[float, Field(ge=0.002, le=0.05)] = 0.01
+    pulse_test_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """Drop the output this often to check the input follows it (a short or miswire); 0: never."""
+
+    @model_validator(mode="after")
+    def _keys_of_the_kind(self) -> Self:
+        foreign = MODEM_LINES_ONLY if self.kind == "heartbeat" else HEARTBEAT_ONLY
+        given = [k for k in foreign if k in self.model_fields_set]
+        if given:
+            raise ValueError(f"{', '.join(given)}: not used by kind {self.kind!r}")
+        return self
+
+
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
@@ -216,3 +251,20 @@ class Settings(BaseSettings):
     telemetry: TelemetryConfig = TelemetryConfig()
     programs: ProgramsConfig = ProgramsConfig()
     storage: StorageConfig = StorageConfig()
+    estop_inputs: tuple[EStopInputConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _estop_inputs_apart(self) -> Self:
+        names: set[str] = set()
+        ports = {self.device.port} if self.device.port else set()
+        for i, entry in enumerate(self.estop_inputs):
+            if entry.name in names:
+                raise ValueError(f"estop_inputs.{i}.name: {entry.name!r} is used twice")
+            if entry.port in ports and entry.port != "loop://":
+                raise ValueError(
+                    f"estop_inputs.{i}.port: {entry.port!r} is already used (device.port or "
+                    "another input): an e-stop input needs a port of its own"
+                )
+            names.add(entry.name)
+            ports.add(entry.port)
+        return self

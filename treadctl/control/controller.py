@@ -42,7 +42,7 @@ from treadctl.core.safety import (
     SafetySupervisor,
     StopReason,
 )
-from treadctl.core.state import Event, Mode, Motion, Snapshot
+from treadctl.core.state import Event, InputHealth, Mode, Motion, Snapshot
 from treadctl.core.timeline import DeviceProfile, StepKind, build_timeline
 from treadctl.core.validation import check_program
 from treadctl.drivers.base import Driver
@@ -104,6 +104,10 @@ class _Session:
         return max(0.0, now - self.started - paused)
 
 
+def health_dict(health: InputHealth) -> dict[str, object]:
+    return {"input": health.name} | health.as_dict()
+
+
 def new_session_id(wall: float) -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(wall)) + "-" + secrets.token_hex(2)
 
@@ -151,6 +155,7 @@ class Controller:
         self._last_status_at: float | None = None
         self._next_reconnect = 0.0
         self._estop_tasks: set[asyncio.Task[None]] = set()
+        self._inputs: dict[str, InputHealth] = {}  # dedicated e-stop inputs, by name
         self.ready = asyncio.Event()  # set once the treadmill answered at start-up
         self.last_tick_at: float | None = None  # monotonic end of the last tick (liveness)
 
@@ -198,6 +203,19 @@ class Controller:
         task.add_done_callback(self._estop_tasks.discard)
         return task
 
+    def estop_input(self, health: InputHealth, *, trip: bool) -> None:
+        """A dedicated e-stop input changed (called from its reader's callback). On a trip the
+        stop bytes are on the serial port before this returns; the bookkeeping follows."""
+        if trip:
+            self.emergency_stop_now(
+                EStopCause.INPUT, f"e-stop input {health.name}: {health.detail}"
+            )
+        known = health.name in self._inputs
+        self._inputs[health.name] = health
+        self.supervisor.input_health(health.name, None if health.healthy else health.detail)
+        if known:
+            self._emit(Event("estop_input", self.wall(), self._session_id(), health_dict(health)))
+
     def _halt_now(self, cause: EStopCause, detail: str, *, write: bool = False) -> bool:
         """Latch (and, if asked, write the stop); True when this is a new e-stop."""
         first = self.supervisor.latched is None
@@ -243,11 +261,12 @@ class Controller:
             while True:
                 await self._drain_commands()
                 await self._tick()
-                deadline = max(deadline + self.tick_s, loop.time())
+                if loop.time() >= deadline:  # a regular tick, not an early wake
+                    deadline = max(deadline + self.tick_s, loop.time())
                 self._wake.clear()
                 if self._queue.empty():
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout_at(deadline):
+                        async with asyncio.timeout_at(min(deadline, self._boundary_at(loop))):
                             await self._wake.wait()
         except Exception as exc:
             log.exception("controller failed; stopping the belt")
@@ -263,6 +282,15 @@ class Controller:
             raise
         finally:
             await self._final_stop()
+
+    def _boundary_at(self, loop: asyncio.AbstractEventLoop) -> float:
+        """Loop time of the running program's next phase boundary: a tick then puts the phase
+        change on the wire on time rather than at the next regular poll."""
+        runner = self.session.runner if self.session is not None else None
+        at = runner.next_boundary_s() if runner is not None and self.mode is Mode.RUNNING else None
+        if at is None:
+            return float("inf")
+        return loop.time() + max(0.0, at - self.clock())
 
     async def _startup(self) -> None:
         # Rule 1: the driver commanded a stop when it opened; say so again and never resume.
@@ -370,6 +398,8 @@ class Controller:
         return Result.error("not_allowed_in_mode", f"cannot {what} while {self.mode}")
 
     def _refuse_start(self, now: float) -> Result | None:
+        if (refusal := self.supervisor.input_refusal()) is not None:
+            return Result.error(*refusal)  # the input first: reset would be refused too
         if self.mode is Mode.ESTOP:
             return Result.error(
                 "estop_latched", "emergency stop latched: send reset when the belt is still"
@@ -759,6 +789,7 @@ class Controller:
             distance_m=session.distance_m if session else 0.0,
             elapsed_s=session.elapsed(now) if session else 0.0,
             heart_rate_bpm=bpm,
+            estop_inputs=tuple(self._inputs.values()),
         )
         self.last_snapshot = snap
         self._emit(snap)

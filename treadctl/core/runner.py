@@ -105,6 +105,17 @@ class ProgramRunner:
     def total_us(self) -> int:
         return self.steps[-1].end_us
 
+    def next_boundary_s(self) -> float | None:
+        """When (runner clock, s) the next step starts or the program ends; None unless running.
+
+        The owner wakes then instead of at its next regular poll, so phase changes are on time.
+        """
+        if self.status is not RunnerStatus.RUNNING:
+            return None
+        following = self._emitted + 1
+        p = self.steps[following].start_us if following < len(self.steps) else self.total_us
+        return (self.wall_us(p) + 1) / US  # +1 µs: reached even after rounding to whole µs
+
     # --- commands ------------------------------------------------------------------------------
 
     def start(self) -> list[RunnerEvent]:

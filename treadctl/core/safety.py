@@ -130,6 +130,7 @@ class SafetySupervisor:
     broker_down_since: float | None = None
     mismatch_since: float | None = None
     hr_slowed: bool = False
+    inputs_unhealthy: dict[str, str] = field(default_factory=dict)  # e-stop input -> why
     _notified: set[str] = field(default_factory=set)
     _ramp_kmh: float = 0.0  # the continuous ramp the wire commands follow
     _last_eval: float | None = None
@@ -153,8 +154,25 @@ class SafetySupervisor:
     def belt_still(self) -> bool:
         return self.measured_kmh < STILL_KMH
 
+    def input_health(self, name: str, problem: str | None) -> None:
+        """A dedicated e-stop input's health: None when healthy, else why not. Its trips latch
+        through `latch()` like every other source; this only gates `reset` and starts."""
+        if problem is None:
+            self.inputs_unhealthy.pop(name, None)
+        else:
+            self.inputs_unhealthy[name] = problem
+
+    def input_refusal(self) -> tuple[str, str] | None:
+        if not self.inputs_unhealthy:
+            return None
+        name = min(self.inputs_unhealthy)
+        why = self.inputs_unhealthy[name]
+        return "estop_input", f"e-stop input {name} is not healthy ({why}): release or reconnect it"
+
     def reset_refusal(self, now: float) -> tuple[str, str] | None:  # noqa: ARG002 - same shape as start_refusal
         """Why `reset` is refused now, as (code, message); None when it may proceed."""
+        if (refusal := self.input_refusal()) is not None:
+            return refusal
         if not self.belt_still():
             return (
                 "belt_moving",
@@ -168,6 +186,8 @@ class SafetySupervisor:
         self.mismatch_since = None
 
     def start_refusal(self, now: float) -> tuple[str, str] | None:
+        if (refusal := self.input_refusal()) is not None:
+            return refusal
         if self.latched is not None:
             return (
                 "estop_latched",

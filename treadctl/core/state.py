@@ -35,6 +35,28 @@ class Motion:
 
 
 @dataclass(frozen=True, slots=True)
+class InputHealth:
+    """One dedicated e-stop input as the world sees it (docs/estop.md)."""
+
+    name: str
+    kind: str  # heartbeat | modem-lines
+    status: str  # ok, waiting, pressed, silent, garbage, miswired, disconnected
+    detail: str
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "healthy": self.healthy,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """The controller's state after a tick."""
 
@@ -51,6 +73,7 @@ class Snapshot:
     distance_m: float
     elapsed_s: float
     heart_rate_bpm: int | None
+    estop_inputs: tuple[InputHealth, ...] = ()
 
     def state_dict(self) -> dict[str, Any]:
         """The retained `state` payload."""
@@ -62,6 +85,7 @@ class Snapshot:
             "target": self.target.as_dict(),
             "actual": self.actual.as_dict(),
             "fault": self.fault,
+            "estop_inputs": {i.name: i.as_dict() for i in self.estop_inputs},
         }
 
     def telemetry_dict(self) -> dict[str, Any]:
@@ -85,7 +109,7 @@ class Snapshot:
 class Event:
     """`type` is one of session_started, phase_started, cue, session_finished, estop, fault,
     reset, paused, resumed, skipped, stopping, reversal_deferred, countdown, heart_rate_lost,
-    broker_lost, link_restored."""
+    broker_lost, link_restored, estop_input."""
 
     type: str
     ts: float

@@ -8,6 +8,7 @@ next read; both become LinkLost here (see docs/decisions.md for the measurements
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +33,8 @@ class SerialSettings:
 class _LinkProtocol(asyncio.Protocol):
     """Collects received bytes; remembers how the connection ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_data: Callable[[bytes], None] | None = None) -> None:
+        self.on_data = on_data  # called as bytes arrive, instead of buffering them
         self.buffer = bytearray()
         self.changed = asyncio.Event()
         self.ended: str | None = None
@@ -40,6 +42,9 @@ class _LinkProtocol(asyncio.Protocol):
         self.closed = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
+        if self.on_data is not None:
+            self.on_data(data)
+            return
         self.buffer.extend(data)
         self.changed.set()
 
@@ -59,10 +64,14 @@ class _LinkProtocol(asyncio.Protocol):
 class SerialLink:
     """A byte pipe to one serial port. Reads raise LinkLost once the port is gone."""
 
-    def __init__(self, settings: SerialSettings) -> None:
+    def __init__(
+        self, settings: SerialSettings, *, on_data: Callable[[bytes], None] | None = None
+    ) -> None:
+        """`on_data`: a callback for every chunk as the event loop reads it (no `read()` then),
+        for inputs that must act within the reader's callback (the e-stop inputs)."""
         self.settings = settings
         self._transport: asyncio.Transport | None = None
-        self._protocol = _LinkProtocol()
+        self._protocol = _LinkProtocol(on_data)
         self._lost: LinkLost | None = None
 
     async def open(self) -> None:
@@ -126,6 +135,11 @@ class SerialLink:
         data = bytes(proto.buffer)
         proto.buffer.clear()
         return data
+
+    async def wait_lost(self) -> str:
+        """Wait until the port is gone (end of file, error, closed); returns why."""
+        await self._protocol.closed.wait()
+        return self._protocol.ended or "closed"
 
     def discard_input(self) -> bytes:
         """Drop bytes received but not read yet (late answers, noise) and return them."""

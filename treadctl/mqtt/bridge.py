@@ -403,6 +403,7 @@ class MqttBridge:
             self.topics,
             programs=list(self.programs()),
             max_speed_kmh=self.settings.limits.max_speed_forward_kmh,
+            estop_inputs=[i.name for i in self.settings.estop_inputs],
             model=self.model,
             version=self.version,
         )

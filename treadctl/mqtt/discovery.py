@@ -35,6 +35,7 @@ def discovery_config(
     max_speed_kmh: float,
     model: str,
     version: str,
+    estop_inputs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The payload for `homeassistant/device/treadctl_{id}/config`."""
     uid = f"treadctl_{topics.device_id}"
@@ -161,6 +162,18 @@ def discovery_config(
             "cmd_t": topics.cmd(name),
             "pl_prs": press,
             "ic": icon,
+        }
+    for name in estop_inputs:
+        # device class safety: ON means unsafe. A missing entry renders ON too (fail-safe).
+        components[f"estop_input_{name}"] = {
+            "p": "binary_sensor",
+            "name": f"E-stop input {name}",
+            "uniq_id": f"{uid}_estop_input_{name}",
+            "dev_cla": "safety",
+            "stat_t": state,
+            "val_tpl": "{{ 'OFF' if value_json.estop_inputs."
+            + name
+            + ".healthy is true else 'ON' }}",
         }
     return {
         "dev": {

@@ -21,6 +21,7 @@ import structlog
 
 from treadctl.core.clock import Clock
 from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Request
+from treadctl.sim import PERSONALITIES
 from treadctl.sim.csafe import CsafePersonality
 from treadctl.sim.delta_vfd import DeltaVfdPersonality
 from treadctl.sim.personality import Personality, WireRequest
@@ -28,8 +29,6 @@ from treadctl.sim.physics import BeltPhysics
 from treadctl.sim.trackmaster import TrackmasterPersonality
 
 log = structlog.get_logger(__name__)
-
-PERSONALITIES = ("trackmaster", "woodway", "csafe", "delta-vfd")
 
 
 def make_personality(name: str, belt: BeltPhysics) -> Personality:

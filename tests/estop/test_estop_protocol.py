@@ -1,0 +1,151 @@
+"""The button box's line format and both kinds' health logic, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import FakeClock
+from treadctl.estop.protocol import (
+    MAX_LINE,
+    HeartbeatMonitor,
+    LineError,
+    LoopMonitor,
+    Status,
+    crc8,
+    heartbeat_line,
+    parse,
+    stop_line,
+)
+
+
+def test_crc8_is_crc8_smbus_and_lines_carry_it() -> None:
+    assert crc8(b"123456789") == 0xF4  # the catalogue check value of CRC-8/SMBUS
+    assert heartbeat_line(7, False) == b"HB 7 R*1B\n"
+    assert stop_line(8) == b"STOP 8*8D\n"
+    assert heartbeat_line(65536 + 3, True) == heartbeat_line(3, True)  # wraps at 16 bits
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HB 7 R*1C",  # wrong CRC
+        b"HB 7 X*00",  # unknown state
+        b"hb 7 R*1B",  # case matters
+        b"HB 7 R",  # no CRC
+        b"HB 99999 R*" + f"{crc8(b'HB 99999 R'):02X}".encode(),  # sequence beyond 16 bits
+        b"\x00\xff",
+    ],
+)
+def test_bad_lines_are_refused(raw: bytes) -> None:
+    with pytest.raises(LineError):
+        parse(raw)
+
+
+def test_good_lines_parse() -> None:
+    assert parse(b"HB 7 R*1B\r").pressed is False  # a CR before the newline is fine
+    assert parse(heartbeat_line(9, True)[:-1]).pressed is True
+    line = parse(stop_line(8)[:-1])
+    assert (line.seq, line.stop, line.pressed) == (8, True, True)
+
+
+def status(m: HeartbeatMonitor | LoopMonitor) -> Status:
+    return m.status  # read through a call: mypy would keep the narrowed status otherwise
+
+
+def healthy_monitor(clock: FakeClock, n: int = 3) -> HeartbeatMonitor:
+    m = HeartbeatMonitor(healthy_after=n, timeout_s=0.5)
+    m.connected(clock())
+    for seq in range(n):
+        clock.advance(0.1)
+        m.feed(heartbeat_line(seq, False), clock())
+    assert status(m) is Status.OK
+    return m
+
+
+def test_healthy_only_after_n_good_released_heartbeats_in_a_row() -> None:
+    clock = FakeClock()
+    m = HeartbeatMonitor(healthy_after=3, timeout_s=0.5)
+    change = m.connected(clock())
+    assert change is not None
+    assert (change.status, change.trip) == (Status.WAITING, False)
+    m.feed(heartbeat_line(0, False) + heartbeat_line(1, False), clock())
+    assert status(m) is Status.WAITING
+    m.feed(b"junk\n", clock())  # garbage breaks the run ...
+    assert status(m) is Status.GARBAGE
+    m.feed(heartbeat_line(2, False) + heartbeat_line(3, False), clock())
+    assert status(m) is Status.WAITING  # ... so it starts again
+    (change,) = m.feed(heartbeat_line(4, False), clock())
+    assert change.healthy
+    assert not change.trip
+
+
+def test_press_stop_garbage_and_silence_each_trip_once() -> None:
+    clock = FakeClock()
+    m = healthy_monitor(clock)
+    (change,) = m.feed(stop_line(10), clock())
+    assert (change.status, change.trip) == (Status.PRESSED, True)
+    assert m.feed(heartbeat_line(11, True), clock()) == []  # still pressed: no second trip
+    for seq in range(12, 15):
+        m.feed(heartbeat_line(seq, False), clock())
+    assert status(m) is Status.OK  # released: healthy again (the latch is the supervisor's)
+
+    (change,) = m.feed(b"HB 15 R*00\n", clock())
+    assert (change.status, change.trip) == (Status.GARBAGE, True)
+
+    m = healthy_monitor(clock)
+    clock.advance(0.49)
+    assert m.check(clock()) is None
+    clock.advance(0.02)
+    silent = m.check(clock())
+    assert silent is not None
+    assert (silent.status, silent.trip) == (Status.SILENT, True)
+    assert m.check(clock() + 1) is None  # reported once
+
+
+def test_garbage_is_no_sign_of_life_and_a_stuck_sender_is_caught() -> None:
+    clock = FakeClock()
+    m = healthy_monitor(clock)
+    clock.advance(0.3)
+    m.feed(b"x" * (MAX_LINE + 1), clock())  # no newline in sight
+    assert status(m) is Status.GARBAGE
+    clock.advance(0.25)
+    change = m.check(clock())  # 0.55 s since the last valid line
+    assert change is not None
+    assert change.status is Status.SILENT
+    m = healthy_monitor(clock)
+    (change,) = m.feed(heartbeat_line(2, False), clock())  # the last seq again
+    assert (change.status, change.trip) == (Status.GARBAGE, True)
+
+
+def test_a_closed_port_trips_but_a_port_never_opened_does_not() -> None:
+    clock = FakeClock()
+    m = HeartbeatMonitor(healthy_after=2)
+    assert m.disconnected("cannot open /dev/ttyACM0") is not None
+    assert status(m) is Status.DISCONNECTED  # at start-up: unhealthy, nothing to trip
+    m = healthy_monitor(clock)
+    change = m.disconnected("end of file")
+    assert change is not None
+    assert change.trip
+
+
+def test_loop_monitor_open_trips_and_n_closed_samples_heal() -> None:
+    m = LoopMonitor(healthy_after=3)
+    m.connected()
+    for _ in range(3):
+        m.sample(True)
+    assert status(m) is Status.OK
+    change = m.sample(False)
+    assert change is not None
+    assert (change.status, change.trip) == (Status.PRESSED, True)
+    m.sample(True)
+    m.sample(True)
+    assert status(m) is Status.WAITING
+    m.sample(False)  # bounce: the run starts again
+    for _ in range(2):
+        m.sample(True)
+    assert status(m) is Status.WAITING
+    m.sample(True)
+    assert status(m) is Status.OK
+    change = m.miswired("cts stays on")
+    assert change is not None
+    assert change.trip

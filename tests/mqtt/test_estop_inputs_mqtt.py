@@ -1,0 +1,144 @@
+"""A dedicated e-stop input as MQTT clients and Home Assistant see it: its health in `state`,
+its changes as events, and a binary sensor per input in discovery."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from control.estop_rig import attached, box_config, healthy, wired
+from mqtt.brokers import Broker
+from mqtt.harness import bridged, settings_for
+from treadctl.config.models import EStopInputConfig
+from treadctl.control.controller import Controller
+from treadctl.core import commands as c
+from treadctl.core.device import BeltDirection, WalkDirection
+from treadctl.core.safety import EStopCause
+from treadctl.core.state import InputHealth, Mode, Motion, Snapshot
+from treadctl.daemon import run_daemon
+from treadctl.estop.box_sim import SimulatedButtonBox
+from treadctl.mqtt.discovery import discovery_config
+from treadctl.mqtt.topics import Topics
+
+
+def box_state(name: str) -> Any:
+    return lambda p: isinstance(p, dict) and p.get("estop_inputs", {}).get(name)
+
+
+async def test_state_and_events_carry_the_input_and_a_press_shows_as_estop(
+    broker: Broker, tmp_path: Path
+) -> None:
+    link = tmp_path / "box"
+    async with (
+        bridged(broker) as b,
+        SimulatedButtonBox(link=link) as box,
+        attached(b.rig, wired(b.rig, box_config(link))) as item,
+    ):
+        await healthy(b.rig, item)
+        ok = await b.user.wait_for(
+            b.topics.state, lambda p: box_state("box")(p) and p["estop_inputs"]["box"]["healthy"]
+        )
+        assert ok["estop_inputs"]["box"]["kind"] == "heartbeat"
+        box.press()
+        pressed = await b.user.wait_for(
+            b.topics.state,
+            lambda p: box_state("box")(p) and p["estop_inputs"]["box"]["status"] == "pressed",
+        )
+        assert pressed["mode"] == "estop"
+        assert pressed["estop_inputs"]["box"]["healthy"] is False
+        event = await b.user.wait_for(b.topics.event, lambda p: p.get("type") == "estop")
+        assert event["cause"] == "estop_input"
+        change = await b.user.wait_for(
+            b.topics.event, lambda p: p.get("type") == "estop_input" and p["status"] == "pressed"
+        )
+        assert (change["input"], change["healthy"]) == ("box", False)
+        refused = await b.user.request("reset")
+        assert refused["ok"] is False
+        assert refused["error"]["code"] == "estop_input"
+
+
+def test_discovery_has_a_safety_binary_sensor_per_input_that_renders() -> None:
+    topics = Topics(
+        base="treadctl/t1", device_id="t1", discovery_prefix="homeassistant", heart_rate="x"
+    )
+    config = discovery_config(
+        topics,
+        programs=["p"],
+        max_speed_kmh=6.0,
+        model="woodway",
+        version="0",
+        estop_inputs=["box", "mushroom"],
+    )
+    sensor = config["cmps"]["estop_input_box"]
+    assert (sensor["p"], sensor["dev_cla"], sensor["stat_t"]) == (
+        "binary_sensor",
+        "safety",
+        topics.state,
+    )
+    assert "estop_input_mushroom" in config["cmps"]
+    motion = Motion(0.0, WalkDirection.FORWARD, BeltDirection.FORWARD, 0.0)
+    snap = Snapshot(
+        ts=0.0,
+        mode=Mode.IDLE,
+        program=None,
+        phase=None,
+        phase_index=None,
+        phase_remaining_s=None,
+        session_id=None,
+        target=motion,
+        actual=motion,
+        fault=None,
+        distance_m=0.0,
+        elapsed_s=0.0,
+        heart_rate_bpm=None,
+        estop_inputs=(
+            InputHealth("box", "heartbeat", "ok", "3 good heartbeats in a row"),
+            InputHealth("mushroom", "modem-lines", "pressed", "loop open"),
+        ),
+    )
+    env = jinja2.Environment(autoescape=False)
+    render = {
+        key: env.from_string(config["cmps"][key]["val_tpl"]).render(value_json=snap.state_dict())
+        for key in ("estop_input_box", "estop_input_mushroom")
+    }
+    assert render == {"estop_input_box": "OFF", "estop_input_mushroom": "ON"}  # ON = unsafe
+
+
+async def test_the_daemon_runs_configured_inputs_and_refuses_starts_until_healthy(
+    broker: Broker, tmp_path: Path
+) -> None:
+    link = tmp_path / "box"  # plugged in only later
+    entry = EStopInputConfig(name="box", kind="heartbeat", port=str(link), reconnect_s=0.1)
+    settings = settings_for(broker).model_copy(update={"estop_inputs": (entry,)})
+    ready: asyncio.Queue[Controller] = asyncio.Queue()
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(
+        run_daemon(
+            settings,
+            stop=stop,
+            handle_signals=False,
+            on_ready=lambda controller, _bridge: ready.put_nowait(controller),
+        ),
+        name="test.daemon",
+    )
+    try:
+        controller = await asyncio.wait_for(ready.get(), 10)
+        names = {t.get_name() for t in asyncio.all_tasks()}
+        assert "treadctl.estop_input[box]" in names  # in the daemon's TaskGroup
+        refused = await controller.execute(c.ManualSet(1.0, WalkDirection.FORWARD))
+        assert (refused.ok, refused.code) == (False, "estop_input")
+        async with SimulatedButtonBox(link=link) as box:
+            async with asyncio.timeout(3):
+                while controller.supervisor.input_refusal() is not None:
+                    await asyncio.sleep(0.02)
+            box.press()
+            async with asyncio.timeout(1):
+                while controller.supervisor.latched is None:
+                    await asyncio.sleep(0.01)
+            assert controller.supervisor.latched.cause is EStopCause.INPUT
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(daemon, 20) == 0
