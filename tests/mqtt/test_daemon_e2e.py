@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(
 PROGRAM = "alghadir2019-knee-oa"
 
 
+@pytest.mark.timeout(240)  # one story through five daemon lifetimes, ~1 min
 async def test_the_daemon_end_to_end(broker: Broker, tmp_path: Path) -> None:
     link = tmp_path / "treadmill"
     device = f"e{secrets.token_hex(3)}"
