@@ -71,9 +71,14 @@ async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_las
                 lambda s, d, v, _: s == "running" and d == "reverse" and v > 0.5, 15, ""
             )
             await asyncio.sleep(2.0)
-            killed_at = time.time()
+            killed_at, killed_mono = time.time(), time.monotonic()
             daemon.kill()
             await daemon.wait()
+            # the treadmill's side: its own watchdog stopped the belt, which ran down to zero
+            await sim.until(
+                lambda _s, _d, _v, line: "stopped by watchdog" in line, 3, "watchdog", killed_mono
+            )
+            await sim.until(lambda _s, _d, v, _l: v == 0, 15, "belt still", killed_mono)
 
             seen = len(user.on(topics.availability))
             daemon = await start_daemon(config)
@@ -90,6 +95,7 @@ async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_las
             assert any(s.belt == "reverse" and s.speed_kmh > 0 for s in samples)
             state = await user.wait_for(topics.state, lambda s: s["mode"] == "idle")
             assert state["session_id"] is None  # nothing resumed
+            assert all(s == "stopped" for _, s, _, _ in sim.belt(killed_mono)), sim.belt()
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)

@@ -1,0 +1,64 @@
+"""The treadmill answering late mid-session.
+
+`device.response_timeout_s` is 0.25 s by default. Answers 0.1 s late are within it: the session
+runs on at its speed. Answers 0.4 s late are past it on every request: `max_misses` requests in a
+row without an answer in time are a lost link, `fault`, and the stop. The treadmill still reads
+every byte (only its answers are late), so the stop reaches it and the belt stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from faults.rig import AT_SPEED_KMH, faulty
+from mqtt.brokers import Broker
+
+
+async def test_late_within_the_timeout_runs_on_and_late_past_it_is_a_fault(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with faulty(tmp_path, broker) as f:
+        session_id = await f.start()
+        await f.moving()
+
+        slow_from, slow_wall = time.monotonic(), time.time()
+        await f.inject("late 0.1")
+        await asyncio.sleep(2.5)
+        belt = f.sim.belt(slow_from)
+        assert all(s == "running" and d == "reverse" for _, s, d, _ in belt), belt
+        now = f.sim.now()
+        assert now is not None
+        assert now[0] == "running", now
+        assert now[2] >= AT_SPEED_KMH, now
+        assert f.events("fault") == []
+        assert f.events("estop") == []
+        assert (await f.user.request("heartbeat"))["ok"]
+
+        late_at, late_wall = time.monotonic(), time.time()
+        await f.inject("late 0.4")
+        fault = await f.event("fault", cause="link_lost")
+        assert fault["session_id"] == session_id
+        assert fault["ts"] - late_wall < 2.0, "a few polls past the timeout, not more"
+        await f.still(late_at)
+        finished = await f.event("session_finished")
+        assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
+
+        # answers on time again: reconnected, reset accepted, serving
+        await f.inject("late 0")
+        await f.event("link_restored", timeout=10)
+        assert (await f.user.request("reset"))["ok"]
+        assert (await f.user.request("heartbeat"))["ok"]
+        await f.terminate()
+
+    session, samples = f.session(session_id)
+    assert (session.ended_how, session.end_cause) == ("fault", "link_lost")
+    # Each status read is three exchanges, each 0.1 s late: the ticks (and the samples) slow
+    # down to the pace of the answers, but none is lost and none is missing for long.
+    slow = [s for s in samples if slow_wall + 0.3 <= s.ts <= late_wall]
+    assert len(slow) >= 5, slow
+    assert all(s.mode == "running" and s.belt == "reverse" for s in slow)
+    gaps = [b.ts - a.ts for a, b in itertools.pairwise(slow)]
+    assert max(gaps) < 0.6, gaps

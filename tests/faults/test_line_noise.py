@@ -1,0 +1,68 @@
+"""Noise and garbage on the serial line mid-session.
+
+A burst of noise costs at most a poll or two: the driver drops what it cannot parse, retries,
+and a good answer clears the count of misses (treadctl/drivers/session.py: `max_misses` bad
+answers *in a row* mean the link is lost). So bursts a second apart leave the session running
+at its speed. A treadmill that answers nothing but noise is as gone as an unplugged one: link
+lost, `fault`, and the stop bytes still reach the treadmill (it reads them; only its answers
+are garbled), so the belt stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from faults.rig import AT_SPEED_KMH, faulty
+from mqtt.brokers import Broker
+
+
+async def test_noise_bursts_are_survived_and_garbage_answers_stop_the_belt(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with faulty(tmp_path, broker) as f:
+        session_id = await f.start()
+        await f.moving()
+
+        noisy_from = time.monotonic()
+        for _ in range(4):
+            sent = await f.inject("garbage 64")
+            assert len(sent.removeprefix("sent ").split()) == 64, sent
+            await asyncio.sleep(0.7)
+        # the session carried on: never stopped on the treadmill's side, no fault, no e-stop
+        belt = f.sim.belt(noisy_from)
+        assert all(s == "running" and d == "reverse" for _, s, d, _ in belt), belt
+        now = f.sim.now()
+        assert now is not None
+        assert now[0] == "running", now
+        assert now[2] >= AT_SPEED_KMH, now
+        assert f.events("fault") == []
+        assert f.events("estop") == []
+        assert (await f.user.request("heartbeat"))["ok"]
+
+        # every answer garbage: link lost, fault, the belt stopped
+        garbled_at = time.monotonic()
+        await f.inject("garbage on")
+        fault = await f.event("fault", cause="link_lost")
+        assert fault["session_id"] == session_id
+        await f.still(garbled_at)
+        finished = await f.event("session_finished")
+        assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
+
+        # the line clean again: the daemon reconnects, reset is accepted, it keeps serving
+        await f.inject("garbage off")
+        await f.event("link_restored", timeout=10)
+        assert (await f.user.request("reset"))["ok"]
+        assert (await f.user.request("heartbeat"))["ok"]
+        reset_at = time.monotonic()
+        await asyncio.sleep(0.5)
+        assert all(s == "stopped" for _, s, _, _ in f.sim.belt(reset_at))
+        await f.terminate()
+
+    session, samples = f.session(session_id)
+    assert (session.ended_how, session.end_cause) == ("fault", "link_lost")
+    assert session.ended is not None
+    assert any(s.belt == "reverse" and s.speed_kmh >= AT_SPEED_KMH for s in samples)
+    noisy = [s for s in samples if s.mode == "running"]
+    assert len(noisy) >= 30, "10 Hz samples kept through the noise"

@@ -1,0 +1,58 @@
+"""The serial adapter unplugged mid-session, and plugged in again.
+
+The daemon's reads fail at once: link lost, `fault` within a second, an e-stop it cannot write
+(the port is gone). The treadmill's own watchdog, armed by the start (rule 8), stops the belt
+half a second after the last byte. When the adapter comes back the daemon reopens the port (a
+stop first), says `link_restored`, and a `reset` returns it to `idle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from faults.rig import AT_SPEED_KMH, faulty
+from mqtt.brokers import Broker
+
+
+async def test_unplug_is_a_fault_within_a_second_the_watchdog_stops_the_belt_and_replug_resets(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with faulty(tmp_path, broker) as f:
+        session_id = await f.start()
+        await f.moving()
+        await asyncio.sleep(1.0)
+
+        unplugged_at, unplugged_wall = time.monotonic(), time.time()
+        await f.inject("unplug")
+        fault = await f.event("fault", cause="link_lost")
+        assert fault["session_id"] == session_id
+        assert fault["ts"] - unplugged_wall <= 1.0, fault
+        await f.sim.until(
+            lambda _s, _d, _v, line: "stopped by watchdog" in line, 3, "watchdog", unplugged_at
+        )
+        await f.still(unplugged_at)
+        finished = await f.event("session_finished")
+        assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
+        state = await f.user.wait_for(f.topics.state, lambda s: s["mode"] == "fault")
+        assert state["session_id"] is None
+        refused = await f.user.request("reset")  # nothing to talk to yet
+        assert not refused["ok"], refused
+        assert (await f.user.request("heartbeat"))["ok"]  # still serving
+
+        replugged_at = time.monotonic()
+        await f.inject("replug")
+        await f.event("link_restored", timeout=10)
+        assert (await f.user.request("reset"))["ok"]
+        await f.user.wait_for(f.topics.state, lambda s: s["mode"] == "idle")
+        assert all(s == "stopped" for _, s, _, _ in f.sim.belt(replugged_at))
+        await f.terminate()
+
+    session, samples = f.session(session_id)
+    assert (session.ended_how, session.end_cause) == ("fault", "link_lost")
+    assert session.ended is not None
+    assert any(s.belt == "reverse" and s.speed_kmh >= AT_SPEED_KMH for s in samples)
+    before = [s for s in samples if s.ts <= unplugged_wall]
+    assert before
+    assert unplugged_wall - before[-1].ts < 0.5, "samples up to the unplug"
