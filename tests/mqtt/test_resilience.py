@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import sys
 import time
 
@@ -141,3 +142,27 @@ async def test_an_unreadable_password_file_is_retried_not_fatal(broker: Broker) 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_shutdown_completes_when_the_broker_hangs(own_broker: Broker) -> None:
+    """The broker stops answering (SIGSTOP) and the bridge is cancelled, as at SIGTERM: the
+    goodbye publish times out and the cancellation still ends the bridge (a swallowed
+    cancellation once left a daemon unable to exit)."""
+    settings = settings_for(own_broker)
+    async with rig() as r:
+        bridge = MqttBridge(settings, r.controller, programs=list, model="woodway", version="t")
+        task = asyncio.create_task(bridge.run(), name="test.bridge")
+        assert own_broker.proc is not None
+        try:
+            async with asyncio.timeout(10):
+                await bridge.connected.wait()
+            own_broker.proc.send_signal(signal.SIGSTOP)
+            task.cancel()
+            async with asyncio.timeout(25):  # aiomqtt waits 10 s for the DISCONNECT to complete
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            assert task.cancelled()
+        finally:
+            own_broker.proc.send_signal(signal.SIGCONT)
+            if not task.done():
+                task.cancel()

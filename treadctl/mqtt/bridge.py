@@ -116,6 +116,13 @@ class MqttBridge:
         try:
             while True:
                 await self._connect_once()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled while connected: aiomqtt's __aexit__ may have replaced the
+                    # CancelledError with an MqttError while disconnecting (a broker that does
+                    # not answer the DISCONNECT), which _connect_once handled. Do not swallow
+                    # the cancellation, or shutdown waits for this task forever.
+                    raise asyncio.CancelledError
                 self._client = None
                 self.connected.clear()
                 self._report_broker(up=False)
