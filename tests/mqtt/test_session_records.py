@@ -99,7 +99,12 @@ async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_las
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)
-                assert await asyncio.wait_for(daemon.wait(), 25) == 0
+                try:
+                    assert await asyncio.wait_for(daemon.wait(), 25) == 0
+                finally:
+                    if daemon.returncode is None:  # hung on SIGTERM: fail, but leak nothing
+                        daemon.kill()
+                        await daemon.wait()
 
 
 async def test_a_failing_disk_is_reported_and_never_reaches_the_belt(
