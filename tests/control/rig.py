@@ -61,6 +61,12 @@ class Rig:
     async def run(self, command: Command) -> Result:
         return await self.controller.execute(command)
 
+    async def estop_cause(self, timeout: float = 3.0) -> str:
+        """The cause of the last `estop` event, waiting for it: the mode says `estop` as soon as
+        the stop is latched, the event follows once the treadmill confirmed the stop."""
+        await self.until(lambda: "estop" in self.event_types(), timeout, "an estop event")
+        return str([e for e in self.events if e.type == "estop"][-1].details["cause"])
+
     async def until(self, check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
         try:
             async with asyncio.timeout(timeout):

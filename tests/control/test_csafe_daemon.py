@@ -159,5 +159,5 @@ async def test_the_console_leaving_in_use_latches_an_estop() -> None:
         await r.until(lambda: r.sim.belt.speed_kmh > 1.0, 10, "at speed")
         r.sim.pull_key()
         await r.mode(Mode.ESTOP, 2)
-        assert r.events[-2].details["cause"] == "treadmill_stop"
+        assert (await r.estop_cause()) == "treadmill_stop"
         assert r.sim.belt.stop_cause is StopCause.SAFETY_KEY

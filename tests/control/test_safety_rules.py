@@ -168,7 +168,7 @@ async def test_rule5_pulled_key_latches_estop() -> None:
         r.sim.pull_key()
         await r.mode(Mode.ESTOP, 2)
         assert r.sim.belt.stop_cause is StopCause.SAFETY_KEY
-        assert r.events[-2].details["cause"] == "treadmill_stop"
+        assert (await r.estop_cause()) == "treadmill_stop"
         res = await r.run(c.ManualSet(1.0, FWD))
         assert res.code == "estop_latched"
 
@@ -179,7 +179,7 @@ async def test_rule5_speed_mismatch_latches_estop() -> None:
         t0 = time.monotonic()
         assert (await r.run(c.ManualSet(2.5, FWD))).ok
         await r.mode(Mode.ESTOP, 10)
-        assert r.events[-2].details["cause"] == "speed_mismatch"
+        assert (await r.estop_cause()) == "speed_mismatch"
         assert Op.STOP in r.ops_since(t0)
         await r.until(lambda: r.sim.belt.still, 3)
 
@@ -193,7 +193,7 @@ async def test_rule5_heart_rate_above_the_maximum_latches_estop() -> None:
         assert (await r.run(c.HeartRate(150))).ok
         await r.mode(Mode.ESTOP, 2)
         assert Op.STOP in r.ops_since(t0)
-        assert r.events[-2].details["cause"] == "heart_rate"
+        assert (await r.estop_cause()) == "heart_rate"
 
 
 async def test_rule5_deadman_timeout_latches_estop() -> None:
@@ -204,7 +204,7 @@ async def test_rule5_deadman_timeout_latches_estop() -> None:
             assert (await r.run(c.Heartbeat())).ok
         assert r.controller.mode is Mode.RUNNING  # kept alive by heartbeats
         await r.mode(Mode.ESTOP, 3)
-        assert r.events[-2].details["cause"] == "deadman"
+        assert (await r.estop_cause()) == "deadman"
 
 
 async def test_rule5_an_unexpected_failure_elsewhere_stops_the_belt() -> None:

@@ -116,13 +116,6 @@ class MqttBridge:
         try:
             while True:
                 await self._connect_once()
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # Cancelled while connected: aiomqtt's __aexit__ may have replaced the
-                    # CancelledError with an MqttError while disconnecting (a broker that does
-                    # not answer the DISCONNECT), which _connect_once handled. Do not swallow
-                    # the cancellation, or shutdown waits for this task forever.
-                    raise asyncio.CancelledError
                 self._client = None
                 self.connected.clear()
                 self._report_broker(up=False)
@@ -134,16 +127,25 @@ class MqttBridge:
                 task.cancel()
 
     async def _connect_once(self) -> None:
+        cancelled = False
         try:
             client = await self._new_client()
             async with client:
-                self.backoff.reset()
-                await self._session(client)
+                try:
+                    self.backoff.reset()
+                    await self._session(client)
+                except asyncio.CancelledError:
+                    cancelled = True
+                    raise
         except* aiomqtt.MqttError as group:
             cause = group.exceptions[0]
             self._warn("connection", "MQTT connection failed or lost", error=str(cause))
         except* (MqttSetupError, OSError) as group:  # unreadable password file or certificate
             self._warn("connection", "MQTT setup failed", error=str(group.exceptions[0]))
+        if cancelled:
+            # aiomqtt's __aexit__ can replace the CancelledError with an MqttError while it
+            # disconnects; swallowing it would leave shutdown waiting for this task forever.
+            raise asyncio.CancelledError
 
     async def _new_client(self) -> aiomqtt.Client:
         # A new Client per attempt: reusing one after a failed connect is fragile (aiomqtt #288).
@@ -183,18 +185,29 @@ class MqttBridge:
         self.connected.set()
         self._report_broker(up=True)
         log.info("MQTT connected", host=self.config.host, port=self.config.port)
+        # Not a TaskGroup: on 3.11 a TaskGroup whose child fails while its owner is being
+        # cancelled raises the child's error instead of the CancelledError (errors have
+        # priority), and the reconnect loop would swallow the shutdown.
+        tasks = [
+            asyncio.create_task(self._receive(client), name="treadctl.mqtt.receive"),
+            asyncio.create_task(self._send_outbox(client), name="treadctl.mqtt.outbox"),
+            asyncio.create_task(self._send_state(client), name="treadctl.mqtt.state"),
+            asyncio.create_task(self._send_telemetry(client), name="treadctl.mqtt.telemetry"),
+        ]
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client), name="treadctl.mqtt.receive")
-                tg.create_task(self._send_outbox(client), name="treadctl.mqtt.outbox")
-                tg.create_task(self._send_state(client), name="treadctl.mqtt.state")
-                tg.create_task(self._send_telemetry(client), name="treadctl.mqtt.telemetry")
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # the first failure (the connection lost) ends the session
         except asyncio.CancelledError:
             self._client = None
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 async with asyncio.timeout(GOODBYE_S):
                     await client.publish(self.topics.availability, b"offline", qos=1, retain=True)
             raise
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _report_broker(self, *, up: bool) -> None:
         if self._broker_up is up:
