@@ -11,6 +11,9 @@ restart; a broken file keeps the old configuration.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -39,6 +42,21 @@ log = structlog.get_logger(__name__)
 
 SHUTDOWN_STOP_S = 15.0  # a controlled stop from the 6.5 km/h backward ceiling takes ~12 s
 TICK_STALE_S = 2.0  # the controller's poll loop counts as wedged after this long
+
+
+SHUTDOWN_GRACE_S = 10.0  # after the belt is stopped, for MQTT and the database to close
+
+
+def _shutdown_stuck() -> None:
+    """The belt is stopped but the shutdown did not finish: say where it hangs, then exit."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        buffer = io.StringIO()
+        task.print_stack(file=buffer)
+        stacks.append(buffer.getvalue())
+    log.error("shutdown did not finish; exiting (the belt is stopped)", tasks=stacks)
+    logging.shutdown()
+    os._exit(0)
 
 
 class Shutdown(Exception):  # noqa: N818 - a signal, not an error
@@ -90,6 +108,7 @@ class Daemon:
         self.controller: Controller | None = None
         self.bridge: MqttBridge | None = None
         self.store: SessionStore | None = None
+        self._stuck_timer: asyncio.TimerHandle | None = None
         self.recorder: SessionRecorder | None = None
         self.reloads = 0  # successful reloads (tests and status)
         self._pending: Settings | None = None  # reloaded limits waiting for an idle belt
@@ -110,6 +129,8 @@ class Daemon:
             return await self._run(self.store, on_ready)
         finally:
             await self.store.close()
+            if self._stuck_timer is not None:
+                self._stuck_timer.cancel()
 
     async def _run(
         self, store: SessionStore, on_ready: Callable[[Controller, MqttBridge], None] | None
@@ -158,6 +179,11 @@ class Daemon:
                     log.info("shutting down: stopping the belt")
                     self.notifier.stopping("stopping the belt")
                     await self._stop_belt(controller, SHUTDOWN_STOP_S)
+                    # The belt is stopped. Whatever still has to close (MQTT, the database) gets
+                    # a bounded time: a shutdown that hangs must not keep the unit "stopping".
+                    self._stuck_timer = asyncio.get_running_loop().call_later(
+                        SHUTDOWN_GRACE_S, _shutdown_stuck
+                    )
                     raise Shutdown  # noqa: TRY301 - ends the TaskGroup, caught just below
             except* Shutdown:
                 pass

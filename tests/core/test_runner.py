@@ -294,3 +294,23 @@ def test_property_sixty_minutes_end_at_sixty_minutes_plus_pauses(
     assert runner.wall_us(tl.total_us) == 3_600_000_000 + paused
     if events:
         assert events[-1] == Finished(3_600_000_000 + paused)
+
+
+def test_next_boundary_is_when_the_following_step_starts_then_the_end() -> None:
+    """What the controller wakes for, so that phase changes are not left to its next poll."""
+    clock = FakeClock(100.0)
+    runner, tl = runner_for(make(("forward", 60, 2.0), ("forward", 30, 3.0)), clock, time_scale=2)
+    assert runner.next_boundary_s() is None  # not started
+    runner.start()
+    for step in tl.steps[1:]:
+        at = runner.next_boundary_s()
+        assert at == pytest.approx(100.0 + step.start_us / US / 2, abs=2e-6)
+        assert at is not None
+        clock.now = at - 2e-6
+        assert starts(runner.poll()[1]) == []
+        clock.now = at
+        _, events = runner.poll()
+        assert starts(events)[0][0] == tl.steps.index(step)  # reached, and not before
+    assert runner.next_boundary_s() == pytest.approx(100.0 + tl.total_us / US / 2, abs=2e-6)
+    runner.pause()
+    assert runner.next_boundary_s() is None

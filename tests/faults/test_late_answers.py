@@ -41,7 +41,8 @@ async def test_late_within_the_timeout_runs_on_and_late_past_it_is_a_fault(
         await f.inject("late 0.4")
         fault = await f.event("fault", cause="link_lost")
         assert fault["session_id"] == session_id
-        assert fault["ts"] - late_wall < 2.0, "a few polls past the timeout, not more"
+        # three missed answers in a row (~1 s); the margin is for a loaded CI machine
+        assert fault["ts"] - late_wall < 3.0, "a few polls past the timeout, not more"
         await f.still(late_at)
         finished = await f.event("session_finished")
         assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")

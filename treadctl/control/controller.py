@@ -258,16 +258,22 @@ class Controller:
         try:
             await self._startup()
             deadline = loop.time()
+            read = True
             while True:
                 await self._drain_commands()
-                await self._tick()
+                await self._tick(read=read)
                 if loop.time() >= deadline:  # a regular tick, not an early wake
                     deadline = max(deadline + self.tick_s, loop.time())
                 self._wake.clear()
+                read = True
                 if self._queue.empty():
+                    wake_at = min(deadline, self._boundary_at(loop))
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout_at(min(deadline, self._boundary_at(loop))):
+                        async with asyncio.timeout_at(wake_at):
                             await self._wake.wait()
+                    # Woken only for a phase boundary: act on it at once, on the status read
+                    # at most one tick ago (the regular tick, still due, reads again).
+                    read = self._wake.is_set() or wake_at >= deadline
         except Exception as exc:
             log.exception("controller failed; stopping the belt")
             self.supervisor.latch(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}", self.clock())
@@ -515,11 +521,12 @@ class Controller:
 
     # --- the tick --------------------------------------------------------------------------------
 
-    async def _tick(self) -> None:
+    async def _tick(self, *, read: bool = True) -> None:
         now = self.clock()
         actions: list[Action] = []
         if self.link_ok:
-            actions += await self._read(now)
+            if read:
+                actions += await self._read(now)
         elif now >= self._next_reconnect:
             await self._reconnect(now)
         actions += self.supervisor.tick(now)
