@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +71,7 @@ def draw_cases(count: int) -> list[tuple[str, bytes]]:
     return cases
 
 
+@pytest.mark.timeout(240)  # ~20 s; a valid start among the cases costs an e-stop and interlock
 async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_move_the_belt(
     broker: Broker,
 ) -> None:
