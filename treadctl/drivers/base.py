@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import ClassVar, NoReturn, Self
 
 from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+from treadctl.drivers.errors import Rejected
 
 
 class Driver(abc.ABC):
@@ -22,6 +23,19 @@ class Driver(abc.ABC):
     # Checked after the session lock is taken, so a command queued behind the e-stop cannot
     # restart the belt.
     halted: bool = False
+    # True between a confirmed start and the next stop: a belt found stopped then was stopped
+    # by the treadmill itself (its key, button or watchdog).
+    _started: bool = False
+
+    def _mark_started(self) -> None:
+        """Record a confirmed start, unless an emergency stop landed while it was on the wire:
+        the stop written behind the start wins, and so must the driver's own state."""
+        if self.halted:
+            raise Rejected(
+                f"{self.name}: emergency stop during the start; the belt stays stopped",
+                code="halted",
+            )
+        self._started = True
 
     def release(self) -> None:
         """Allow the belt to move again after an emergency stop (the owner's reset)."""

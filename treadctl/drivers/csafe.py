@@ -130,7 +130,7 @@ class CsafeDriver(Driver):
                 "is the safety key in and the console on its home screen?",
                 code="refused",
             )
-        self._started = True
+        self._mark_started()
 
     async def stop(self) -> None:
         self._started = False

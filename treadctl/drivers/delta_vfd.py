@@ -188,7 +188,7 @@ class DeltaVfdDriver(Driver):
             self._freq = 0
             await self._write(codec.REG_COMMAND, codec.RUN_FORWARD)
             self._reverse = False
-            self._started = True
+            self._mark_started()
 
     async def stop(self) -> None:
         """The drive ramps the belt down at its own deceleration time (Pr.01-10)."""

@@ -97,7 +97,7 @@ class TrackmasterDriver(Driver):
     async def start(self) -> None:
         await self._command(codec.Op.SET_SPEED, codec.encode_speed_field(0, False, self.dialect))
         await self._command(codec.Op.START_WATCHDOG, moves=True)
-        self._started = True
+        self._mark_started()
 
     async def stop(self) -> None:
         self._started = False
