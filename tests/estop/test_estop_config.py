@@ -27,6 +27,17 @@ def test_inputs_load_with_their_defaults(tmp_path: Path) -> None:
     box, mushroom = load_settings(path).estop_inputs
     assert (box.timeout_s, box.healthy_after, box.baudrate) == (0.5, 3, 115200)
     assert (mushroom.output, mushroom.input, mushroom.poll_interval_s) == ("dtr", "dsr", 0.01)
+    assert mushroom.timeout_s == 0.5  # no completed read of the line for this long: e-stop
+
+
+def test_modem_lines_take_a_reading_deadline_within_bounds(tmp_path: Path) -> None:
+    entry = '[[estop_inputs]]\nname = "m"\nkind = "modem-lines"\nport = "/dev/x"\ntimeout_s = {}\n'
+    path = tmp_path / "t.toml"
+    path.write_text(entry.format(1.0))
+    assert load_settings(path).estop_inputs[0].timeout_s == 1.0
+    for bad in (0.1, 3):
+        with pytest.raises(ConfigError, match=r"estop_inputs\.0\.timeout_s"):
+            load(tmp_path, entry.format(bad))
 
 
 @pytest.mark.parametrize(

@@ -149,3 +149,36 @@ def test_loop_monitor_open_trips_and_n_closed_samples_heal() -> None:
     change = m.miswired("cts stays on")
     assert change is not None
     assert change.trip
+
+
+def test_loop_monitor_a_line_not_read_within_the_timeout_is_silent_and_trips() -> None:
+    clock = FakeClock()
+    m = LoopMonitor(healthy_after=2, timeout_s=0.5)
+    assert m.check(clock(), None) is None  # still opening: nothing due
+    m.connected()
+    read_at = clock()
+    clock.advance(0.49)
+    assert m.check(clock(), read_at) is None  # within the deadline
+    clock.advance(0.01)
+    change = m.check(clock(), read_at)
+    assert change is not None
+    assert (change.status, change.trip) == (Status.SILENT, True)  # waiting counts: it trips
+    assert "timeout_s" in change.detail
+    clock.advance(1.0)
+    assert m.check(clock(), read_at) is None  # once: no new event while it stays silent
+    m.sample(True)
+    m.sample(True)  # reads coming back heal it like any fault
+    assert status(m) is Status.OK
+    read_at = clock()
+    clock.advance(0.6)
+    change = m.check(clock(), read_at)
+    assert change is not None
+    assert change.trip
+
+
+def test_loop_monitor_a_lost_port_is_not_also_silent() -> None:
+    clock = FakeClock()
+    m = LoopMonitor(healthy_after=2, timeout_s=0.5)
+    m.connected()
+    m.disconnected("port gone")
+    assert m.check(clock() + 5, clock()) is None  # the port's own status says why

@@ -188,7 +188,7 @@ class StorageConfig(Section):
     """Session database; defaults to $STATE_DIRECTORY/sessions.db or ~/.local/state/treadctl/."""
 
 
-HEARTBEAT_ONLY = ("baudrate", "timeout_s")
+HEARTBEAT_ONLY = ("baudrate",)
 MODEM_LINES_ONLY = ("output", "input", "poll_interval_s", "pulse_test_s")
 
 
@@ -203,10 +203,12 @@ class EStopInputConfig(Section):
     healthy_after: Annotated[int, Field(ge=2, le=100)] = 3
     """Good heartbeats (or closed-loop samples) in a row before the input counts as healthy."""
     reconnect_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    timeout_s: Annotated[float, Field(ge=0.25, le=2.0)] = 0.5
+    """Silence longer than this is an e-stop: no valid line from a heartbeat box (it sends one at
+    least every 0.2 s), no completed read of a modem input line (read every poll_interval_s,
+    at most 0.05 s, so the lower bound leaves five reads of margin)."""
     # heartbeat
     baudrate: Annotated[int, Field(gt=0)] = 115200
-    timeout_s: Annotated[float, Field(ge=0.25, le=2.0)] = 0.5
-    """Silence longer than this is an e-stop; the box sends a line at least every 0.2 s."""
     # modem-lines
     output: Literal["rts", "dtr"] = "rts"
     input: Literal["cts", "dsr", "dcd"] = "cts"

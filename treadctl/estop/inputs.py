@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NoReturn, Protocol, cast
 
 import serial
@@ -138,12 +139,23 @@ def open_serial(port: str) -> ModemPort:
     return cast("ModemPort", serial.serial_for_url(port, exclusive=True, timeout=0))
 
 
+@dataclass
+class _Connection:
+    """One opening of the port: its thread's stop flag, how it ended, and when the thread last
+    read the input line (monotonic; written by the thread, read by the loop's deadline check)."""
+
+    stop: threading.Event
+    ended: asyncio.Future[str]
+    last_read_at: float | None = None
+
+
 class ModemLinesInput(_Reporter):
     """A normally-closed switch from an output line (RTS/DTR) to an input line (CTS/DSR/DCD).
 
     A thread owns the port: TIOCMGET is a USB control transfer on FTDI and CP210x adapters (up to
     milliseconds) and must not block the event loop that drives the treadmill. It samples every
-    `poll_interval_s` and wakes the loop with each sample; the loop keeps the health logic.
+    `poll_interval_s` and wakes the loop with each sample; the loop keeps the health logic, and
+    trips when the thread has not read the line for `timeout_s` (a read that hangs) or ends.
     """
 
     def __init__(
@@ -155,80 +167,101 @@ class ModemLinesInput(_Reporter):
     ) -> None:
         super().__init__(config, report)
         self.opener = opener
-        self.monitor = LoopMonitor(healthy_after=config.healthy_after)
+        self.monitor = LoopMonitor(healthy_after=config.healthy_after, timeout_s=config.timeout_s)
 
     async def run(self) -> NoReturn:
         loop = asyncio.get_running_loop()
         while True:
-            stop = threading.Event()
-            ended: asyncio.Future[str] = loop.create_future()
+            conn = _Connection(threading.Event(), loop.create_future())
             worker = threading.Thread(
                 target=self._serve,
-                args=(loop, stop, ended),
+                args=(loop, conn),
                 name=f"treadctl.estop_input[{self.config.name}]",
                 daemon=True,
             )
             worker.start()
             try:
-                reason = await ended
+                reason = await self._watch(conn)
             finally:
-                stop.set()  # the thread closes the port and ends within one poll interval
+                # The thread closes the port and ends within one poll interval, or, stuck in a
+                # read, when the read returns; it is never waited for.
+                conn.stop.set()
             self._apply(self.monitor.disconnected(reason))
             await asyncio.sleep(self.config.reconnect_s)
 
+    async def _watch(self, conn: _Connection) -> str:
+        """Check the reading deadline until the thread ends; returns why it ended."""
+        while True:
+            done, _ = await asyncio.wait({conn.ended}, timeout=self._next_check_s(conn))
+            if done:
+                return conn.ended.result()
+            self._apply(self.monitor.check(time.monotonic(), conn.last_read_at))
+
+    def _next_check_s(self, conn: _Connection) -> float:
+        last = conn.last_read_at
+        if last is None:  # still opening: nothing is due yet
+            return self.config.timeout_s
+        # At the deadline, and no more often than the thread samples (also while silent).
+        due = last + self.config.timeout_s - time.monotonic()
+        return max(due, self.config.poll_interval_s)
+
     # --- the poller thread (touches the port only; everything else goes through the loop) ----
 
-    def _serve(
-        self, loop: asyncio.AbstractEventLoop, stop: threading.Event, ended: asyncio.Future[str]
-    ) -> None:
+    def _serve(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
         def post(callback: Callable[..., object], *args: object) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed under us: we are done
                 loop.call_soon_threadsafe(callback, *args)
 
         def finish(reason: str) -> None:
-            if not ended.done():
-                ended.set_result(reason)
+            if not conn.ended.done():
+                conn.ended.set_result(reason)
 
         try:
             port = self.opener(self.config.port)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            post(finish, f"cannot open {self.config.port}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the input is not there
+            post(finish, f"cannot open {self.config.port}: {_describe(exc)}")
             return
         try:
             self._set_output(port, True)
+            conn.last_read_at = time.monotonic()  # the deadline runs from here
             post(self._apply_connected)
-            self._poll(port, stop, post)
+            self._poll(port, conn, post)
         except (serial.SerialException, OSError, ValueError) as exc:
             post(finish, f"port {self.config.port} lost: {exc}")
+        except Exception as exc:
+            # A dead thread would leave the input reading `ok`: end the connection instead,
+            # which trips like a lost port, and reopen.
+            log.exception("e-stop input sampling failed", input=self.config.name)
+            post(finish, f"port {self.config.port} failed: {_describe(exc)}")
         finally:
-            with contextlib.suppress(serial.SerialException, OSError):
+            with contextlib.suppress(Exception):
                 port.close()
 
-    def _poll(self, port: ModemPort, stop: threading.Event, post: Callable[..., None]) -> None:
+    def _poll(self, port: ModemPort, conn: _Connection, post: Callable[..., None]) -> None:
         interval = self.config.poll_interval_s
         next_pulse = time.monotonic() + self.config.pulse_test_s
-        while not stop.wait(interval):
+        while not conn.stop.wait(interval):
             if self.config.pulse_test_s > 0 and time.monotonic() >= next_pulse:
                 next_pulse = time.monotonic() + self.config.pulse_test_s
-                if not self._pulse(port, stop):
+                if not self._pulse(port, conn):
                     post(self._apply_miswired)
                     continue
-            post(self._apply_sample, self._read_input(port))
+            post(self._apply_sample, self._read_input(port, conn))
 
-    def _pulse(self, port: ModemPort, stop: threading.Event) -> bool:
+    def _pulse(self, port: ModemPort, conn: _Connection) -> bool:
         """Drop the output and check the input follows, then raise it again. False when the
         input stays closed without the output (a short, or a line the adapter holds high)."""
         self._set_output(port, False)
         try:
-            return self._wait_input(port, False, stop)
+            return self._wait_input(port, conn, want=False)
         finally:
             self._set_output(port, True)
-            self._wait_input(port, True, stop)  # a loop left open is reported by the next sample
+            self._wait_input(port, conn, want=True)  # a loop left open shows in the next sample
 
-    def _wait_input(self, port: ModemPort, want: bool, stop: threading.Event) -> bool:
+    def _wait_input(self, port: ModemPort, conn: _Connection, *, want: bool) -> bool:
         deadline = time.monotonic() + PULSE_WINDOW_S
-        while self._read_input(port) is not want:
-            if time.monotonic() >= deadline or stop.wait(self.config.poll_interval_s / 4):
+        while self._read_input(port, conn) is not want:
+            if time.monotonic() >= deadline or conn.stop.wait(self.config.poll_interval_s / 4):
                 return False
         return True
 
@@ -238,14 +271,16 @@ class ModemLinesInput(_Reporter):
         else:
             port.dtr = on
 
-    def _read_input(self, port: ModemPort) -> bool:
+    def _read_input(self, port: ModemPort, conn: _Connection) -> bool:
         match self.config.input:
             case "cts":
-                return bool(port.cts)
+                closed = bool(port.cts)
             case "dsr":
-                return bool(port.dsr)
+                closed = bool(port.dsr)
             case "dcd":
-                return bool(port.cd)
+                closed = bool(port.cd)
+        conn.last_read_at = time.monotonic()
+        return closed
 
     # --- back in the event loop -----------------------------------------------------------------
 
@@ -261,6 +296,10 @@ class ModemLinesInput(_Reporter):
                 f"{self.config.input} stays on with {self.config.output} off (short or miswired)"
             )
         )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def make_input(

@@ -206,9 +206,25 @@ class HeartbeatMonitor(_Health):
 class LoopMonitor(_Health):
     """Health of a modem-lines input: the normally-closed loop sampled at a fixed interval."""
 
+    timeout_s: float = 0.5
+
     def connected(self) -> Change | None:
         self.good = 0
         return self._set(Status.WAITING, "port open, reading the loop")
+
+    def check(self, now: float, last_read_at: float | None) -> Change | None:
+        """A line read that has not come back within `timeout_s` (a hung adapter or driver) is
+        silence: without readings a pressed switch would go unseen."""
+        if last_read_at is None or self.status in (Status.DISCONNECTED, Status.SILENT):
+            return None
+        quiet = now - last_read_at
+        if quiet < self.timeout_s:
+            return None
+        self.good = 0
+        return self._set(
+            Status.SILENT,
+            f"input line not read for {quiet:.2f} s (timeout_s): the adapter or its driver hangs",
+        )
 
     def sample(self, closed: bool) -> Change | None:
         if not closed:
