@@ -180,7 +180,7 @@ async def test_rule5_speed_mismatch_latches_estop() -> None:
         assert (await r.run(c.ManualSet(2.5, FWD))).ok
         await r.mode(Mode.ESTOP, 10)
         assert (await r.estop_cause()) == "speed_mismatch"
-        assert Op.STOP in r.ops_since(t0)
+        await r.until(lambda: Op.STOP in r.ops_since(t0), 2, "the stop byte on the wire")
         await r.until(lambda: r.sim.belt.still, 3)
 
 
@@ -192,7 +192,7 @@ async def test_rule5_heart_rate_above_the_maximum_latches_estop() -> None:
         t0 = time.monotonic()
         assert (await r.run(c.HeartRate(150))).ok
         await r.mode(Mode.ESTOP, 2)
-        assert Op.STOP in r.ops_since(t0)
+        await r.until(lambda: Op.STOP in r.ops_since(t0), 2, "the stop byte on the wire")
         assert (await r.estop_cause()) == "heart_rate"
 
 
@@ -224,7 +224,7 @@ async def test_rule5_an_unexpected_failure_elsewhere_stops_the_belt() -> None:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(owner(), name="test.controller-owner")
                 tg.create_task(broken(), name="test.broken")
-        assert Op.STOP in r.ops_since(t0)
+        await r.until(lambda: Op.STOP in r.ops_since(t0), 2, "the stop byte on the wire")
         await r.until(lambda: r.sim.belt.still, 3)
 
 
@@ -346,7 +346,7 @@ async def test_cancelling_the_controller_stops_the_belt() -> None:
         t0 = time.monotonic()
         r.task.cancel()
         await r.until(r.task.done, 3)
-        assert Op.STOP in r.ops_since(t0)
+        await r.until(lambda: Op.STOP in r.ops_since(t0), 2, "the stop byte on the wire")
         await r.until(lambda: r.sim.belt.still, 3)
 
 

@@ -86,7 +86,7 @@ async def test_estop_any_payload_latches_and_reset_needs_a_still_belt(broker: Br
         t0 = time.monotonic()
         await b.user.send_raw("estop", b"\xff not json at all")
         await b.rig.mode(Mode.ESTOP, 2)
-        assert Op.STOP in b.rig.ops_since(t0)
+        await b.rig.until(lambda: Op.STOP in b.rig.ops_since(t0), 2, "the stop byte on the wire")
         estop = await b.user.wait_for(b.topics.response("estop"))
         assert estop["ok"] is True
         assert estop["id"] is None  # nothing to echo from an unparsable payload
@@ -189,7 +189,7 @@ async def test_heart_rate_input_feeds_the_safety_rules(broker: Broker) -> None:
         t0 = time.monotonic()
         await b.user.client.publish(b.topics.heart_rate, b'{"bpm": 150}')
         await b.rig.mode(Mode.ESTOP, 2)
-        assert Op.STOP in b.rig.ops_since(t0)
+        await b.rig.until(lambda: Op.STOP in b.rig.ops_since(t0), 2, "the stop byte on the wire")
         event = await b.user.wait_for(b.topics.event, lambda e: e["type"] == "estop")
         assert event["cause"] == "heart_rate"
 

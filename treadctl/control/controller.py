@@ -22,6 +22,8 @@ from treadctl.core import commands as cmd
 from treadctl.core.clock import Clock
 from treadctl.core.commands import Command, Result
 from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
+from treadctl.core.manual import manual_refusal
+from treadctl.core.modes import Trigger, latched_mode, transition
 from treadctl.core.program import Program
 from treadctl.core.runner import (
     Cue,
@@ -52,6 +54,7 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[Snapshot | Event], None]
 ESTOP_CONFIRM_S = 1.0
+QUEUE_SIZE = 64  # untrusted commands waiting; beyond it they are answered `busy`
 ESTOP_DONE = Result.success("emergency stop: belt stopped; send reset when it is still")
 
 
@@ -113,7 +116,13 @@ def new_session_id(wall: float) -> str:
 
 
 class Controller:
-    """The single owner of one treadmill. Run `run()` as a task; talk to it with `execute()`."""
+    """The single owner of one treadmill. Run `run()` as a task; talk to it with `execute()`.
+
+    Mode changes go through `_enter` (the pure table in core/modes); state that follows an
+    await is written only if the transition still applies, or, for the wire bookkeeping, only
+    if no e-stop landed meanwhile (`_halts` counts them). Every driver error raised in the
+    loop ends in `_driver_failed`, the one place it becomes controller state.
+    """
 
     def __init__(
         self,
@@ -137,27 +146,43 @@ class Controller:
         self.tick_s = tick_s
         self.time_scale = time_scale
         self.reconnect_s = reconnect_s
-        self.mode = Mode.IDLE
+        self._mode = Mode.IDLE
         self.fault: str | None = None
         self.link_ok = True
         self.status: DeviceStatus | None = None
         self.session: _Session | None = None
         self.last_snapshot: Snapshot | None = None
+        # Untrusted commands only: safety inputs and e-stops never wait here (see submit()).
         self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(
-            maxsize=64
+            maxsize=QUEUE_SIZE
         )
         self._wake = asyncio.Event()
         self._listeners: list[Listener] = []
         self._belt_started = False
+        self._halts = 0  # e-stops so far: an await that saw this change must not write
         self._sent_speed: tuple[float, BeltDirection] | None = None
         self._sent_incline: float | None = None
         self._walk = WalkDirection.FORWARD
         self._last_status_at: float | None = None
         self._next_reconnect = 0.0
+        self._stop_reason = StopReason.COMMAND
+        self._stop_detail = ""
         self._estop_tasks: set[asyncio.Task[None]] = set()
         self._inputs: dict[str, InputHealth] = {}  # dedicated e-stop inputs, by name
         self.ready = asyncio.Event()  # set once the treadmill answered at start-up
         self.last_tick_at: float | None = None  # monotonic end of the last tick (liveness)
+
+    @property
+    def mode(self) -> Mode:
+        return self._mode
+
+    def _enter(self, trigger: Trigger) -> bool:
+        """Take the transition `trigger` if it applies in the current mode."""
+        new = transition(self._mode, trigger)
+        if new is None:
+            return False
+        self._mode = new
+        return True
 
     # --- the outside -----------------------------------------------------------------------------
 
@@ -165,13 +190,29 @@ class Controller:
         self._listeners.append(listener)
 
     def submit(self, command: Command) -> asyncio.Future[Result]:
-        """Queue a command; the future resolves when the controller has handled it."""
+        """Hand over a command; the future resolves when the controller has handled it.
+
+        E-stops and safety inputs (heart rate, heartbeat, broker state) take effect before this
+        returns and are never refused for lack of room; other commands queue, and a full queue
+        answers `busy` (the caller passes that answer on)."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        if isinstance(command, cmd.EmergencyStop):
-            # Never queued: the stop is on the serial port before this call returns.
-            task = self.emergency_stop_now(command.cause, command.detail)
-            task.add_done_callback(lambda _: _settle(future, ESTOP_DONE))
-            return future
+        match command:
+            case cmd.EmergencyStop(cause=cause, detail=detail):
+                # Never queued: the stop is on the serial port before this call returns.
+                task = self.emergency_stop_now(cause, detail)
+                task.add_done_callback(lambda _: _settle(future, ESTOP_DONE))
+                return future
+            case cmd.HeartRate(bpm=bpm):
+                future.set_result(self.heart_rate(bpm))
+                return future
+            case cmd.Heartbeat():
+                self.heartbeat()
+                future.set_result(Result.success())
+                return future
+            case cmd.BrokerState(connected=connected):
+                self.broker_state(connected)
+                future.set_result(Result.success())
+                return future
         try:
             self._queue.put_nowait((command, future))
         except asyncio.QueueFull:
@@ -182,22 +223,40 @@ class Controller:
     async def execute(self, command: Command) -> Result:
         return await self.submit(command)
 
+    # --- safety inputs: applied at once, never queued --------------------------------------------
+
+    def heart_rate(self, bpm: int) -> Result:
+        if not 20 <= bpm <= 250:
+            return Result.error("out_of_range", f"heart rate {bpm} bpm is outside 20-250")
+        self._apply(self.supervisor.heart_rate(bpm, self.clock()))
+        return Result.success()
+
+    def heartbeat(self) -> None:
+        self.supervisor.heartbeat(self.clock())
+
+    def broker_state(self, connected: bool) -> None:
+        """Reported by the MQTT layer; the supervisor applies safety.broker_loss_s."""
+        self.supervisor.broker(connected, self.clock())
+        self._wake.set()
+
+    # --- emergency stops -------------------------------------------------------------------------
+
     async def emergency_stop(
         self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command"
     ) -> None:
-        """The fast path: latch, then the driver's fastest stop at once, ahead of anything in
-        flight on the serial line."""
-        first = self._halt_now(cause, detail)
-        await self._confirm_estop(first, cause, detail)
+        """Latch and write the driver's fastest stop at once, then wait for the treadmill's
+        confirmation (bounded by the driver's own timeouts)."""
+        await asyncio.shield(self.emergency_stop_now(cause, detail))
 
     def emergency_stop_now(
         self, cause: EStopCause = EStopCause.COMMAND, detail: str = "emergency stop command"
     ) -> asyncio.Task[None]:
-        """The fast path for callbacks that cannot await: the stop bytes are handed to the
-        serial port before this returns; the confirmation and the events follow in a task."""
-        first = self._halt_now(cause, detail, write=True)
+        """The fast path, for callbacks that cannot await: the stop bytes are handed to the
+        serial port and the state is `estop` before this returns; the confirmation follows in
+        a task."""
+        self._halt_now(cause, detail)
         task = asyncio.get_running_loop().create_task(
-            self._confirm_estop(first, cause, detail), name="treadctl.controller.estop"
+            self._confirm_estop(), name="treadctl.controller.estop"
         )
         self._estop_tasks.add(task)
         task.add_done_callback(self._estop_tasks.discard)
@@ -216,40 +275,36 @@ class Controller:
         if known:
             self._emit(Event("estop_input", self.wall(), self._session_id(), health_dict(health)))
 
-    def _halt_now(self, cause: EStopCause, detail: str, *, write: bool = False) -> bool:
-        """Latch (and, if asked, write the stop); True when this is a new e-stop."""
+    def _halt_now(self, cause: EStopCause, detail: str) -> None:
+        """Write the stop, latch, and settle every consequence before returning: whatever was
+        awaiting the driver meanwhile finds the mode changed and writes nothing."""
+        try:
+            self.driver.stop_now()
+        except DriverError as exc:
+            # Link gone: the treadmill's own watchdog stops the belt (rule 8).
+            log.error("emergency stop could not be written", error=str(exc))  # noqa: TRY400 - expected, no traceback
         first = self.supervisor.latched is None
         self.supervisor.latch(cause, detail, self.clock())
-        if self.mode is not Mode.FAULT:
-            self.mode = Mode.ESTOP
+        self._enter(Trigger.ESTOP)
+        self._halts += 1
         self._belt_started = False
         self._sent_speed = None
-        if write:
-            try:
-                self.driver.stop_now()
-            except DriverError as exc:
-                # Link gone: the treadmill's own watchdog stops the belt (rule 8).
-                log.error("emergency stop could not be written", error=str(exc))  # noqa: TRY400 - expected, no traceback
-        return first
+        if not first:
+            return
+        log.warning("emergency stop", cause=str(cause), detail=detail)
+        self._emit(
+            Event("estop", self.wall(), self._session_id(), {"cause": str(cause), "detail": detail})
+        )
+        fault = cause in (EStopCause.LINK_LOST, EStopCause.FAILURE)
+        self._end_session("fault" if fault else "estop", str(cause), detail)
+        self._snapshot(self.clock())  # the world sees `estop` now, not at the next tick
 
-    async def _confirm_estop(self, first: bool, cause: EStopCause, detail: str) -> None:
+    async def _confirm_estop(self) -> None:
         try:
             await self.driver.emergency_stop()
         except DriverError as exc:
             # Link gone: the treadmill's own watchdog stops the belt (rule 8).
             log.error("emergency stop could not be confirmed", error=str(exc))  # noqa: TRY400 - expected, no traceback
-        if first:
-            log.warning("emergency stop", cause=str(cause), detail=detail)
-            self._emit(
-                Event(
-                    "estop",
-                    self.wall(),
-                    self._session_id(),
-                    {"cause": str(cause), "detail": detail},
-                )
-            )
-            fault = cause in (EStopCause.LINK_LOST, EStopCause.FAILURE)
-            self._end_session("fault" if fault else "estop", str(cause), detail)
 
     # --- the task --------------------------------------------------------------------------------
 
@@ -276,15 +331,7 @@ class Controller:
                     read = self._wake.is_set() or wake_at >= deadline
         except Exception as exc:
             log.exception("controller failed; stopping the belt")
-            self.supervisor.latch(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}", self.clock())
-            self._emit(
-                Event(
-                    "estop",
-                    self.wall(),
-                    self._session_id(),
-                    {"cause": str(EStopCause.FAILURE), "detail": str(exc)},
-                )
-            )
+            self._halt_now(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             await self._final_stop()
@@ -303,10 +350,9 @@ class Controller:
         self.supervisor.power_up(self.clock())
         try:
             await self.driver.stop()
-        except LinkLost as exc:
-            await self._link_lost(exc)
         except DriverError as exc:
             log.warning("stop at start-up not acknowledged", error=str(exc))
+            await self._driver_failed(exc)
         self.driver.release()
         self.ready.set()
 
@@ -320,6 +366,22 @@ class Controller:
                 await self.driver.emergency_stop()
             log.info("belt stopped on controller exit")
 
+    async def _driver_failed(self, exc: DriverError) -> Result:
+        """The one boundary where a driver error becomes controller state, and the answer a
+        command gets for it."""
+        match exc:
+            case LinkLost():
+                await self._link_lost(exc)
+                return Result.error("link_lost", str(exc))
+            case Rejected(code="halted"):
+                return Result.error(
+                    "estop_latched", "emergency stop during the command: the belt stays stopped"
+                )
+            case Rejected():
+                return Result.error("rejected", str(exc))
+        log.info("treadmill did not answer as expected", error=str(exc))
+        return Result.error("device_error", str(exc))
+
     # --- commands --------------------------------------------------------------------------------
 
     async def _drain_commands(self) -> None:
@@ -327,15 +389,9 @@ class Controller:
             command, future = self._queue.get_nowait()
             try:
                 result = await self._handle(command)
-            except LinkLost as exc:
-                await self._link_lost(exc)
-                result = Result.error("link_lost", str(exc))
-            except Rejected as exc:
-                result = Result.error("rejected", str(exc))
             except DriverError as exc:
-                result = Result.error("device_error", str(exc))
-            if not future.done():
-                future.set_result(result)
+                result = await self._driver_failed(exc)
+            _settle(future, result)
 
     async def _handle(self, command: Command) -> Result:  # noqa: C901, PLR0911, PLR0912 - one case per command
         now = self.clock()
@@ -345,23 +401,21 @@ class Controller:
             case cmd.ManualSet():
                 return await self._manual(command, now)
             case cmd.Pause():
-                if self.mode is not Mode.RUNNING or self.session is None:
+                if self.session is None or not self._enter(Trigger.PAUSE):
                     return self._not_in_mode("pause")
                 if self.session.runner is not None:
                     self._program_events(self.session.runner.pause())
                 self.session.paused_at = now
-                self.mode = Mode.PAUSED
                 self._emit(Event("paused", self.wall(), self.session.id))
                 return Result.success("paused: the belt slows to a stop")
             case cmd.Resume():
-                if self.mode is not Mode.PAUSED or self.session is None:
+                if self.session is None or not self._enter(Trigger.RESUME):
                     return self._not_in_mode("resume")
                 if self.session.runner is not None:
                     self._program_events(self.session.runner.resume())
                 if self.session.paused_at is not None:
                     self.session.paused_total += now - self.session.paused_at
                 self.session.paused_at = None
-                self.mode = Mode.RUNNING
                 self._emit(Event("resumed", self.wall(), self.session.id))
                 return Result.success("resumed")
             case cmd.Skip():
@@ -378,26 +432,13 @@ class Controller:
                 self._emit(Event("skipped", self.wall(), self.session.id))
                 return Result.success("skipped to the next phase")
             case cmd.Stop():
-                if self.mode in (Mode.RUNNING, Mode.PAUSED):
-                    self._begin_stop(StopReason.COMMAND, "stop command")
+                if self._begin_stop(StopReason.COMMAND, "stop command"):
                     return Result.success("stopping: the belt ramps down")
                 return Result.success(f"nothing to stop ({self.mode})")
             case cmd.Reset():
-                return self._reset(now)
-            case cmd.HeartRate(bpm=bpm):
-                if not 20 <= bpm <= 250:
-                    return Result.error("out_of_range", f"heart rate {bpm} bpm is outside 20-250")
-                await self._apply(self.supervisor.heart_rate(bpm, now))
-                return Result.success()
-            case cmd.Heartbeat():
-                self.supervisor.heartbeat(now)
-                return Result.success()
-            case cmd.BrokerState(connected=connected):
-                self.supervisor.broker(connected, now)
-                return Result.success()
-            case cmd.EmergencyStop():
-                await self.emergency_stop(command.cause, command.detail)
-                return Result.success("emergency stop")
+                return await self._reset()
+            case cmd.EmergencyStop() | cmd.HeartRate() | cmd.Heartbeat() | cmd.BrokerState():
+                return await self.submit(command)  # not queued by submit(); kept for completeness
         return Result.error("invalid_command", f"unknown command {command!r}")
 
     def _not_in_mode(self, what: str) -> Result:
@@ -434,9 +475,9 @@ class Controller:
             return Result.error("program_invalid", "; ".join(problems))
         timeline = build_timeline(program, self.profile, command.parameters)
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
-        await self._start_belt()
+        if (refused := await self._start_belt()) is not None:
+            return refused
         self.session = _Session(new_session_id(self.wall()), program.name, now, runner=runner)
-        self.mode = Mode.RUNNING
         self.supervisor.session_start(now)
         self._emit(
             Event(
@@ -454,28 +495,8 @@ class Controller:
         return Result.success(f"started {program.name} ({self.session.id})")
 
     async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
-        rules = self.supervisor.rules
-        caps = self.profile.capabilities
-        cap = rules.speed_cap(command.walk)
-        key = (
-            "limits.max_speed_backward_kmh"
-            if command.walk is WalkDirection.BACKWARD
-            else "limits.max_speed_forward_kmh"
-        )
-        if not 0 <= command.speed_kmh <= cap:
-            return Result.error(
-                "out_of_range", f"{command.speed_kmh} km/h is outside 0-{cap} km/h ({key})"
-            )
-        icap = min(rules.incline_cap(command.walk), caps.incline_max_pct)
-        if not caps.incline_min_pct <= command.incline_pct <= icap:
-            return Result.error(
-                "out_of_range",
-                f"incline {command.incline_pct} % is outside {caps.incline_min_pct}-{icap} %",
-            )
-        if self.profile.belt_for(command.walk) is BeltDirection.REVERSE and not caps.reverse:
-            return Result.error(
-                "not_supported", f"the {self.profile.driver} driver cannot run the belt in reverse"
-            )
+        if (problem := manual_refusal(command, self.supervisor.rules, self.profile)) is not None:
+            return Result.error(*problem)
         if (
             self.mode is Mode.RUNNING
             and self.session is not None
@@ -486,29 +507,45 @@ class Controller:
         refused = self._refuse_start(now)
         if refused is not None:
             return refused
-        await self._start_belt()
+        if (refused := await self._start_belt()) is not None:
+            return refused
         self.session = _Session(new_session_id(self.wall()), "manual", now, manual=command)
-        self.mode = Mode.RUNNING
         self.supervisor.session_start(now)
         self._emit(Event("session_started", self.wall(), self.session.id, {"program": "manual"}))
         return Result.success(f"manual session {self.session.id}")
 
-    async def _start_belt(self) -> None:
-        await self.driver.start()  # at zero speed, watchdog armed
+    async def _start_belt(self) -> Result | None:
+        """Start the belt at zero speed (watchdog armed) and enter `running`; the refusal when
+        an e-stop or a fault landed while the treadmill was answering."""
+        await self.driver.start()
+        if not self._enter(Trigger.STARTED):
+            return Result.error(
+                "estop_latched", f"the start was overtaken by an emergency stop ({self.mode})"
+            )
         self._belt_started = True
         self._sent_speed = (0.0, self.supervisor.commanded.belt)
+        return None
 
-    def _reset(self, now: float) -> Result:
+    async def _reset(self) -> Result:
         if self.mode not in (Mode.ESTOP, Mode.FAULT):
             return Result.success(f"nothing to reset ({self.mode})")
         if self.mode is Mode.FAULT and not self.link_ok:
             return Result.error("link_lost", f"the treadmill is not connected ({self.fault})")
+        # Judge on the belt as it is now, not as the last tick saw it.
+        halts = self._halts
+        self._apply(await self._read(self.clock()))
+        if self._halts != halts:
+            return Result.error(
+                "estop_latched", "an emergency stop arrived during the reset: send reset again"
+            )
+        now = self.clock()
         refusal = self.supervisor.reset_refusal(now)
         if refusal is not None:
             return Result.error(*refusal)
+        if not self._enter(Trigger.RESET):  # a link lost during the read
+            return Result.error("link_lost", f"the treadmill is not connected ({self.fault})")
         self.supervisor.reset(now)
         self.driver.release()
-        self.mode = Mode.IDLE
         self.fault = None
         self._emit(
             Event(
@@ -523,6 +560,14 @@ class Controller:
 
     async def _tick(self, *, read: bool = True) -> None:
         now = self.clock()
+        try:
+            await self._tick_io(now, read=read)
+        except DriverError as exc:
+            await self._driver_failed(exc)
+        self._snapshot(now)
+        self.last_tick_at = self.clock()
+
+    async def _tick_io(self, now: float, *, read: bool) -> None:
         actions: list[Action] = []
         if self.link_ok:
             if read:
@@ -538,18 +583,14 @@ class Controller:
             setpoint, events = self.session.runner.poll()
             self.session.setpoint = setpoint
             self._program_events(events)
-        await self._apply(actions)
+        self._apply(actions)
         if self.link_ok:
             await self._drive(now)
-        self._snapshot(now)
-        self.last_tick_at = self.clock()
 
     async def _read(self, now: float) -> list[Action]:
+        """A status read; a missed one (timeout, noise) is survivable and says nothing."""
         try:
             status = await self.driver.read_status()
-        except LinkLost as exc:
-            await self._link_lost(exc)
-            return []
         except (TimedOut, CodecError, Rejected) as exc:
             log.info("status read failed", error=str(exc))
             return []
@@ -562,25 +603,22 @@ class Controller:
     async def _drive(self, now: float) -> None:
         want_kmh, want_belt, walk, incline = self._want()
         command, actions = self.supervisor.next_speed(want_kmh, want_belt, walk, now)
-        await self._apply(actions)
+        self._apply(actions)
         if not self._belt_started or self._halted():
             return
         self._walk = walk
         wanted = (command.speed_kmh, command.belt)
         if wanted != self._sent_speed:
+            halts = self._halts
             try:
                 await self.driver.set_speed(command.speed_kmh, command.belt)
             except Rejected as exc:
                 if exc.code != "halted":
-                    await self.emergency_stop(
+                    self.emergency_stop_now(
                         EStopCause.FAILURE, f"treadmill refused a speed command: {exc}"
                     )
                 return
-            except (TimedOut, CodecError) as exc:
-                log.info("speed command not confirmed", error=str(exc))
-                return
-            except LinkLost as exc:
-                await self._link_lost(exc)
+            if self._halts != halts:  # an e-stop landed meanwhile: it cleared what was sent
                 return
             self._sent_speed = wanted
         target_incline = self.supervisor.clamp_incline(incline, walk)
@@ -590,13 +628,12 @@ class Controller:
             except Rejected as exc:
                 log.warning("incline refused", error=str(exc))
                 self._sent_incline = target_incline
-            except (TimedOut, CodecError):
-                pass
+            except (TimedOut, CodecError) as exc:
+                log.info("incline command not confirmed", error=str(exc))
         await self._finish_stop_if_still()
 
     def _halted(self) -> bool:
-        # A method, not an inline test: the mode can change during any await (the e-stop path).
-        return self.mode in (Mode.ESTOP, Mode.FAULT)
+        return latched_mode(self.mode)
 
     def _want(self) -> tuple[float, BeltDirection, WalkDirection, float]:
         belt, walk = self.supervisor.commanded.belt, self._walk
@@ -617,9 +654,10 @@ class Controller:
         if self.supervisor.commanded.speed_kmh == 0 and self.supervisor.belt_still():
             with contextlib.suppress(TimedOut, CodecError, Rejected):
                 await self.driver.stop()
+            if not self._enter(Trigger.STOPPED):  # an e-stop or fault ended it meanwhile
+                return
             self._belt_started = False
             self._sent_speed = None
-            self.mode = Mode.IDLE
             reason = self._stop_reason
             if reason is StopReason.FINISHED:
                 self._end_session("finished", None, self._stop_detail)
@@ -627,15 +665,11 @@ class Controller:
                 cause = "command" if reason is StopReason.COMMAND else str(reason)
                 self._end_session("stopped", cause, self._stop_detail)
 
-    _stop_reason = StopReason.COMMAND
-    _stop_detail = ""
-
-    def _begin_stop(self, reason: StopReason, detail: str) -> None:
-        if self.mode not in (Mode.RUNNING, Mode.PAUSED):
-            return
+    def _begin_stop(self, reason: StopReason, detail: str) -> bool:
+        if not self._enter(Trigger.STOP):
+            return False
         if self.session is not None and self.session.runner is not None:
             self._program_events(self.session.runner.abort())
-        self.mode = Mode.STOPPING
         self._stop_reason, self._stop_detail = reason, detail
         self._emit(
             Event(
@@ -645,12 +679,13 @@ class Controller:
                 {"reason": str(reason), "detail": detail},
             )
         )
+        return True
 
-    async def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             match action:
                 case EStop(cause=cause, detail=detail):
-                    await self.emergency_stop(cause, detail)
+                    self.emergency_stop_now(cause, detail)
                 case ControlledStop(reason=reason, detail=detail):
                     self._begin_stop(reason, detail)
                 case Notice(type=kind, detail=detail):
@@ -695,15 +730,18 @@ class Controller:
             return
         self.link_ok = False
         self.fault = str(exc)
-        self.mode = Mode.FAULT
+        self._enter(Trigger.LINK_LOST)
         self._next_reconnect = self.clock() + self.reconnect_s
         self._emit(
             Event(
                 "fault", self.wall(), self._session_id(), {"cause": "link_lost", "detail": str(exc)}
             )
         )
-        await self.emergency_stop(EStopCause.LINK_LOST, str(exc))
-        await self.driver.close()
+        self._halt_now(EStopCause.LINK_LOST, str(exc))
+        with contextlib.suppress(DriverError):  # most likely gone too; the bytes were written
+            await self.driver.emergency_stop()
+        with contextlib.suppress(DriverError, OSError):
+            await self.driver.close()
 
     async def _reconnect(self, now: float) -> None:
         self._next_reconnect = now + self.reconnect_s
@@ -714,7 +752,7 @@ class Controller:
             return
         self.link_ok = True
         self._last_status_at = None
-        await self._read(now)  # reset needs a fresh reading of the belt
+        self._apply(await self._read(now))  # reset needs a fresh reading of the belt
         self._emit(
             Event(
                 "link_restored",
