@@ -213,8 +213,9 @@ class MqttBridge:
         if self._broker_up is up:
             return
         self._broker_up = up
-        # The supervisor decides what a lost broker means (safety.broker_loss_s).
-        self.controller.submit(cmd.BrokerState(connected=up))
+        # The supervisor decides what a lost broker means (safety.broker_loss_s); a safety
+        # input, applied at once and never refused.
+        self.controller.broker_state(connected=up)
 
     # --- inbound ---------------------------------------------------------------------------------
 
@@ -350,7 +351,9 @@ class MqttBridge:
         except ValueError as exc:
             self._warn("heart_rate", "heart rate input ignored", reason=str(exc))
             return
-        self.controller.submit(cmd.HeartRate(bpm))
+        result = self.controller.heart_rate(bpm)
+        if not result.ok:
+            self._warn("heart_rate", "heart rate input refused", reason=result.message)
 
     # --- outbound --------------------------------------------------------------------------------
 
