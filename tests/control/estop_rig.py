@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from control.rig import Rig
+from teardown import finish
 from treadctl.config.models import EStopInputConfig
 from treadctl.estop.inputs import HeartbeatInput, ModemLinesInput, make_input
 
@@ -27,9 +28,7 @@ async def attached(
     try:
         yield item
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await finish(task, "the e-stop input")
 
 
 def wired(r: Rig, config: EStopInputConfig) -> HeartbeatInput | ModemLinesInput:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from teardown import finish
 from treadctl.control.controller import Controller
 from treadctl.core import units
 from treadctl.core.commands import Command, Result
@@ -193,13 +194,11 @@ async def controller_rig(
             await asyncio.sleep(rules.estop_interlock_s + 0.05)
         yield r
     finally:
-        tracer.cancel()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        with contextlib.suppress(asyncio.CancelledError):
-            await tracer
-        await driver.close()
+        try:
+            await finish(tracer, "the belt tracer")
+            await finish(task, "the controller")
+        finally:
+            await driver.close()
 
 
 def with_rules(**changes: object) -> SafetyRules:
