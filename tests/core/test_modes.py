@@ -39,7 +39,7 @@ def test_transitions(mode: Mode, trigger: Trigger, after: Mode) -> None:
     assert transition(mode, trigger) is after
 
 
-@pytest.mark.parametrize("trigger", [t for t in Trigger if t not in (Trigger.RESET,)])
+@pytest.mark.parametrize("trigger", [t for t in Trigger if t is not Trigger.RESET])
 def test_nothing_but_reset_leaves_a_latched_mode(trigger: Trigger) -> None:
     for mode in (ESTOP, FAULT):
         after = transition(mode, trigger)
