@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.loader import REDACTED, redacted
+from treadctl.config.models import MAX_POLL_INTERVAL_S, DeviceConfig, DriverName, VfdConfig
+from treadctl.devices import capabilities_of
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "treadctl.toml"
 
@@ -80,6 +83,7 @@ def test_unknown_key_names_the_file_and_key(tmp_path: Path) -> None:
         ('[device]\nretro_mode = "sideways"', "device.retro_mode"),
         ('[device]\ndriver = "woodway"', "device"),  # a real driver needs a port
         ("[device]\npoll_interval_s = 0.5", "device.poll_interval_s"),  # the watchdog needs ≤ 0.25
+        ("[device]\npoll_interval_s = 0.7", "device.poll_interval_s"),  # no driver takes that
         ("[mqtt]\nport = 70000", "mqtt.port"),
         ('[mqtt]\nprefix = "a/#"', "mqtt.prefix"),
         ("[telemetry]\nrate_hz = 0", "telemetry.rate_hz"),
@@ -91,6 +95,58 @@ def test_bad_values_name_the_key(tmp_path: Path, toml: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert f"{path}: {key}" in str(info.value)
+
+
+def test_the_poll_interval_defaults_to_the_controllers_tenth_of_a_second() -> None:
+    assert load_settings(None).device.poll_interval_s == 0.1
+    assert load_settings(EXAMPLE).device.poll_interval_s == 0.1  # the example shows the default
+
+
+@pytest.mark.parametrize(
+    ("driver", "interval", "most"),
+    [
+        ("sim", 0.3, "0.25"),
+        ("trackmaster", 0.3, "0.25"),  # its 0.5 s watchdog would starve between polls
+        ("woodway", 0.26, "0.25"),
+        ("delta-vfd", 0.3, "0.25"),
+        ("csafe", 0.6, "0.5"),
+    ],
+)
+def test_a_poll_interval_the_driver_cannot_take_is_refused_naming_the_key(
+    tmp_path: Path, driver: str, interval: float, most: str
+) -> None:
+    path = write(
+        tmp_path,
+        f'[device]\ndriver = "{driver}"\nport = "/dev/ttyUSB0"\npoll_interval_s = {interval}\n'
+        "[device.vfd]\nkmh_per_hz = 0.2\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert f"{path}: device.poll_interval_s: {interval} s is too long for driver" in message
+    assert f"at most {most} s" in message
+
+
+def test_each_driver_takes_the_longest_interval_it_allows(tmp_path: Path) -> None:
+    for driver in get_args(DriverName):
+        most, _ = MAX_POLL_INTERVAL_S[driver]
+        device = DeviceConfig(
+            driver=driver, port="/dev/ttyUSB0", poll_interval_s=most, vfd=VfdConfig(kmh_per_hz=0.2)
+        )
+        # the table the configuration checks is the drivers' own word
+        assert capabilities_of(device).max_poll_interval_s == most
+    assert DeviceConfig(driver="csafe", port="/dev/x", poll_interval_s=0.4).poll_interval_s == 0.4
+
+
+def test_a_poll_interval_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TREADCTL_DEVICE__POLL_INTERVAL_S", "0.4")  # the sim driver: ≤ 0.25
+    with pytest.raises(ConfigError, match="environment TREADCTL_DEVICE__POLL_INTERVAL_S: device"):
+        load_settings(None)
+    monkeypatch.setenv("TREADCTL_DEVICE__POLL_INTERVAL_S", "0.01")  # spinning on the line
+    with pytest.raises(ConfigError, match=r"device\.poll_interval_s: Input should be greater"):
+        load_settings(None)
 
 
 def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -141,6 +141,8 @@ class Daemon:
                 profile=device_profile(self.settings),
                 rules=safety_rules(self.settings),
                 programs=self._programs(),
+                # Each tick reads the treadmill: this is the poll that feeds its watchdog.
+                tick_s=self.settings.device.poll_interval_s,
                 time_scale=self.time_scale,
             )
             bridge = MqttBridge(

@@ -10,7 +10,16 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Hard ceilings (PRODUCT.md, Safety rules 2-3).
@@ -26,6 +35,18 @@ MIN_ESTOP_INTERLOCK_S = 3.0
 DriverName = Literal["sim", "trackmaster", "woodway", "csafe", "delta-vfd"]
 RetroMode = Literal["reverse-belt", "face-away"]
 DEFAULT_BAUD = {"trackmaster": 4800, "woodway": 4800, "csafe": 9600, "delta-vfd": 9600}
+
+# The longest poll interval each driver allows (its capabilities' max_poll_interval_s, repeated
+# here so that checking a file does not import the drivers; a test keeps the two equal) and why.
+_TRACKMASTER_WHY = "the treadmill's 0.5 s watchdog must be fed by a poll at least every 0.25 s"
+MAX_POLL_INTERVAL_S: dict[str, tuple[float, str]] = {
+    "sim": (0.25, _TRACKMASTER_WHY),
+    "trackmaster": (0.25, _TRACKMASTER_WHY),
+    "woodway": (0.25, _TRACKMASTER_WHY),
+    "csafe": (0.5, "the console has no watchdog: a lost link shows only as unanswered polls"),
+    "delta-vfd": (0.25, "the drive's communication time-out (Pr.09-03, ≥ 0.5 s) must not run out"),
+}
+MIN_POLL_INTERVAL_S = 0.05  # a Trackmaster poll is ~15 bytes, ~30 ms at 4800 baud
 
 
 class Section(BaseModel):
@@ -92,10 +113,25 @@ class DeviceConfig(Section):
     retro_mode: RetroMode = "reverse-belt"
     baudrate: Annotated[int, Field(gt=0)] | None = None
     """Defaults to the protocol's own rate (4800 trackmaster/woodway, 9600 csafe/delta-vfd)."""
-    poll_interval_s: Annotated[float, Field(gt=0, le=0.25)] = 0.2
+    poll_interval_s: Annotated[float, Field(ge=MIN_POLL_INTERVAL_S)] = 0.1
+    """The controller's period: each tick reads the treadmill (feeding its watchdog) and applies
+    the safety rules. At most the driver's max_poll_interval_s (checked below)."""
     response_timeout_s: Annotated[float, Field(gt=0, le=2.0)] = 0.25
     csafe: CsafeConfig = CsafeConfig()
     vfd: VfdConfig = VfdConfig()
+
+    @field_validator("poll_interval_s")
+    @classmethod
+    def _poll_keeps_the_driver_fed(cls, value: float, info: ValidationInfo) -> float:
+        driver = info.data.get("driver")
+        if driver is None:  # the driver is invalid: that error is reported instead
+            return value
+        most, why = MAX_POLL_INTERVAL_S[driver]
+        if value > most:
+            raise ValueError(
+                f"{value:g} s is too long for driver {driver!r}: at most {most:g} s ({why})"
+            )
+        return value
 
     @model_validator(mode="after")
     def _port_needed(self) -> Self:

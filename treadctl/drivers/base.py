@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import ClassVar, NoReturn, Self
+from typing import ClassVar, Self
 
 from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
 from treadctl.drivers.errors import Rejected
@@ -78,11 +78,12 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def read_status(self) -> DeviceStatus:
-        """Ask the treadmill how it is (this also feeds its watchdog)."""
+        """Ask the treadmill how it is (this also feeds its watchdog).
 
-    @abc.abstractmethod
-    async def keepalive(self) -> NoReturn:
-        """Poll forever at the driver's interval; raises LinkLost when the link dies."""
+        The owner calls it at least every `capabilities.max_poll_interval_s` while the link is
+        open (the controller, every `device.poll_interval_s`): the driver runs no poll of its
+        own, so that a wedged owner stops feeding the watchdog and the treadmill stops the belt.
+        """
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import ClassVar, Literal, NoReturn
+from typing import ClassVar, Literal
 
 import structlog
 
@@ -18,7 +18,7 @@ from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
 from treadctl.drivers import csafe_codec as codec
 from treadctl.drivers.base import Driver
 from treadctl.drivers.csafe_codec import Cmd, FrameStatus, Reply, State, Unit
-from treadctl.drivers.errors import CodecError, DriverError, Rejected, TimedOut
+from treadctl.drivers.errors import CodecError, DriverError, Rejected
 from treadctl.drivers.session import Parser, Session
 from treadctl.drivers.transport import SerialSettings
 
@@ -74,11 +74,12 @@ class CsafeDriver(Driver):
         *,
         baudrate: int = 9600,
         units: SpeedUnits = "kmh",
-        poll_interval_s: float = 0.2,
+        poll_interval_s: float = 0.1,
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
     ) -> None:
+        # The period the owner reads the console at (device.poll_interval_s), checked here.
         if not 0 < poll_interval_s <= MAX_POLL_INTERVAL_S:
             raise ValueError(
                 f"poll interval {poll_interval_s} s must be within (0, {MAX_POLL_INTERVAL_S}] s:"
@@ -159,7 +160,7 @@ class CsafeDriver(Driver):
             raise Rejected("CSAFE cannot reverse the belt (use face-away)", code="unsupported")
         step = codec.speed_kmh(1, self.unit)
         value = math.floor(speed_kmh / step + 1e-6)  # round down: never faster than asked
-        await self._send(codec.request([codec.set_speed(value, self.unit)]))
+        await self._send(codec.request([codec.set_speed(value, self.unit)]), moves=value > 0)
         return value * step
 
     async def set_incline(self, incline_pct: float) -> float:
@@ -195,18 +196,6 @@ class CsafeDriver(Driver):
         )
         self.last_status = status
         return status
-
-    async def keepalive(self) -> NoReturn:
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = self._session.last_tx + self.poll_interval_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                await self.read_status()
-            except (TimedOut, CodecError) as exc:
-                log.debug("poll failed", driver=self.name, error=str(exc))
 
     # --- session -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from typing import ClassVar, Literal, NoReturn
+from typing import ClassVar, Literal
 
 import structlog
 
@@ -27,7 +27,7 @@ from treadctl.drivers.delta_vfd_codec import (
     Response,
     Written,
 )
-from treadctl.drivers.errors import CodecError, DriverError, Rejected, TimedOut
+from treadctl.drivers.errors import CodecError, DriverError, Rejected
 from treadctl.drivers.session import Parser, Session
 from treadctl.drivers.transport import SerialSettings
 
@@ -68,11 +68,13 @@ class DeltaVfdDriver(Driver):
         parity: Parity = "N",
         stopbits: int | None = None,
         accept_no_comm_watchdog: bool = False,
-        poll_interval_s: float = 0.2,
+        poll_interval_s: float = 0.1,
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
     ) -> None:
+        # The period the owner reads the drive at (device.poll_interval_s): checked here, and
+        # against the drive's own time-out (Pr.09-03) at connect.
         if not 0 < poll_interval_s <= MAX_POLL_INTERVAL_S:
             raise ValueError(f"poll interval {poll_interval_s} s must be within (0, 0.25] s")
         if kmh_per_hz <= 0 or max_hz <= 0:
@@ -131,7 +133,7 @@ class DeltaVfdDriver(Driver):
             log.info("drive stops on a dead link", driver=self.name, **self._comm_fields())
             if self.comm_loss.timeout_s <= self.poll_interval_s:
                 log.warning(
-                    "Pr.09-03 is not longer than the poll interval: expect cE10 trips",
+                    "Pr.09-03 is not longer than device.poll_interval_s: expect cE10 trips",
                     driver=self.name,
                     poll_interval_s=self.poll_interval_s,
                 )
@@ -257,18 +259,6 @@ class DeltaVfdDriver(Driver):
         )
         self.last_status = result
         return result
-
-    async def keepalive(self) -> NoReturn:
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = self._session.last_tx + self.poll_interval_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                await self.read_status()
-            except (TimedOut, CodecError) as exc:
-                log.debug("poll failed", driver=self.name, error=str(exc))
 
     # --- session -------------------------------------------------------------------------------
 

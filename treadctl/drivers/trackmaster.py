@@ -2,7 +2,8 @@
 
 One command in flight at a time; every command is acknowledged (Bx) or answered (Dx).
 The belt is started with A0, which arms the treadmill's 0.5 s Communication-Disconnect-Stop
-watchdog, so `keepalive` must run while the link is open: if treadctl dies, the belt stops.
+watchdog, so the owner polls (`read_status`) at least every 0.25 s while the link is open: if
+treadctl dies or its controller wedges, the belt stops.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from typing import ClassVar, NoReturn
+from typing import ClassVar
 
 import structlog
 
@@ -53,11 +54,13 @@ class TrackmasterDriver(Driver):
         port: str,
         *,
         baudrate: int = 4800,
-        poll_interval_s: float = 0.2,
+        poll_interval_s: float = 0.1,
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
     ) -> None:
+        # The period the owner reads the treadmill at (device.poll_interval_s): refused here
+        # when it could not keep the watchdog fed, whoever builds the driver.
         if not 0 < poll_interval_s <= self.capabilities.max_poll_interval_s:
             raise ValueError(
                 f"poll interval {poll_interval_s} s must be within "
@@ -72,7 +75,6 @@ class TrackmasterDriver(Driver):
         self._link = SerialLink(SerialSettings(port, baudrate))
         self._lock = asyncio.Lock()
         self._misses = 0
-        self._last_tx = -math.inf
         self._started = False
         self.last_status: DeviceStatus | None = None
 
@@ -125,7 +127,9 @@ class TrackmasterDriver(Driver):
             raise Rejected(f"the {self.name} protocol cannot reverse the belt", code="unsupported")
         tenths = units.kmh_to_tenths_mph_floor(speed_kmh)
         await self._command(
-            codec.Op.SET_SPEED, codec.encode_speed_field(tenths, reverse, self.dialect)
+            codec.Op.SET_SPEED,
+            codec.encode_speed_field(tenths, reverse, self.dialect),
+            moves=tenths > 0,
         )
         return units.tenths_mph_to_kmh(tenths)
 
@@ -170,19 +174,6 @@ class TrackmasterDriver(Driver):
         self.last_status = status
         return status
 
-    async def keepalive(self) -> NoReturn:
-        loop = asyncio.get_running_loop()
-        while True:
-            wait = self._last_tx + self.poll_interval_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            try:
-                await self.read_status()
-            except (TimedOut, CodecError) as exc:
-                # One bad poll is survivable; max_misses of them become LinkLost in _exchange.
-                log.debug("poll failed", driver=self.name, error=str(exc))
-
     # --- session -------------------------------------------------------------------------------
 
     async def _command(self, op: codec.Op, field: bytes = b"", *, moves: bool = False) -> None:
@@ -191,17 +182,19 @@ class TrackmasterDriver(Driver):
                 raise Rejected(
                     f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
                 )
-            await self._exchange(codec.encode_request(op, field))
+            await self._exchange(codec.encode_request(op, field), moves=moves)
 
-    async def _exchange(self, request: bytes) -> codec.Response:
+    async def _exchange(self, request: bytes, *, moves: bool = False) -> codec.Response:
         """Send one request and return its answer; the caller holds the lock."""
-        loop = asyncio.get_running_loop()
         stale = self._link.discard_input()
         if stale:
             log.debug("discarded stale input", driver=self.name, data=stale.hex(" "))
         for attempt in range(self.retries + 1):
+            if moves and self.halted:  # an e-stop written meanwhile (e.g. before a retry)
+                raise Rejected(
+                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
+                )
             self._link.write(request)
-            self._last_tx = loop.time()
             try:
                 response = await self._await_response(request[0])
             except (TimedOut, CodecError) as exc:
