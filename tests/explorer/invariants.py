@@ -30,6 +30,7 @@ NO_ESCAPE = "no_escape"
 SNAPSHOT = "snapshot"
 SESSIONS = "sessions"
 IDLE_STILL = "idle_still"
+ESTOP_AT_ONCE = "estop_at_once"
 
 HALTED = (Mode.ESTOP, Mode.FAULT)
 IN_SESSION = (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING)

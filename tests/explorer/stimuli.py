@@ -17,7 +17,7 @@ from treadctl.core.commands import Command
 from treadctl.core.device import WalkDirection
 from treadctl.core.program import Program
 from treadctl.core.safety import EStopCause, SafetyRules
-from treadctl.core.state import InputHealth
+from treadctl.core.state import InputHealth, Mode
 
 INPUTS = ("button-box", "mushroom")
 UNHEALTHY = ("pressed", "silent", "garbage", "miswired", "disconnected", "waiting")
@@ -42,6 +42,27 @@ class World(Protocol):
     def pull_key(self, for_s: float) -> None: ...
     def unplug(self, for_s: float) -> None: ...
     def slip(self, factor: float, for_s: float) -> None: ...
+    def later(self, delay_s: float, label: str, action: Callable[[], None]) -> None: ...
+
+
+# How much likelier a stimulus is in a mode (default 1): a person resets after an e-stop and
+# starts when idle, so the sessions get deep enough for their own races (the final stop, the
+# phase changes) instead of the seed spending its steps knocking on a latched controller.
+_BIAS: dict[Mode, dict[str, float]] = {
+    Mode.IDLE: {
+        "start": 2.5,
+        "manual": 2.5,
+        "pause": 0.2,
+        "resume": 0.2,
+        "skip": 0.2,
+        "reset": 0.3,
+    },
+    Mode.RUNNING: {"start": 0.3, "pause": 2.0, "skip": 2.0, "reset": 0.3},
+    Mode.PAUSED: {"start": 0.3, "resume": 3.0, "reset": 0.3},
+    Mode.STOPPING: {"start": 0.5, "reset": 0.5, "wait": 2.0},
+    Mode.ESTOP: {"reset": 4.0, "start": 0.5, "manual": 0.5, "pause": 0.2, "resume": 0.2},
+    Mode.FAULT: {"reset": 3.0, "start": 0.5, "manual": 0.5, "pause": 0.2, "resume": 0.2},
+}
 
 
 class Stimuli:
@@ -51,36 +72,38 @@ class Stimuli:
         rules = world.rules
         hr = rules.heart_rate_max_bpm is not None
         deadman = rules.deadman_s > 0
-        self._table: list[tuple[float, Callable[[], Stimulus]]] = [
-            (9, self.start_program),
-            (9, self.manual_set),
-            (3, self.simple(cmd.Pause())),
-            (3, self.simple(cmd.Resume())),
-            (2, self.simple(cmd.Skip())),
-            (5, self.simple(cmd.Stop())),
-            (9, self.simple(cmd.Reset())),
-            (8 if hr else 1, self.heart_rate),
-            (8 if deadman else 1, self.simple(cmd.Heartbeat())),
-            (3, self.broker),
-            (2, self.flood),
-            *self.estop_sources(),
-            (1, self.key),
-            (1, self.cable),
-            (0.7, self.belt_slip),
-            (6, self.wait),
+        table: list[tuple[str, float, Callable[[], Stimulus]]] = [
+            ("start", 9, self.start_program),
+            ("manual", 9, self.manual_set),
+            ("pause", 3, self.simple(cmd.Pause())),
+            ("resume", 3, self.simple(cmd.Resume())),
+            ("skip", 2, self.simple(cmd.Skip())),
+            ("stop", 5, self.simple(cmd.Stop())),
+            ("reset", 9, self.simple(cmd.Reset())),
+            ("heart_rate", 8 if hr else 1, self.heart_rate),
+            ("heartbeat", 8 if deadman else 1, self.simple(cmd.Heartbeat())),
+            ("broker", 3, self.broker),
+            ("flood", 2, self.flood),
+            *(("estop", weight, maker) for weight, maker in self.estop_sources()),
+            ("key", 1, self.key),
+            ("cable", 1, self.cable),
+            ("slip", 0.7, self.belt_slip),
+            ("wait", 6, self.wait),
         ]
-        self._weights = [w for w, _ in self._table]
-        self._makers = [m for _, m in self._table]
+        self._makers = [maker for _, _, maker in table]
+        self._weights = {
+            mode: [w * _BIAS[mode].get(name, 1.0) for name, w, _ in table] for mode in Mode
+        }
 
-    def pick(self) -> Stimulus:
-        return self.rng.choices(self._makers, self._weights)[0]()
+    def pick(self, mode: Mode) -> Stimulus:
+        return self.rng.choices(self._makers, self._weights[mode])[0]()
 
     def injectable(self) -> Stimulus:
         """One to fire inside a driver exchange: mostly the safety paths, sometimes anything."""
         if self.rng.random() < 0.7:
             makers = [m for _, m in self.estop_sources()]
             return self.rng.choice(makers)()
-        return self.pick()
+        return self.pick(Mode.RUNNING)
 
     # --- the session -----------------------------------------------------------------------------
 
@@ -140,9 +163,9 @@ class Stimuli:
             cmd.HeartRate(rng.randint(70, limit)),
             cmd.Heartbeat(),
             cmd.BrokerState(connected=True),
-            cmd.Pause(),
+            cmd.Pause(),  # not a safety input: it may be refused busy
         ]
-        burst = [rng.choice(kinds) for _ in range(count)]
+        burst = [rng.choices(kinds, [3, 3, 3, 1])[0] for _ in range(count)]
         burst.append(cmd.BrokerState(connected=rng.random() < 0.7))
 
         def run() -> None:
@@ -171,15 +194,23 @@ class Stimuli:
         return Stimulus(f"emergency_stop({cause}) task", lambda: self.world.estop_awaited(cause))
 
     def estop_input(self) -> Stimulus:
+        """A dedicated input trips (pressed, silent, garbage...) or only turns unhealthy, and
+        is healthy again a while later (released, reconnected)."""
         rng = self.rng
         name = rng.choice(INPUTS)
-        trip = rng.random() < 0.5
-        status = rng.choice(UNHEALTHY) if trip or rng.random() < 0.3 else "ok"
-        health = InputHealth(name, "heartbeat", status, f"explorer: {status}")
-        return Stimulus(
-            f"estop_input({name} {status}, trip={trip})",
-            lambda: self.world.estop_input(health, trip=trip),
-        )
+        trip = rng.random() < 0.6
+        status = rng.choice(UNHEALTHY)
+        bad = InputHealth(name, "heartbeat", status, f"explorer: {status}")
+        ok = InputHealth(name, "heartbeat", "ok", "explorer: ok")
+        for_s = round(rng.uniform(0.05, 3.0), 3)
+
+        def run() -> None:
+            self.world.estop_input(bad, trip=trip)
+            self.world.later(
+                for_s, f"estop_input({name} ok)", lambda: self.world.estop_input(ok, trip=False)
+            )
+
+        return Stimulus(f"estop_input({name} {status}, trip={trip}) for {for_s} s", run)
 
     # --- the treadmill's side --------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ exchange's delay and outcome) and `inject` (stimuli fired inside exchanges).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from explorer.driver import Exchange, Op, Outcome, ScriptedDriver
 from explorer.stimuli import Stimuli, Stimulus
 from explorer.vloop import ObservedFuture, VirtualTimeLoop
 from treadctl.control.controller import Controller
-from treadctl.core.commands import Command
+from treadctl.core.commands import Command, EmergencyStop
 from treadctl.core.program import Program
 from treadctl.core.safety import EStopCause, SafetyRules
 from treadctl.core.state import Event, InputHealth, Snapshot
@@ -60,6 +61,7 @@ class Weather:
     inject_rate: float
     time_scale: float
     reconnect_s: float
+    lax_start: bool  # see ScriptedDriver.lax_start
     rules: SafetyRules
 
     @staticmethod
@@ -78,11 +80,12 @@ class Weather:
             max_session_s=rng.choice([7200.0, 7200.0, 20.0]),
         )
         return Weather(
-            fault_rate=rng.choice([0.0, 0.01, 0.03, 0.1]),
+            fault_rate=rng.choice([0.0, 0.005, 0.02, 0.05]),
             slow_rate=rng.choice([0.0, 0.05, 0.2]),
             inject_rate=rng.choice([0.0, 0.05, 0.2, 0.5]),
             time_scale=rng.choice([1.0, 30.0, 300.0]),
             reconnect_s=rng.choice([0.3, 1.0, 2.0]),
+            lax_start=rng.random() < 0.25,
             rules=rules,
         )
 
@@ -90,7 +93,8 @@ class Weather:
         r = self.rules
         return (
             f"faults {self.fault_rate:g}, slow {self.slow_rate:g}, inject {self.inject_rate:g}, "
-            f"time_scale {self.time_scale:g}, reconnect {self.reconnect_s:g} s; accel "
+            f"time_scale {self.time_scale:g}, reconnect {self.reconnect_s:g} s"
+            f"{', lax start' if self.lax_start else ''}; accel "
             f"{r.max_accel_mps2:g}, interlock {r.estop_interlock_s:g} s, countdown "
             f"{r.reversal_countdown_s:g} s, broker {r.broker_loss_s:g} s"
             f"{' continue' if r.broker_loss_continue else ''}, hr max {r.heart_rate_max_bpm}, "
@@ -178,7 +182,7 @@ class Simulation:
     async def _main(self) -> None:
         loop = self.loop
         self.note(f"seed {self.seed}: {self.weather.describe()}")
-        self.driver = ScriptedDriver(self, loop.time)
+        self.driver = ScriptedDriver(self, loop.time, lax_start=self.weather.lax_start)
         await self.driver.open()
         self.wire_faults = True
         self.controller = self.controller_type(
@@ -227,7 +231,7 @@ class Simulation:
             self.violate(inv.ANSWER_BOUNDED, f"not ready after {READY_BOUND_S:g} s")
 
     async def _one_step(self) -> None:
-        stimulus = self.stimuli.pick()
+        stimulus = self.stimuli.pick(self.controller.mode)
         self.note(stimulus.label)
         self.coverage["stimulus:" + stimulus.label.split("(")[0].split(" ")[0]] += 1
         self._perform(stimulus)
@@ -369,7 +373,8 @@ class Simulation:
         label = f"#{number} {type(command).__name__}"
         self.loop.observe_next_future(lambda result: self._answer(number, command, result))
         try:
-            future = self.controller.submit(command)
+            with self._at_once(f"submit({command!r})", check=isinstance(command, EmergencyStop)):
+                future = self.controller.submit(command)
         finally:
             self.loop.observe_next_future(None)
         self.coverage["submitted"] += 1
@@ -420,7 +425,8 @@ class Simulation:
         task.add_done_callback(done)
 
     def estop_now(self, cause: EStopCause) -> None:
-        task = self.controller.emergency_stop_now(cause, "explorer")
+        with self._at_once(f"emergency_stop_now({cause})"):
+            task = self.controller.emergency_stop_now(cause, "explorer")
         self._track(f"emergency_stop_now({cause})", task)
 
     def estop_awaited(self, cause: EStopCause) -> None:
@@ -429,33 +435,49 @@ class Simulation:
         self._track(f"emergency_stop({cause})", task)
 
     def estop_input(self, health: InputHealth, *, trip: bool) -> None:
-        self.controller.estop_input(health, trip=trip)
+        with self._at_once(f"estop_input({health.name}, trip=True)", check=trip):
+            self.controller.estop_input(health, trip=trip)
+
+    @contextlib.contextmanager
+    def _at_once(self, what: str, *, check: bool = True) -> Iterator[None]:
+        """The e-stop fast path: latched, and the stop handed to the driver, by the time the
+        call returns (docs/safety.md), not on some later turn of the loop."""
+        writes = self.driver.stop_now_calls
+        yield
+        if not check:
+            return
+        c = self.controller
+        if c.supervisor.latched is None or c.mode not in inv.HALTED:
+            self.violate(inv.ESTOP_AT_ONCE, f"{what} returned with mode {c.mode}, not latched")
+        elif self.driver.stop_now_calls == writes:
+            self.violate(inv.ESTOP_AT_ONCE, f"{what} returned without writing the stop")
 
     def pull_key(self, for_s: float) -> None:
         belt = self.driver.belt
         belt.advance(self.loop.time())
         belt.pull_key()
-        self._later(for_s, "safety key back in", lambda: setattr(belt, "key_in", True))
+        self.later(for_s, "safety key back in", lambda: setattr(belt, "key_in", True))
 
     def unplug(self, for_s: float) -> None:
         self.driver.plugged = False
-        self._later(for_s, "cable plugged back in", self._replug)
+        self.later(for_s, "cable plugged back in", self._replug)
 
     def slip(self, factor: float, for_s: float) -> None:
         belt = self.driver.belt
         belt.slip = factor
-        self._later(for_s, "belt grips again", lambda: setattr(belt, "slip", 1.0))
+        self.later(for_s, "belt grips again", lambda: setattr(belt, "slip", 1.0))
 
     def _replug(self) -> None:
         self.driver.plugged = True
 
-    def _later(self, delay: float, label: str, undo: Callable[[], None]) -> None:
+    def later(self, delay_s: float, label: str, action: Callable[[], None]) -> None:
         def run() -> None:
             if self.live:
                 self.note("  " + label)
-                undo()
+                action()
+                self.check()
 
-        self.loop.call_later(delay, run)
+        self.loop.call_later(delay_s, run)
 
     # --- the driver's script (driver.Script) -----------------------------------------------------
 
@@ -487,7 +509,7 @@ class Simulation:
                 unplug = rng.random() < 0.5
                 plan = Exchange(rng.uniform(0.25, 0.75), outcome, unplug=unplug)
                 if unplug:
-                    self._later(rng.uniform(0.5, 4.0), "cable plugged back in", self._replug)
+                    self.later(rng.uniform(0.5, 4.0), "cable plugged back in", self._replug)
             else:
                 plan = Exchange(delay, outcome)
         self.coverage[f"wire:{op}:{plan.outcome}"] += 1
