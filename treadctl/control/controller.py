@@ -137,6 +137,12 @@ class Controller:
         time_scale: float = 1.0,
         reconnect_s: float = 2.0,
     ) -> None:
+        if not 0 < tick_s <= driver.capabilities.max_poll_interval_s:
+            # Each tick's read is what feeds the treadmill's watchdog (device.poll_interval_s).
+            raise ValueError(
+                f"tick {tick_s} s must be within (0, {driver.capabilities.max_poll_interval_s}] s "
+                f"to keep the {driver.name} watchdog fed"
+            )
         self.driver = driver
         self.profile = profile
         self.supervisor = SafetySupervisor(rules)
