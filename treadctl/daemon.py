@@ -11,7 +11,6 @@ restart; a broken file keeps the old configuration.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import os
 import signal
@@ -31,12 +30,13 @@ from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.estop.inputs import EStopInput, make_input
-from treadctl.mqtt.bridge import MqttBridge
+from treadctl.mqtt.bridge import GOODBYE_S, MqttBridge
 from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
 from treadctl.store import SessionStore, database_path
 from treadctl.store.recorder import SessionRecorder
+from treadctl.tasks import cancel_and_wait, stacks
 
 log = structlog.get_logger(__name__)
 
@@ -44,19 +44,26 @@ SHUTDOWN_STOP_S = 15.0  # a controlled stop from the 6.5 km/h backward ceiling t
 TICK_STALE_S = 2.0  # the controller's poll loop counts as wedged after this long
 
 
-SHUTDOWN_GRACE_S = 10.0  # after the belt is stopped, for MQTT and the database to close
+# Once the belt is stopped: MQTT (`offline`, GOODBYE_S of it, then the disconnect) and the
+# recorder get this long to end, cancelled again if they do not (a cancellation can be lost on
+# Python 3.11, see treadctl/tasks.py); what still runs is logged and the shutdown goes on.
+SHUTDOWN_TASKS_S = 5.0
+# The last resort, which a correct shutdown never reaches: after the belt is stopped, the whole
+# rest of the shutdown (the above, the controller, the database) gets this long, then the process
+# logs where it hangs and exits with EXIT_SHUTDOWN_STUCK instead of leaving the unit "stopping".
+SHUTDOWN_GRACE_S = 10.0
+# Not 0: a shutdown that needed the last resort is a bug, and the exit status says so (systemd
+# shows the unit failed; the tests, which expect 0 after SIGTERM, fail).
+EXIT_SHUTDOWN_STUCK = 3
 
 
 def _shutdown_stuck() -> None:
     """The belt is stopped but the shutdown did not finish: say where it hangs, then exit."""
-    stacks = []
-    for task in asyncio.all_tasks():
-        buffer = io.StringIO()
-        task.print_stack(file=buffer)
-        stacks.append(buffer.getvalue())
-    log.error("shutdown did not finish; exiting (the belt is stopped)", tasks=stacks)
+    log.error(
+        "shutdown did not finish; exiting (the belt is stopped)", tasks=stacks(asyncio.all_tasks())
+    )
     logging.shutdown()
-    os._exit(0)
+    os._exit(EXIT_SHUTDOWN_STUCK)
 
 
 class Shutdown(Exception):  # noqa: N818 - a signal, not an error
@@ -169,8 +176,10 @@ class Daemon:
                     for item in inputs:  # heard before the first start can be asked for
                         tg.create_task(item.run(), name=f"treadctl.estop_input[{item.config.name}]")
                     await controller.ready.wait()
-                    tg.create_task(bridge.run(), name="treadctl.mqtt")
-                    tg.create_task(recorder.run(), name="treadctl.recorder")
+                    workers = [
+                        tg.create_task(bridge.run(), name="treadctl.mqtt"),
+                        tg.create_task(recorder.run(), name="treadctl.recorder"),
+                    ]
                     if self.notifier.watchdog_s is not None:
                         tg.create_task(self._watchdog(), name="treadctl.watchdog")
                     log.info("treadctl running", device=self.settings.device.id, driver=driver.name)
@@ -185,6 +194,14 @@ class Daemon:
                     # a bounded time: a shutdown that hangs must not keep the unit "stopping".
                     self._stuck_timer = asyncio.get_running_loop().call_later(
                         SHUTDOWN_GRACE_S, _shutdown_stuck
+                    )
+                    # MQTT first, bounded, while the controller still runs; the TaskGroup then
+                    # ends the controller and the inputs.
+                    await cancel_and_wait(
+                        workers,
+                        timeout_s=SHUTDOWN_TASKS_S,
+                        patience_s=GOODBYE_S + 1.0,
+                        what="shutdown",
                     )
                     raise Shutdown  # noqa: TRY301 - ends the TaskGroup, caught just below
             except* Shutdown:
@@ -225,9 +242,9 @@ class Daemon:
     async def _stop_belt(controller: Controller, timeout_s: float) -> None:
         """A controlled stop; an emergency stop if it does not finish in time."""
         if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
-            await controller.execute(cmd.Stop())
             try:
-                async with asyncio.timeout(timeout_s):
+                async with asyncio.timeout(timeout_s):  # the Stop's own answer included
+                    await controller.execute(cmd.Stop())
                     while controller.mode is Mode.STOPPING:  # noqa: ASYNC110 - no mode event
                         await asyncio.sleep(0.05)
             except TimeoutError:

@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import aiomqtt
 
@@ -20,8 +20,12 @@ from treadctl.config.models import Settings
 from treadctl.core.safety import SafetyRules
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.mqtt.topics import Topics
+from treadctl.tasks import cancel_and_wait, stacks
 
 _ids = itertools.count(1)
+# A cancelled bridge says `offline` (at most 1 s) and disconnects: with a live broker it ends in
+# milliseconds. Longer than this is the bug of issue 15 (a cancellation that was lost).
+BRIDGE_END_S = 5.0
 
 
 def settings_for(broker: Broker, **sections: dict[str, Any]) -> Settings:
@@ -100,6 +104,26 @@ class Bridged:
     user: User
     topics: Topics
     settings: Settings
+    task: asyncio.Task[NoReturn]
+
+
+async def end_bridge(task: asyncio.Task[NoReturn]) -> None:
+    """Cancel the bridge once, as the daemon does, and fail unless it ends within BRIDGE_END_S.
+    A bridge that outlives its cancellation is then cancelled until it ends (nothing leaks) and
+    the test fails with its stack."""
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=BRIDGE_END_S)
+    if task in done:
+        if not task.cancelled():
+            task.result()  # an error other than the cancellation fails the test
+        return
+    where = "".join(stacks([task]))
+    cancelling = task.cancelling()
+    await cancel_and_wait([task], timeout_s=BRIDGE_END_S, what="a bridge that lost its cancel")
+    raise AssertionError(
+        f"the bridge did not end within {BRIDGE_END_S} s of its cancellation "
+        f"(cancelling={cancelling}):\n{where}"
+    )
 
 
 @contextlib.asynccontextmanager
@@ -140,8 +164,6 @@ async def bridged(
         try:
             await asyncio.wait_for(bridge.connected.wait(), 10)
             await user.wait_for(topics.availability, lambda p: p == "online")
-            yield Bridged(r, bridge, user, topics, settings)
+            yield Bridged(r, bridge, user, topics, settings, task)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await end_bridge(task)

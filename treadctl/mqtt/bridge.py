@@ -4,6 +4,11 @@ One connection at a time, reconnecting with capped, jittered backoff; after each
 subscribes, publishes `online`, discovery and the current state again. A message on
 `…/cmd/estop` never waits: it is recognised as paho hands it over, before it reaches the message
 queue, and the stop is on the serial port before the next MQTT packet is read.
+
+Shutdown is cancellation, and it must end the bridge whatever the broker does: aiomqtt waits for
+the broker's acknowledgements with Python 3.11's `asyncio.wait_for`, which can swallow a
+cancellation (treadctl/tasks.py). Every such await is followed by a check of the task's pending
+cancel requests, and every wait for other tasks to end is bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import aiomqtt
 import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
@@ -36,12 +42,16 @@ from treadctl.mqtt.connection import MqttSetupError, credentials, protocol_of, t
 from treadctl.mqtt.discovery import discovery_payload
 from treadctl.mqtt.requests import Request, RequestError, RequestId
 from treadctl.mqtt.topics import Topics
+from treadctl.tasks import cancel_and_wait, checked, checkpoint
 
 log = structlog.get_logger(__name__)
 
 OUTBOX_SIZE = 1024  # responses and events waiting for the broker
 INBOX_SIZE = 1024  # commands waiting to be parsed; beyond it paho's messages are dropped
 GOODBYE_S = 1.0  # time allowed to publish `offline` on shutdown
+# Session and spawned tasks have nothing to clean up: a cancelled one ends at once, or it
+# swallowed the request and is cancelled again; this long at most, then it is logged and left.
+TASKS_END_S = 2.0
 DISCOVERY_JITTER_S = 1.0  # Home Assistant asks for a random delay after its birth message
 WARN_EVERY_S = 10.0
 
@@ -112,10 +122,15 @@ class MqttBridge:
     # --- connection loop -------------------------------------------------------------------------
 
     async def run(self) -> NoReturn:
+        """Connect, serve, reconnect, until cancelled. Run it as a task of its own: it checks
+        that task's pending cancel requests (treadctl/tasks.py)."""
         self._report_broker(up=False)
         try:
             while True:
                 await self._connect_once()
+                # Connecting and disconnecting wait with 3.11's wait_for: a cancellation that
+                # landed there must end the loop, not send it to the reconnect sleep.
+                checkpoint()
                 self._client = None
                 self.connected.clear()
                 self._report_broker(up=False)
@@ -123,8 +138,9 @@ class MqttBridge:
                 log.info("MQTT reconnecting", in_s=round(delay, 2))
                 await asyncio.sleep(delay)
         finally:
-            for task in self._tasks:
-                task.cancel()
+            self._client = None
+            self.connected.clear()
+            await cancel_and_wait(list(self._tasks), timeout_s=TASKS_END_S, what="MQTT tasks")
 
     async def _connect_once(self) -> None:
         cancelled = False
@@ -170,16 +186,40 @@ class MqttBridge:
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(self.topics.commands, qos=1)
-        await client.subscribe(self.topics.heart_rate, qos=0)
+        try:
+            checkpoint()  # CONNACK was awaited with 3.11's wait_for
+            await self._announce(client)
+            await self._serve(client)
+        except asyncio.CancelledError:
+            await self._goodbye(client)
+            raise
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """What every new connection owes: subscriptions, `online`, discovery, the state."""
+        await self._subscribe_commands(client)
+        await checked(client.subscribe(self.topics.heart_rate, qos=0))
         if self.config.discovery:
-            await client.subscribe(self.topics.ha_status, qos=1)
-        await client.publish(self.topics.availability, b"online", qos=1, retain=True)
+            await checked(client.subscribe(self.topics.ha_status, qos=1))
+        await checked(client.publish(self.topics.availability, b"online", qos=1, retain=True))
         if self.config.discovery:
             await self._publish_discovery(client)
         if self._state_payload is not None:
             self._state_ready.clear()
-            await client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+            await checked(
+                client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+            )
+
+    async def _subscribe_commands(self, client: aiomqtt.Client) -> None:
+        """With MQTT 5, "retain as published": a retained command published while we are
+        subscribed keeps its retain flag, so it is recognised and ignored like one the broker
+        replays. (A 3.1.1 broker clears the flag on live delivery; there is nothing to ask.)"""
+        if protocol_of(self.config) is aiomqtt.ProtocolVersion.V5:
+            options = SubscribeOptions(qos=1, retainAsPublished=True)
+            await checked(client.subscribe(self.topics.commands, options=options))
+        else:
+            await checked(client.subscribe(self.topics.commands, qos=1))
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
         self.connections += 1
         self._client = client
         self.connected.set()
@@ -198,16 +238,16 @@ class MqttBridge:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 task.result()  # the first failure (the connection lost) ends the session
-        except asyncio.CancelledError:
-            self._client = None
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                async with asyncio.timeout(GOODBYE_S):
-                    await client.publish(self.topics.availability, b"offline", qos=1, retain=True)
-            raise
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks, timeout_s=TASKS_END_S, what="MQTT session tasks")
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """`offline` on shutdown, bounded: a hung broker gets GOODBYE_S, then the last will
+        covers it."""
+        self._client = None
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(GOODBYE_S):
+                await client.publish(self.topics.availability, b"offline", qos=1, retain=True)
 
     def _report_broker(self, *, up: bool) -> None:
         if self._broker_up is up:
@@ -395,6 +435,7 @@ class MqttBridge:
                 )
                 if self._outbox and self._outbox[0] is item:
                     self._outbox.popleft()
+                checkpoint()  # the publish waited for its PUBACK with 3.11's wait_for
             # Cleared only once empty: what a lost connection left behind goes out after the
             # reconnect without waiting for something new.
             self._outbox_ready.clear()
@@ -404,7 +445,9 @@ class MqttBridge:
             await self._state_ready.wait()
             self._state_ready.clear()
             if self._state_payload is not None:
-                await client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+                await checked(
+                    client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+                )
 
     async def _send_telemetry(self, client: aiomqtt.Client) -> None:
         loop = asyncio.get_running_loop()
@@ -419,7 +462,8 @@ class MqttBridge:
             snap = self._snapshot
             if snap is not None:
                 body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}
-                await client.publish(self.topics.telemetry, json.dumps(body).encode(), qos=0)
+                payload = json.dumps(body).encode()
+                await checked(client.publish(self.topics.telemetry, payload, qos=0))
 
     async def _publish_discovery(self, client: aiomqtt.Client) -> None:
         payload = discovery_payload(
@@ -430,13 +474,15 @@ class MqttBridge:
             model=self.model,
             version=self.version,
         )
-        await client.publish(self.topics.discovery, payload, qos=1, retain=True)
+        await checked(client.publish(self.topics.discovery, payload, qos=1, retain=True))
 
     async def _rediscover(self, client: aiomqtt.Client) -> None:
         await asyncio.sleep(random.uniform(0, DISCOVERY_JITTER_S))  # noqa: S311 - not crypto
         await self._publish_discovery(client)
         if self._state_payload is not None:
-            await client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+            await checked(
+                client.publish(self.topics.state, self._state_payload, qos=1, retain=True)
+            )
 
     def publish_event(self, event: Event) -> None:
         """An event from outside the controller (e.g. a failed reload)."""
