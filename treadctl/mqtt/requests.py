@@ -1,7 +1,8 @@
 """Command payloads in, responses out: validated by pydantic, errors with stable codes.
 
-A payload is a JSON object (or empty, meaning `{}`). Its optional `id` (a string or an integer)
-is echoed in the response so a client can match answers to requests.
+A payload is a JSON object. Its optional `id` (a string or an integer) is echoed in the response
+so a client can match answers to requests. An empty payload is not a command (`empty_payload`):
+it is what clearing a retained message (`mosquitto_pub -r -n`) delivers to subscribers.
 """
 
 from __future__ import annotations
@@ -78,7 +79,11 @@ def _load_object(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD:
         raise RequestError("invalid_json", f"payload larger than {MAX_PAYLOAD} bytes")
     if not payload.strip():
-        return {}
+        raise RequestError(
+            "empty_payload",
+            "an empty payload is not a command (clearing a retained message sends one); "
+            "send a JSON object such as {}",
+        )
     try:
         data = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
