@@ -13,10 +13,11 @@ import aiomqtt
 
 from control.rig import rig, with_rules
 from mqtt.brokers import Broker
-from mqtt.harness import Bridged, bridged, protocol, settings_for, user_client
+from mqtt.harness import BRIDGE_END_S, Bridged, bridged, protocol, settings_for, user_client
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.mqtt.bridge import MqttBridge
+from treadctl.tasks import cancel_and_wait
 
 JUNK = [
     ("set", b'{"speed_kmh": "x"}'),
@@ -157,12 +158,13 @@ async def test_shutdown_completes_when_the_broker_hangs(own_broker: Broker) -> N
             async with asyncio.timeout(10):
                 await bridge.connected.wait()
             own_broker.proc.send_signal(signal.SIGSTOP)
+            cancelled_at = time.monotonic()
             task.cancel()
-            async with asyncio.timeout(25):  # aiomqtt waits 10 s for the DISCONNECT to complete
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # `offline` gets GOODBYE_S (1 s) against the hung broker; nothing else may wait on it
+            done, _ = await asyncio.wait([task], timeout=BRIDGE_END_S)
+            took = time.monotonic() - cancelled_at
+            assert task in done, f"the bridge still runs {took:.1f} s after its cancellation"
             assert task.cancelled()
         finally:
             own_broker.proc.send_signal(signal.SIGCONT)
-            if not task.done():
-                task.cancel()
+            await cancel_and_wait([task], timeout_s=BRIDGE_END_S, what="test cleanup")
