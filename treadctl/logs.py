@@ -2,6 +2,10 @@
 
 A terminal gets human console lines; anything else (journald, a pipe) gets one JSON object per
 line, so `journalctl -o cat` or a log shipper can parse it.
+
+Tracebacks are rendered without the frames' local variables (structlog shows them by default, in
+both renderers): a frame holding the settings, a password read from a file or a credential would
+otherwise put it in the journal.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import sys
 from typing import TextIO
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import Processor
 
 
@@ -28,9 +33,14 @@ def configure(
     renderer: Processor
     if use_json:
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        )
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # Plain, not rich (whose default shows locals), whatever happens to be installed.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
