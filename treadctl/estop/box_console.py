@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 from pathlib import Path
 
 from treadctl.estop.box_sim import SimulatedButtonBox
+from treadctl.sim.stdin import open_stdin
 
 HELP = """commands (one per line on stdin):
   press | release            the button goes down (STOP line at once) / comes back up
@@ -56,12 +56,8 @@ def apply(box: SimulatedButtonBox, line: str) -> str | None:  # noqa: C901, PLR0
 
 
 async def _read_commands(box: SimulatedButtonBox, done: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError):
-        return  # stdin is a file or /dev/null: run until a signal
+    if (reader := await open_stdin()) is None:
+        return  # stdin is closed, a file or /dev/null: run until a signal
     while line := await reader.readline():
         reply = apply(box, line.decode(errors="replace"))
         if reply is None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 from pathlib import Path
 
 from treadctl.core import units
 from treadctl.sim.delta_vfd import DeltaVfdPersonality
 from treadctl.sim.physics import StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
+from treadctl.sim.stdin import open_stdin
 
 HELP = """commands (one per line on stdin):
   key pull | key insert      pull or insert the safety key
@@ -123,12 +123,8 @@ def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0
 
 
 async def _read_commands(sim: SimulatedTreadmill, done: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError):
-        return  # stdin is a file or /dev/null: run until a signal
+    if (reader := await open_stdin()) is None:
+        return  # stdin is closed, a file or /dev/null: run until a signal
     while line := await reader.readline():
         reply = apply(sim, line.decode(errors="replace"))
         if reply is None:
