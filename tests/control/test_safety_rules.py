@@ -389,3 +389,16 @@ async def test_unplug_becomes_fault_and_replug_can_be_reset(tmp_path: Path) -> N
         await asyncio.sleep(0.3)
         assert (await r.run(c.Reset())).ok
         assert r.controller.mode is Mode.IDLE
+
+
+async def test_rule7_a_request_invalid_at_any_time_says_so_before_the_interlock() -> None:
+    async with rig(DEFAULT, wait_interlock=False) as r:
+        unknown = await r.run(c.Start("no-such-program"))
+        assert (unknown.ok, unknown.code) == (False, "unknown_program")
+        bad = await r.run(c.Start("backward-intervals", {"comfortable_backward_kmh": 99.0}))
+        assert (bad.ok, bad.code) == (False, "program_invalid")
+        too_fast = await r.run(c.ManualSet(99.0, FWD))
+        assert (too_fast.ok, too_fast.code) == (False, "out_of_range")
+        valid = await r.run(c.Start("backward-intervals"))
+        assert (valid.ok, valid.code) == (False, "interlock_active")  # still within the 3 s
+        assert Op.START_WATCHDOG not in r.sim.wire.rx

@@ -467,9 +467,7 @@ class Controller:
         return None
 
     async def _start_program(self, command: cmd.Start, now: float) -> Result:
-        refused = self._refuse_start(now)
-        if refused is not None:
-            return refused
+        # What is wrong whatever the time (an unknown program, bad parameters) is said first.
         program = self.programs.get(command.program)
         if program is None:
             return Result.error(
@@ -479,6 +477,8 @@ class Controller:
         problems = check_program(program, self.profile, command.parameters)
         if problems:
             return Result.error("program_invalid", "; ".join(problems))
+        if (refused := self._refuse_start(now)) is not None:
+            return refused
         timeline = build_timeline(program, self.profile, command.parameters)
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
         if (refused := await self._start_belt()) is not None:
