@@ -19,7 +19,6 @@ balances its own requests and is safe.
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -93,10 +92,20 @@ def _retrieve(done: Iterable[asyncio.Task[Any]]) -> None:
 
 
 def stacks(tasks: Iterable[asyncio.Task[Any]]) -> list[str]:
-    """Each task's stack as text, for a log line that says where something hangs."""
-    out = []
-    for task in tasks:
-        buffer = io.StringIO()
-        task.print_stack(file=buffer)
-        out.append(buffer.getvalue())
-    return out
+    """Where each task waits, as text for a log line: the whole chain of awaits down to the
+    innermost one (`Task.print_stack` shows only the outermost frame of a suspended task)."""
+    return [_await_chain(task) for task in tasks]
+
+
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    lines = [repr(task)]
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:  # a future, or a finished coroutine: the end of the chain
+            lines.append(f"  awaiting {awaited!r}")
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)

@@ -23,9 +23,10 @@ from treadctl.mqtt.topics import Topics
 from treadctl.tasks import cancel_and_wait, stacks
 
 _ids = itertools.count(1)
-# A cancelled bridge says `offline` (at most 1 s) and disconnects: with a live broker it ends in
-# milliseconds. Longer than this is the bug of issue 15 (a cancellation that was lost).
-BRIDGE_END_S = 5.0
+# A cancelled bridge says `offline` and disconnects: with a live broker it ends in milliseconds,
+# and its own bounds (treadctl/mqtt/bridge.py) end it within about 4 s whatever the broker does.
+# Longer than this is the bug of issue 15 (a cancellation that was lost).
+BRIDGE_END_S = 8.0
 
 
 def settings_for(broker: Broker, **sections: dict[str, Any]) -> Settings:

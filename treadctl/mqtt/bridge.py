@@ -19,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -48,10 +48,13 @@ log = structlog.get_logger(__name__)
 
 OUTBOX_SIZE = 1024  # responses and events waiting for the broker
 INBOX_SIZE = 1024  # commands waiting to be parsed; beyond it paho's messages are dropped
+# Shutdown is bounded whatever the broker does; with these, one cancellation ends the bridge
+# within about 4 s.
 GOODBYE_S = 1.0  # time allowed to publish `offline` on shutdown
+DISCONNECT_S = 1.0  # and for the DISCONNECT after it (aiomqtt alone would wait 10 s)
 # Session and spawned tasks have nothing to clean up: a cancelled one ends at once, or it
 # swallowed the request and is cancelled again; this long at most, then it is logged and left.
-TASKS_END_S = 2.0
+TASKS_END_S = 1.0
 DISCOVERY_JITTER_S = 1.0  # Home Assistant asks for a random delay after its birth message
 WARN_EVERY_S = 10.0
 
@@ -63,6 +66,25 @@ class Outgoing:
     qos: int = 1
     retain: bool = False
     properties: Properties | None = None
+
+
+@contextlib.asynccontextmanager
+async def _connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
+    """`async with client`, except that leaving on a cancellation gives the disconnect
+    DISCONNECT_S: aiomqtt waits for it up to its 10 s timeout, and a shutdown must not wait on
+    the broker. (The abandoned client is not reused: a new one per connection.)"""
+    await client.__aenter__()
+    try:
+        yield client
+    except asyncio.CancelledError:
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(DISCONNECT_S):
+                await client.__aexit__(None, None, None)
+        raise
+    except BaseException as exc:
+        await client.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    await client.__aexit__(None, None, None)
 
 
 def _inbox_type(
@@ -146,7 +168,7 @@ class MqttBridge:
         cancelled = False
         try:
             client = await self._new_client()
-            async with client:
+            async with _connected(client):
                 try:
                     self.backoff.reset()
                     await self._session(client)
