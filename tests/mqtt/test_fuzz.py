@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mqtt.brokers import Broker
-from mqtt.harness import bridged
+from mqtt.harness import Bridged, bridged
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.mqtt.topics import COMMANDS
@@ -71,15 +72,47 @@ def draw_cases(count: int) -> list[tuple[str, bytes]]:
     return cases
 
 
-@pytest.mark.timeout(240)  # ~20 s; a valid start among the cases costs an e-stop and interlock
+CASES = 500
+
+
+async def _request_past_interlock(b: Bridged, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The request's answer once it is not refused for the interlock after a reset (a bounded
+    wait for the interlock to pass, asked of the daemon itself)."""
+    async with asyncio.timeout(10):
+        while True:
+            answer = await b.user.request(name, body)
+            if answer["ok"] or answer["error"]["code"] != "interlock_active":
+                return answer
+            await asyncio.sleep(0.05)
+
+
+async def _back_to_rest(b: Bridged) -> None:
+    """After a payload that happened to be valid: e-stop whatever it set moving, and reset once
+    the treadmill and the controller both read the belt still. The interlock after the reset is
+    not waited out: a start refused with `interlock_active` is one more refused case."""
+    controller = b.rig.controller
+    if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
+        assert (await b.user.request("estop"))["ok"]
+    if controller.mode is Mode.ESTOP:
+        await b.rig.until(
+            lambda: b.rig.sim.belt.still and b.rig.snapshots[-1].actual.speed_kmh == 0,
+            10,
+            "the belt still, as the controller reads it",
+        )
+        answer = await b.user.request("reset")
+        assert answer["ok"], answer
+    assert controller.mode is Mode.IDLE, controller.mode
+
+
+@pytest.mark.timeout(240)  # ~45 s for 500 cases; slack for a loaded CI machine
 async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_move_the_belt(
     broker: Broker,
 ) -> None:
-    cases = draw_cases(80)  # fewer while a rare hang on some payload sequence is open
-    assert len(cases) >= 60
+    cases = draw_cases(CASES)
+    assert len(cases) >= CASES
     assert {name for name, _ in cases} >= set(QUEUED), "every command topic gets payloads"
-    async with bridged(broker) as b:
-        answered = 0
+    valid = 0
+    async with bridged(broker) as b:  # FAST rules: a 0.2 s interlock, quick ramps
         for name, payload in cases:
             topic = b.topics.response(name)
             before = len(b.user.on(topic))
@@ -90,18 +123,11 @@ async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_mo
                 return len(b.user.on(t)) > n
 
             await b.rig.until(answered_now, 5, f"answer {name}")
-            answered += 1
             response = b.user.on(topic)[-1]
             assert set(response) >= {"id", "ok", "error"}, response
             if response["ok"]:
-                # a payload that happened to be valid: bring the belt back to rest
-                if b.rig.controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
-                    await b.user.request("estop")
-                    await b.rig.until(lambda: b.rig.sim.belt.still, 10, "still")
-                    await asyncio.sleep(0.3)
-                if b.rig.controller.mode is Mode.ESTOP:
-                    assert (await b.user.request("reset"))["ok"]
-                    await asyncio.sleep(b.rig.controller.supervisor.rules.estop_interlock_s)
+                valid += 1
+                await _back_to_rest(b)
                 continue
             assert isinstance(response["error"]["code"], str)
             assert response["error"]["code"]
@@ -109,10 +135,10 @@ async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_mo
             # refused: nothing moved
             moving = [w for w in b.rig.wire_speeds() if w.at >= t0 and w.kmh != 0]
             assert moving == [], (name, payload, response)
-        assert answered == len(cases)
+        print(f"\n{len(cases)} cases, {valid} valid", file=sys.stderr)
         # and the daemon still works
         assert not b.rig.task.done()
-        assert (await b.user.request("set", {"speed_kmh": 0.6})).get("ok") is True
+        assert (await _request_past_interlock(b, "set", {"speed_kmh": 0.6})).get("ok") is True
         await b.rig.until(lambda: b.rig.sim.belt.speed_kmh > 0.3, 10, "belt moving")
 
 
@@ -139,7 +165,8 @@ async def test_the_estop_topic_stops_the_moving_belt_whatever_the_payload(broker
     async with bridged(broker) as b:
         topic = b.topics.response("estop")
         for payload in payloads:
-            assert (await b.user.request("set", {"speed_kmh": 0.6, "walk": "backward"}))["ok"]
+            body = {"speed_kmh": 0.6, "walk": "backward"}
+            assert (await _request_past_interlock(b, "set", body))["ok"]
             await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -0.3, 10, "belt moving")
             before = len(b.user.on(topic))
             t0 = time.monotonic()
@@ -157,4 +184,3 @@ async def test_the_estop_topic_stops_the_moving_belt_whatever_the_payload(broker
             assert b.user.on(topic)[-1]["ok"] is True, (payload, b.user.on(topic)[-1])
             await b.rig.until(lambda: b.rig.sim.belt.still, 10, "belt still")
             assert (await b.user.request("reset"))["ok"]
-            await asyncio.sleep(b.rig.controller.supervisor.rules.estop_interlock_s + 0.05)
