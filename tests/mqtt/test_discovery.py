@@ -4,18 +4,21 @@ payloads, and the entities used exactly as Home Assistant uses them, against a r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from typing import Any
 
 import jinja2
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mqtt.brokers import Broker
 from mqtt.harness import User, bridged, user_client
 from treadctl.core.device import BeltDirection, WalkDirection
-from treadctl.core.state import Mode, Motion, Snapshot
+from treadctl.core.state import InputHealth, Mode, Motion, Snapshot
 from treadctl.mqtt import requests
-from treadctl.mqtt.discovery import discovery_config
+from treadctl.mqtt.discovery import FAULT_MODES, RUNNING_MODES, discovery_config
 from treadctl.mqtt.topics import COMMANDS, Topics
 
 PROGRAMS = ["alghadir2019-knee-oa", "backward-intervals", "chang2021-stroke"]
@@ -23,7 +26,8 @@ SENSORS = {"speed", "incline", "distance", "elapsed", "phase", "remaining", "hea
 BINARY_SENSORS = {"running", "fault"}
 BUTTONS = {"start", "stop", "pause", "resume", "estop", "reset"}
 HA_ID = re.compile(r"^[a-zA-Z0-9_-]+$")  # object ids in discovery topics and component keys
-FIELD = re.compile(r"value_json\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+# Attribute paths read from value_json (`.get(...)` calls are not fields).
+FIELD = re.compile(r"value_json\.(?!get\()([A-Za-z_]\w*(?:\.(?!get\()[A-Za-z_]\w*)*)")
 MODE_TEST = re.compile(r"value_json\.mode == '([a-z]+)'")
 BRIDGE_STATE_FIELDS = {"selected_program"}  # the bridge adds it to Snapshot.state_dict()
 
@@ -202,29 +206,183 @@ def test_command_templates_and_button_payloads_are_valid_requests() -> None:
         assert request.id is None
 
 
-def test_templates_render_with_jinja2() -> None:
-    # Home Assistant renders these templates with Jinja2: render them the same way.
-    env = jinja2.Environment(autoescape=False)
+# --- templates rendered as Home Assistant renders them ------------------------------------------
+
+# Home Assistant renders MQTT templates in an immutable sandbox, with `value` (the payload) and
+# `value_json` (the payload parsed as JSON). It renders a missing variable as "" with a warning and
+# raises UndefinedError on an attribute of one; StrictUndefined raises on both, so a template that
+# passes here neither errors nor warns there.
+HA = ImmutableSandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+INPUTS = ["box", "mushroom"]
+
+
+def render(template: str, payload: bytes) -> str:
+    text = payload.decode()
+    return HA.from_string(template).render(value=text, value_json=json.loads(text))
+
+
+def state_payload(snap: Snapshot, selected: str | None) -> bytes:
+    """The retained state exactly as the bridge publishes it (MqttBridge._publish_state)."""
+    return json.dumps(snap.state_dict() | {"selected_program": selected}).encode()
+
+
+def telemetry_payload(snap: Snapshot) -> bytes:
+    return json.dumps(snap.telemetry_dict() | {"ts": 1_700_000_000.5}).encode()
+
+
+def _still() -> Snapshot:
+    """Idle after power-up: every optional field is null."""
+    motion = Motion(0.0, WalkDirection.FORWARD, BeltDirection.FORWARD, 0.0)
+    return dataclasses.replace(
+        _snapshot(),
+        mode=Mode.IDLE,
+        program=None,
+        phase=None,
+        phase_index=None,
+        phase_remaining_s=None,
+        session_id=None,
+        target=motion,
+        actual=motion,
+        distance_m=0.0,
+        elapsed_s=0.0,
+        heart_rate_bpm=None,
+    )
+
+
+OK_BOX = InputHealth("box", "heartbeat", "ok", "3 good heartbeats in a row")
+PRESSED = InputHealth("mushroom", "modem-lines", "pressed", "loop open")
+SNAPSHOTS = {
+    "running": (_snapshot(), "backward-intervals"),
+    "idle, no input reported yet": (_still(), None),
+    "estop, one input pressed": (
+        dataclasses.replace(_still(), mode=Mode.ESTOP, estop_inputs=(OK_BOX, PRESSED)),
+        PROGRAMS[0],
+    ),
+    "fault, inputs healthy": (
+        dataclasses.replace(
+            _snapshot(),
+            mode=Mode.FAULT,
+            fault="link lost",
+            estop_inputs=(OK_BOX, dataclasses.replace(PRESSED, status="ok")),
+        ),
+        None,
+    ),
+}
+
+
+def _config_with_inputs(topics: Topics) -> dict[str, Any]:
+    return discovery_config(
+        topics,
+        programs=PROGRAMS,
+        max_speed_kmh=6.0,
+        model="woodway",
+        version="1.2.3",
+        estop_inputs=INPUTS,
+    )
+
+
+def _check_rendered(key: str, component: dict[str, Any], out: str) -> None:
+    """What Home Assistant accepts from a value template of this platform."""
+    match component["p"]:
+        case "binary_sensor":
+            assert out in ("ON", "OFF"), (key, out)
+        case "sensor" if "options" in component:
+            assert out in component["options"], (key, out)
+        case "sensor" if "unit_of_meas" in component:
+            assert out == "None" or float(out) >= 0, (key, out)  # "None" is unknown
+        case "number":
+            assert component["min"] <= float(out) <= component["max"], (key, out)
+        case "select":
+            assert out == "None" or out in component["options"], (key, out)
+
+
+@pytest.mark.parametrize("case", list(SNAPSHOTS))
+def test_every_value_template_renders_on_the_real_payloads(case: str) -> None:
     topics = _topics()
-    snap = _snapshot()
+    snap, selected = SNAPSHOTS[case]
     payloads = {
-        topics.state: snap.state_dict() | {"selected_program": PROGRAMS[1]},
-        topics.telemetry: snap.telemetry_dict(),
+        topics.state: state_payload(snap, selected),
+        topics.telemetry: telemetry_payload(snap),
     }
-    cmps = _config(topics)["cmps"]
+    cmps = _config_with_inputs(topics)["cmps"]
     rendered = {
-        key: env.from_string(c["val_tpl"]).render(value_json=payloads[c["stat_t"]])
+        key: render(c["val_tpl"], payloads[c["stat_t"]])
         for key, c in cmps.items()
         if "val_tpl" in c
     }
-    assert rendered["speed"] == "1.2"
-    assert rendered["running"] == "ON"
-    assert rendered["fault"] == "OFF"
-    assert rendered["program"] == PROGRAMS[1]
-    body = env.from_string(cmps["target_speed"]["cmd_tpl"]).render(value=2.5)
-    assert isinstance(requests.parse_request("set", body.encode()), requests.SetRequest)
-    body = env.from_string(cmps["program"]["cmd_tpl"]).render(value=PROGRAMS[2])
-    assert isinstance(requests.parse_request("select", body.encode()), requests.SelectRequest)
+    assert len(rendered) == len(SENSORS) + len(BINARY_SENSORS) + len(INPUTS) + 2
+    for key, out in rendered.items():
+        _check_rendered(key, cmps[key], out)
+    assert rendered["mode"] == snap.mode.value
+    assert rendered["running"] == ("ON" if snap.mode.value in RUNNING_MODES else "OFF")
+    assert rendered["fault"] == ("ON" if snap.mode.value in FAULT_MODES else "OFF")
+    assert rendered["program"] == str(selected)
+    healthy = {i.name: i.healthy for i in snap.estop_inputs}
+    for name in INPUTS:  # ON means unsafe: an input not reported yet is not known to be safe
+        assert rendered[f"estop_input_{name}"] == ("OFF" if healthy.get(name) else "ON")
+
+
+def test_running_values_render_as_the_entities_show_them() -> None:
+    topics = _topics()
+    snap, selected = SNAPSHOTS["running"]
+    cmps = _config(topics)["cmps"]
+    state, telemetry = state_payload(snap, selected), telemetry_payload(snap)
+    assert render(cmps["speed"]["val_tpl"], telemetry) == "1.2"
+    assert render(cmps["heart_rate"]["val_tpl"], telemetry) == "96"
+    assert render(cmps["phase"]["val_tpl"], state) == "backward bout"
+    assert render(cmps["target_speed"]["val_tpl"], state) == "1.2"
+    idle = _still()
+    assert render(cmps["heart_rate"]["val_tpl"], telemetry_payload(idle)) == "None"
+    assert render(cmps["phase"]["val_tpl"], state_payload(idle, None)) == "None"
+
+
+def test_an_empty_estop_inputs_renders_unsafe_and_does_not_raise() -> None:
+    # The state carries {} until each input first reports (and on a daemon without inputs).
+    topics = _topics()
+    cmps = _config_with_inputs(topics)["cmps"]
+    empty = state_payload(_still(), None)
+    assert json.loads(empty)["estop_inputs"] == {}
+    for name in INPUTS:
+        assert render(cmps[f"estop_input_{name}"]["val_tpl"], empty) == "ON"
+    # Even a state from before the field existed.
+    legacy = json.dumps({"mode": "idle"}).encode()
+    assert render(cmps["estop_input_box"]["val_tpl"], legacy) == "ON"
+
+
+def test_estop_input_names_are_refused_when_they_could_break_the_template() -> None:
+    with pytest.raises(ValueError, match="a-z"):
+        discovery_config(
+            _topics(), programs=[], max_speed_kmh=6, model="m", version="0", estop_inputs=["x')"]
+        )
+
+
+@pytest.mark.parametrize("speed", ["0", "0.1", "2.5", "6.0"])
+def test_the_number_command_template_renders_a_valid_set(speed: str) -> None:
+    cmps = _config(_topics())["cmps"]
+    # Home Assistant passes the number as a float.
+    body = HA.from_string(cmps["target_speed"]["cmd_tpl"]).render(value=float(speed))
+    request = requests.parse_request("set", body.encode())
+    assert isinstance(request, requests.SetRequest)
+    assert request.speed_kmh == float(speed)
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_the_select_command_template_renders_a_valid_select(program: str) -> None:
+    cmps = _config(_topics())["cmps"]
+    body = HA.from_string(cmps["program"]["cmd_tpl"]).render(value=program)
+    request = requests.parse_request("select", body.encode())
+    assert isinstance(request, requests.SelectRequest)
+    assert request.program == program
+
+
+def test_every_command_entity_publishes_at_qos_1() -> None:
+    # Not only at the root: older Home Assistant versions do not pass the root's qos down.
+    config = _config_with_inputs(_topics())
+    commanders = {k: c for k, c in config["cmps"].items() if "cmd_t" in c}
+    assert set(commanders) == {"target_speed", "program"} | {f"button_{b}" for b in BUTTONS}
+    assert {k: c.get("qos") for k, c in commanders.items()} == dict.fromkeys(commanders, 1)
+    assert config["cmps"]["button_estop"]["qos"] == 1
+    assert config["qos"] == 1
 
 
 # --- against a real broker ------------------------------------------------------------------------

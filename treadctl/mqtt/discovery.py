@@ -8,6 +8,7 @@ privileges others do not have.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,10 @@ from treadctl.mqtt.topics import Topics
 
 RUNNING_MODES = ("running", "paused", "stopping")
 FAULT_MODES = ("estop", "fault")
+# On every command entity, not only at the root: older Home Assistant versions do not pass the
+# root's `qos` down to the components and would publish commands, the e-stop too, at QoS 0.
+COMMAND_QOS = 1
+_INPUT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # config's EStopInputConfig.name
 
 
 def _sensor(uid: str, name: str, topic: str, template: str, **extra: Any) -> dict[str, Any]:
@@ -25,6 +30,26 @@ def _sensor(uid: str, name: str, topic: str, template: str, **extra: Any) -> dic
         "stat_t": topic,
         "val_tpl": template,
         **extra,
+    }
+
+
+def _estop_input_sensor(uid: str, name: str, state_topic: str) -> dict[str, Any]:
+    """A safety binary sensor (ON means unsafe) for one dedicated e-stop input.
+
+    The template reads with `.get` so that a state without the input (`estop_inputs` is `{}`
+    until the input first reports) renders ON instead of raising UndefinedError, which Home
+    Assistant logs while it keeps showing the previous, possibly safe, value.
+    """
+    if not _INPUT_NAME.match(name):  # it is quoted into the template below
+        raise ValueError(f"e-stop input name {name!r} is not a-z, 0-9 and _")
+    healthy = f"value_json.get('estop_inputs', {{}}).get('{name}', {{}}).get('healthy')"
+    return {
+        "p": "binary_sensor",
+        "name": f"E-stop input {name}",
+        "uniq_id": f"{uid}_estop_input_{name}",
+        "dev_cla": "safety",
+        "stat_t": state_topic,
+        "val_tpl": "{{ 'OFF' if " + healthy + " is true else 'ON' }}",
     }
 
 
@@ -135,6 +160,7 @@ def discovery_config(
             "unit_of_meas": "km/h",
             "dev_cla": "speed",
             "mode": "box",
+            "qos": COMMAND_QOS,
         },
         "program": {
             "p": "select",
@@ -145,6 +171,7 @@ def discovery_config(
             "stat_t": state,
             "val_tpl": "{{ value_json.selected_program }}",
             "options": list(programs),
+            "qos": COMMAND_QOS,
         },
     }
     for name, label, icon in (
@@ -162,19 +189,10 @@ def discovery_config(
             "cmd_t": topics.cmd(name),
             "pl_prs": press,
             "ic": icon,
+            "qos": COMMAND_QOS,
         }
     for name in estop_inputs:
-        # device class safety: ON means unsafe. A missing entry renders ON too (fail-safe).
-        components[f"estop_input_{name}"] = {
-            "p": "binary_sensor",
-            "name": f"E-stop input {name}",
-            "uniq_id": f"{uid}_estop_input_{name}",
-            "dev_cla": "safety",
-            "stat_t": state,
-            "val_tpl": "{{ 'OFF' if value_json.estop_inputs."
-            + name
-            + ".healthy is true else 'ON' }}",
-        }
+        components[f"estop_input_{name}"] = _estop_input_sensor(uid, name, state)
     return {
         "dev": {
             "ids": [uid],
