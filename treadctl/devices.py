@@ -24,6 +24,7 @@ def _trackmaster(device: DeviceConfig, port: str) -> Driver:
         baudrate=device.effective_baudrate,
         poll_interval_s=device.poll_interval_s,
         response_timeout_s=device.response_timeout_s,
+        belt_states=device.trackmaster.running_by_byte,
     )
 
 
@@ -151,6 +152,7 @@ async def open_device(
                 sim.path,
                 poll_interval_s=device.poll_interval_s,
                 response_timeout_s=device.response_timeout_s,
+                belt_states=device.trackmaster.running_by_byte,
             ) as driver,
         ):
             yield driver

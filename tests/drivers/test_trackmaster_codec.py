@@ -66,6 +66,8 @@ def test_elevation_must_be_half_percent_steps() -> None:
         (Op.GET_STATE, "d0 31", StateReply(BeltState.STOPPED), 2),
         (Op.GET_STATE, "d0 32", StateReply(BeltState.RUNNING_WATCHDOG), 2),
         (Op.GET_STATE, "d0 33 b3", StateReply(BeltState.RUNNING), 2),  # extra bytes not used
+        (Op.GET_STATE, "d0 34", StateReply(0x34), 2),  # a digit the manuals do not name
+        (Op.GET_STATE, "d0 30", StateReply(0x30), 2),
         (Op.SET_ELEVATION, "be", ErrorReply(ErrorCode.OUT_OF_RANGE), 1),
         (Op.SET_SPEED, "bf", ErrorReply(ErrorCode.ILLEGAL_COMMAND), 1),
         (Op.GET_SPEED, "bd", ErrorReply(ErrorCode.MASTER_TIMEOUT), 1),
@@ -87,13 +89,46 @@ def test_incomplete_responses_ask_for_more(op: Op, wire: str) -> None:
     [
         (Op.SET_SPEED, "b4"),
         (Op.GET_SPEED, "d2 30 30 30 30"),
-        (Op.GET_STATE, "d0 39"),
+        (Op.GET_STATE, "d0 b3"),  # not a digit: another answer's byte, or noise
+        (Op.GET_STATE, "d0 41"),
+        (Op.GET_STATE, "d0 00"),
         (Op.STOP, "00"),
     ],
 )
 def test_wrong_responses_are_codec_errors(op: Op, wire: str) -> None:
     with pytest.raises(CodecError):
         codec.parse_response(op, bytes.fromhex(wire))
+
+
+def test_state_bytes_the_manuals_name_and_the_ones_they_do_not() -> None:
+    assert StateReply(0x31).state is BeltState.STOPPED
+    assert StateReply(0x34).state is None
+    assert codec.belt_running(0x31, {}) is False
+    assert codec.belt_running(0x32, {}) is True
+    assert codec.belt_running(0x33, {}) is True
+    assert codec.belt_running(0x34, {}) is None  # not known: the driver takes it as not running
+    assert codec.belt_running(0x34, {0x34: True}) is True
+    assert codec.belt_running(0x30, {0x30: False}) is False
+    # A configured meaning never changes a documented byte.
+    assert codec.belt_running(0x31, {0x31: True}) is False
+
+
+@given(byte=st.integers(0, 255), known=st.dictionaries(st.integers(0, 255), st.booleans()))
+def test_only_a_documented_or_configured_byte_says_running(
+    byte: int, known: dict[int, bool]
+) -> None:
+    try:
+        reply, used = codec.parse_response(Op.GET_STATE, bytes([0xD0, byte]))
+    except CodecError:
+        assert not 0x30 <= byte <= 0x39
+        return
+    assert isinstance(reply, StateReply)
+    assert (reply.byte, used) == (byte, 2)
+    running = codec.belt_running(reply.byte, known)
+    if byte in (0x31, 0x32, 0x33):
+        assert running is (byte != 0x31)
+    else:
+        assert running is known.get(byte)
 
 
 def test_speed_readback() -> None:

@@ -7,6 +7,7 @@ below, which live in code on purpose: no file or environment variable can exceed
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -56,6 +57,35 @@ class Section(BaseModel):
 class CsafeConfig(Section):
     units: Literal["kmh", "mph"] = "kmh"
     """Speed units of SetSpeed: 0.1 km/h (0x31) or 0.1 mph (0x11); some consoles take only one."""
+
+
+# C0 state bytes whose meaning is fixed by the Trackmaster manuals: stopped, running (watchdog
+# on), running (watchdog off). The state byte is an ASCII digit.
+_DOCUMENTED_STATES = ("31", "32", "33")
+
+
+class TrackmasterConfig(Section):
+    belt_states: dict[str, Literal["running", "stopped"]] = {}
+    """The meaning of C0 state bytes the manuals do not name, by hex byte, e.g. {"34" =
+    "running"}; an unnamed byte is taken as "not running" (a started belt reporting it is
+    e-stopped). Only ASCII digits 30-39 other than 31, 32 and 33."""
+
+    @field_validator("belt_states")
+    @classmethod
+    def _unnamed_digits(
+        cls, value: dict[str, Literal["running", "stopped"]]
+    ) -> dict[str, Literal["running", "stopped"]]:
+        for key in value:
+            if not re.fullmatch(r"3[0-9]", key) or key in _DOCUMENTED_STATES:
+                raise ValueError(
+                    f"{key!r}: give an ASCII digit's byte in hex, 30 to 39, other than 31, 32 "
+                    "and 33 (the manuals fix their meaning)"
+                )
+        return value
+
+    @property
+    def running_by_byte(self) -> dict[int, bool]:
+        return {int(k, 16): v == "running" for k, v in self.belt_states.items()}
 
 
 class VfdConfig(Section):
@@ -119,6 +149,8 @@ class DeviceConfig(Section):
     response_timeout_s: Annotated[float, Field(gt=0, le=2.0)] = 0.25
     csafe: CsafeConfig = CsafeConfig()
     vfd: VfdConfig = VfdConfig()
+    trackmaster: TrackmasterConfig = TrackmasterConfig()
+    """Driver `trackmaster` and `woodway` (and `sim`, a simulated Woodway)."""
 
     @field_validator("poll_interval_s")
     @classmethod

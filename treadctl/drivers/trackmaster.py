@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import ClassVar
 
 import structlog
@@ -58,7 +59,10 @@ class TrackmasterDriver(Driver):
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
+        belt_states: Mapping[int, bool] | None = None,
     ) -> None:
+        """`belt_states`: the meaning (running or not) of C0 state bytes the manuals do not
+        name, from device.trackmaster.belt_states; any other unnamed byte is "not running"."""
         # The period the owner reads the treadmill at (device.poll_interval_s): refused here
         # when it could not keep the watchdog fed, whoever builds the driver.
         if not 0 < poll_interval_s <= self.capabilities.max_poll_interval_s:
@@ -72,6 +76,8 @@ class TrackmasterDriver(Driver):
         self.response_timeout_s = response_timeout_s
         self.retries = retries
         self.max_misses = max_misses
+        self.belt_states = _checked_belt_states(belt_states or {})
+        self._unknown_states: set[int] = set()  # warned about once each
         self._link = SerialLink(SerialSettings(port, baudrate))
         self._lock = asyncio.Lock()
         self._misses = 0
@@ -162,7 +168,7 @@ class TrackmasterDriver(Driver):
         if not isinstance(speed, codec.ValueReply) or not isinstance(elevation, codec.ValueReply):
             raise CodecError("C1/C2 answered without a value")
         tenths_mph, reverse = codec.decode_speed_field(speed.field, self.dialect)
-        running = state.state is not codec.BeltState.STOPPED
+        running = self._running(state.byte)
         status = DeviceStatus(
             running=running,
             belt=BeltDirection.REVERSE if reverse else BeltDirection.FORWARD,
@@ -173,6 +179,25 @@ class TrackmasterDriver(Driver):
         )
         self.last_status = status
         return status
+
+    def _running(self, byte: int) -> bool:
+        """What a C0 state byte says. A byte nobody named is "not known to be running": harmless
+        while idle, and a belt that treadctl started and that then reports it is a treadmill
+        stop (an e-stop), so an unknown state can never hide a stop. The belt's motion itself
+        is judged on the measured speed (C1), whatever this says."""
+        running = codec.belt_running(byte, self.belt_states)
+        if running is not None:
+            return running
+        if byte not in self._unknown_states:
+            self._unknown_states.add(byte)
+            log.warning(
+                "unknown belt state byte, taken as not running (a started belt reporting it is "
+                "stopped by an e-stop); if your treadmill means running by it, set "
+                "device.trackmaster.belt_states",
+                driver=self.name,
+                byte=f"{byte:02X}",
+            )
+        return False
 
     # --- session -------------------------------------------------------------------------------
 
@@ -244,6 +269,16 @@ class TrackmasterDriver(Driver):
                     f"{self.response_timeout_s} s (received {bytes(buf).hex(' ') or 'nothing'})"
                 )
             buf += await self._link.read(remaining)
+
+
+def _checked_belt_states(states: Mapping[int, bool]) -> dict[int, bool]:
+    for byte in states:
+        if byte in codec.BeltState._value2member_map_ or byte not in codec.STATE_DIGITS:
+            raise ValueError(
+                f"belt state byte {byte:02X}: only an ASCII digit other than 31, 32 and 33 "
+                "(whose meaning is fixed) can be given a meaning"
+            )
+    return dict(states)
 
 
 class WoodwayDriver(TrackmasterDriver):

@@ -8,6 +8,7 @@ One opcode byte, optionally followed by four ASCII digits; no framing, no checks
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from treadctl.drivers.errors import CodecError
@@ -49,6 +50,11 @@ class BeltState(enum.IntEnum):
     STOPPED = 0x31
     RUNNING_WATCHDOG = 0x32
     RUNNING = 0x33
+
+
+# The state byte is an ASCII digit like every other field; a digit other than the three above is
+# a state the manuals do not name (a Woodway may have more), not a broken answer.
+STATE_DIGITS = range(0x30, 0x3A)
 
 
 FIELD_LEN = 4
@@ -153,7 +159,23 @@ class ErrorReply:
 
 @dataclass(frozen=True, slots=True)
 class StateReply:
-    state: BeltState
+    byte: int  # the state byte as received: a BeltState, or a digit the manuals do not name
+
+    @property
+    def state(self) -> BeltState | None:
+        """The documented state, or None for a state byte the manuals do not name."""
+        return BeltState(self.byte) if self.byte in BeltState._value2member_map_ else None
+
+
+def belt_running(byte: int, known: Mapping[int, bool]) -> bool | None:
+    """Whether a state byte says the belt runs: True/False, or None when it is not known.
+
+    `known` adds the meaning of bytes the manuals do not name (device.trackmaster.belt_states);
+    it cannot change the three documented ones.
+    """
+    if byte in BeltState._value2member_map_:
+        return byte != BeltState.STOPPED
+    return known.get(byte)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +219,9 @@ def _parse_state(buf: bytes | bytearray) -> tuple[Response | None, int]:
     _expect_first(buf, 0xD0, Op.GET_STATE)
     if len(buf) < 2:
         return None, 0
-    if buf[1] not in BeltState._value2member_map_:
-        raise CodecError(f"unknown belt state byte {buf[1]:02X}")
-    return StateReply(BeltState(buf[1])), 2
+    if buf[1] not in STATE_DIGITS:
+        raise CodecError(f"belt state byte {buf[1]:02X} is not an ASCII digit")
+    return StateReply(buf[1]), 2
 
 
 # --- request decoding (treadmill side, used by the simulator) -----------------------------------

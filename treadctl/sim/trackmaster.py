@@ -24,6 +24,9 @@ class TrackmasterPersonality:
         self.dialect = dialect
         self.belt = belt
         self.decoder = codec.RequestDecoder(dialect)
+        # C0 answers these bytes instead of the documented ones (a treadmill whose states the
+        # manuals do not name), e.g. {0x33: 0x34}; tests change it while the simulator runs.
+        self.state_bytes: dict[int, int] = {}
         self._wire: Wire | None = None
 
     async def start(self, wire: Wire) -> None:
@@ -82,7 +85,8 @@ class TrackmasterPersonality:
                 belt.set_incline(now, tenths / 10)
                 return ack
             case Op.GET_STATE:
-                return bytes([0xD0, self._state(now)])
+                state = self._state(now)
+                return bytes([0xD0, self.state_bytes.get(state, state)])
             case Op.GET_SPEED | Op.GET_ELEVATION | Op.GET_SET_SPEED | Op.GET_SET_ELEVATION:
                 return bytes([req.op + 0x10]) + self._value(req.op, now)
             case op if 0xC5 <= op <= 0xCD:
@@ -101,7 +105,7 @@ class TrackmasterPersonality:
         kmh = units.tenths_mph_to_kmh(tenths)
         return ack if self.belt.set_speed(now, -kmh if reverse else kmh) else _E_RANGE
 
-    def _state(self, now: float) -> int:
+    def _state(self, now: float) -> codec.BeltState:
         self.belt.advance(now)
         if not self.belt.running:
             return codec.BeltState.STOPPED
