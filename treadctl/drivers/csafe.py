@@ -31,6 +31,9 @@ MAX_POLL_INTERVAL_S = 0.5
 
 _READ = codec.request([codec.Command(Cmd.GET_SPEED), codec.Command(Cmd.GET_GRADE)])
 _GO_IDLE = codec.request([codec.Command(Cmd.GO_IDLE)])
+# Follows every set-point frame: its reply's "previous frame status" says how the console took
+# the set-point (CSAFE tells nothing about a frame in that frame's own reply).
+_GET_STATUS = codec.request([codec.Command(Cmd.GET_STATUS)])
 
 
 def capabilities(units: SpeedUnits = "kmh") -> Capabilities:
@@ -124,13 +127,14 @@ class CsafeDriver(Driver):
 
     async def start(self) -> None:
         frame = codec.request([codec.Command(Cmd.GO_IN_USE), codec.set_speed(0, self.unit)])
-        reply = await self._send(frame, moves=True)
+        reply, taken = await self._send_confirmed(frame, moves=True)
         if reply.status.state is not State.IN_USE:
             raise Rejected(
                 f"{self.name}: the console did not go InUse (state {_state(reply)}); "
                 "is the safety key in and the console on its home screen?",
                 code="refused",
             )
+        check_taken(self.name, frame, taken)
         self._mark_started()
 
     async def stop(self) -> None:
@@ -160,7 +164,9 @@ class CsafeDriver(Driver):
             raise Rejected("CSAFE cannot reverse the belt (use face-away)", code="unsupported")
         step = codec.speed_kmh(1, self.unit)
         value = math.floor(speed_kmh / step + 1e-6)  # round down: never faster than asked
-        await self._send(codec.request([codec.set_speed(value, self.unit)]), moves=value > 0)
+        frame = codec.request([codec.set_speed(value, self.unit)])
+        _, taken = await self._send_confirmed(frame, moves=value > 0)
+        check_taken(self.name, frame, taken)
         return value * step
 
     async def set_incline(self, incline_pct: float) -> float:
@@ -172,7 +178,9 @@ class CsafeDriver(Driver):
                 code="out_of_range",
             )
         tenths = math.floor(incline_pct * 10 + 1e-6)
-        await self._send(codec.request([codec.set_grade(tenths)]))
+        frame = codec.request([codec.set_grade(tenths)])
+        _, taken = await self._send_confirmed(frame)
+        check_taken(self.name, frame, taken)
         self._incline_pct = tenths / 10
         return tenths / 10
 
@@ -207,10 +215,31 @@ class CsafeDriver(Driver):
                 )
             return await self._exchange(frame, _parse_reply)
 
-    async def _exchange(self, frame: bytes, parse: Parser[Reply]) -> Reply:
+    async def _send_confirmed(
+        self, frame: bytes, *, moves: bool = False
+    ) -> tuple[Reply, FrameStatus]:
+        """Send a set-point frame; its reply and how the console took it.
+
+        The console says how it took a frame only in the *next* reply, so a GetStatus follows
+        in the same locked exchange: the call that sent the set-point is the one that learns
+        it was refused (a refused speed is then the controller's e-stop, not a mismatch found
+        seconds later).
+        """
+        async with self._lock:
+            if moves and self.halted:
+                raise Rejected(
+                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
+                )
+            reply = await self._exchange(frame, _parse_reply)
+            after = await self._exchange(_GET_STATUS, _parse_reply, judged=True)
+        return reply, after.status.previous
+
+    async def _exchange(self, frame: bytes, parse: Parser[Reply], *, judged: bool = False) -> Reply:
+        """One frame and its reply. `judged`: the caller acts on the previous-frame status
+        itself; otherwise a frame the console did not take is only logged (a poll, a stop)."""
         reply = await self._session.exchange(frame, parse)
         status = reply.status
-        if status.previous is not FrameStatus.OK and self._last_request:
+        if status.previous is not FrameStatus.OK and self._last_request and not judged:
             log.warning(
                 "console did not take the previous frame",
                 driver=self.name,
@@ -222,6 +251,19 @@ class CsafeDriver(Driver):
         self._toggle = status.toggle
         self._last_request = frame
         return reply
+
+
+def check_taken(name: str, frame: bytes, taken: FrameStatus) -> None:
+    """Raise for a frame the console did not take, by its previous-frame status."""
+    if taken is FrameStatus.OK:
+        return
+    sent = frame.hex(" ")
+    if taken is FrameStatus.BAD:
+        # Damaged on the line: not a refusal. The owner sends its set-point again next tick.
+        raise CodecError(f"{name}: the console received {sent} damaged (status bad)")
+    # Refused, or refused for now: either way the command did not happen.
+    code = "refused" if taken is FrameStatus.REJECT else "not_ready"
+    raise Rejected(f"{name}: the console refused {sent} (status {taken.name.lower()})", code=code)
 
 
 def _state(reply: Reply) -> str:
