@@ -31,6 +31,7 @@ SNAPSHOT = "snapshot"
 SESSIONS = "sessions"
 IDLE_STILL = "idle_still"
 ESTOP_AT_ONCE = "estop_at_once"
+PROGRESS = "progress"
 
 HALTED = (Mode.ESTOP, Mode.FAULT)
 IN_SESSION = (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING)

@@ -22,14 +22,21 @@ if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike
 
 
+# Loop turns at one virtual instant before the world counts as busy-looping: a correct
+# controller takes a handful per instant; a task that keeps rescheduling itself never ends.
+SPIN_LIMIT = 200_000
+
+
 class StalledError(RuntimeError):
-    """Nothing is ready and no timer is pending: the simulated world would wait forever."""
+    """Virtual time cannot move on: nothing is ready and no timer is pending (the world would
+    wait forever), or the loop keeps turning at one instant (a busy loop)."""
 
 
 class _InstantSelector(selectors.BaseSelector):
     def __init__(self, advance: Callable[[float], None]) -> None:
         self._advance = advance
         self._keys: dict[FileDescriptorLike, selectors.SelectorKey] = {}
+        self._spins = 0
 
     def register(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
@@ -46,7 +53,13 @@ class _InstantSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
             raise StalledError("no callback ready and no timer pending")
-        self._advance(max(0.0, timeout))
+        if timeout > 0:
+            self._spins = 0
+            self._advance(timeout)
+        else:
+            self._spins += 1
+            if self._spins > SPIN_LIMIT:
+                raise StalledError(f"{SPIN_LIMIT} loop turns without virtual time moving on")
         return []
 
     def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:

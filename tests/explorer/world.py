@@ -21,7 +21,7 @@ from typing import Any
 from explorer import invariants as inv
 from explorer.driver import Exchange, Op, Outcome, ScriptedDriver
 from explorer.stimuli import Stimuli, Stimulus
-from explorer.vloop import ObservedFuture, VirtualTimeLoop
+from explorer.vloop import ObservedFuture, StalledError, VirtualTimeLoop
 from treadctl.control.controller import Controller
 from treadctl.core.commands import Command, EmergencyStop
 from treadctl.core.program import Program
@@ -162,14 +162,11 @@ class Simulation:
         loop.set_exception_handler(self._loop_error)
         try:
             loop.run_until_complete(self._main())
-            left = asyncio.all_tasks(loop)
-            for task in left:
-                task.cancel()
-            if left:
-                loop.run_until_complete(asyncio.wait(left))
-            loop.run_until_complete(loop.shutdown_asyncgens())
+        except StalledError as exc:
+            self.violate(inv.PROGRESS, str(exc))
         finally:
-            loop.close()
+            self.live = False
+            self._close(loop)
         return SeedResult(
             self.seed,
             self.step,
@@ -178,6 +175,20 @@ class Simulation:
             self._hash.hexdigest()[:16],
             self.coverage,
         )
+
+    @staticmethod
+    def _close(loop: VirtualTimeLoop) -> None:
+        try:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.wait(left))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except StalledError:
+            pass  # already reported; what still spins is dropped with the loop
+        finally:
+            loop.close()
 
     async def _main(self) -> None:
         loop = self.loop
@@ -216,6 +227,8 @@ class Simulation:
         else:
             await self._drain()
         self.live = False
+        for (before, after), count in self.modes.edges.items():
+            self.coverage[f"edge:{before}->{after}"] += count
         task.cancel()
         await asyncio.wait([task])
         for extra in self._tasks:
