@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ WALL_EPOCH = 1_700_000_000.0
 WALL_PER_VIRTUAL_S = 1000.0
 CAPS = ScriptedDriver.capabilities
 CAUSES = frozenset(c.value for c in EStopCause)
+SESSION_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{4}")  # as the controller makes them
 
 ControllerType = Callable[..., Controller]
 
@@ -302,6 +304,7 @@ class Simulation:
     def violate(self, invariant: str, detail: str) -> None:
         if any(v.invariant == invariant for v in self.violations):
             return
+        detail = SESSION_ID.sub(lambda m: self._label(m.group()), detail)  # random suffixes
         violation = inv.Violation(invariant, self.step, self.loop.time(), detail)
         self.violations.append(violation)
         self.note("VIOLATION " + violation.line())
