@@ -15,7 +15,7 @@ import pytest
 
 from explorer import invariants as inv
 from explorer.campaign import DEFAULT_STEPS, explore, quiet_logs
-from explorer.driver import Outcome
+from explorer.driver import Belt, Outcome
 from explorer.vloop import StalledError, VirtualTimeLoop
 from explorer.world import run_seed
 from treadctl.control.controller import Controller
@@ -215,3 +215,17 @@ def test_a_broken_controller_is_caught_with_a_replay_command(
     assert invariant in {v.invariant for v in failure.violations}
     report = failure.report(DEFAULT_STEPS)
     assert f"uv run python bench/explore.py --seed {failure.seed} --verbose" in report
+
+
+@pytest.mark.timeout(120)
+def test_a_belt_that_ignores_stops_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The belt_stops invariant reads the treadmill's side, not the controller's: a treadmill
+    that ignores stop commands (only its watchdog and key still stop it) is caught."""
+
+    def ignore(_belt: Belt, *, fast: bool) -> None:
+        del fast
+
+    monkeypatch.setattr(Belt, "stop", ignore)
+    campaign = explore(range(100), DEFAULT_STEPS, max_failures=1)
+    assert campaign.failures, "a belt that ignores stops was not noticed in 100 seeds"
+    assert [v.invariant for v in campaign.failures[0].violations] == [inv.BELT_STOPS]

@@ -34,6 +34,10 @@ from treadctl.programs.library import builtin_programs
 ANSWER_BOUND_S = 30.0  # virtual: a full queue of starts on a slow line drains well within it
 FAULT_STOP_BOUND_S = 1.0  # virtual: LinkLost raised -> a stop attempted
 READY_BOUND_S = 10.0
+# Virtual: out of a session, the treadmill's belt (not the controller's idea of it) is still
+# by then, however it was stopped: a controlled ramp, the e-stop, or its own watchdog.
+BELT_STILL_BOUND_S = 10.0
+BELT_STILL_KMH = 0.01
 LINGER_S = 2.0
 # The wall clock runs 1000x virtual time: session ids are the wall second plus a random suffix,
 # and a distinct wall second per virtual millisecond keeps two ids from ever colliding, so the
@@ -155,6 +159,7 @@ class Simulation:
         self._answered: set[int] = set()
         self._numbers = 0
         self._tasks: list[asyncio.Task[Any]] = []
+        self._out_of_session_since: float | None = None
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -318,6 +323,11 @@ class Simulation:
         edge = self.modes.observe(c.mode)
         if edge is not None:
             self.violate(*edge)
+        if c.mode in inv.OUT_OF_SESSION:
+            if self._out_of_session_since is None:
+                self._out_of_session_since = self.loop.time()
+        else:
+            self._out_of_session_since = None
 
     def check(self) -> None:
         if not self.live:
@@ -337,6 +347,16 @@ class Simulation:
                 inv.FAULT_STOPS,
                 f"LinkLost raised at t={lost:.4f}, no stop attempted {now - lost:.2f} s later",
             )
+        since = self._out_of_session_since
+        if since is not None and now - since > BELT_STILL_BOUND_S:
+            belt = self.driver.belt
+            belt.advance(now)
+            if belt.speed_kmh > BELT_STILL_KMH:
+                self.violate(
+                    inv.BELT_STOPS,
+                    f"the belt runs at {belt.speed_kmh:.2f} km/h {now - since:.1f} s into "
+                    f"{self.controller.mode}",
+                )
 
     def _controller_ended(self, task: asyncio.Task[Any]) -> None:
         if not self.live:
