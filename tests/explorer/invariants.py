@@ -33,10 +33,10 @@ IDLE_STILL = "idle_still"
 ESTOP_AT_ONCE = "estop_at_once"
 PROGRESS = "progress"
 BELT_STOPS = "belt_stops"
+RULE_FIRES = "rule_fires"
 
 HALTED = (Mode.ESTOP, Mode.FAULT)
 IN_SESSION = (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING)
-OUT_OF_SESSION = (Mode.IDLE, Mode.ESTOP, Mode.FAULT)
 
 # The mode machine of docs/safety.md ("States"), written down independently of the controller.
 # estop <-> fault both ways: a link lost while latched is a fault, and an e-stop while in fault

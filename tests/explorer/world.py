@@ -21,6 +21,7 @@ from typing import Any
 
 from explorer import invariants as inv
 from explorer.driver import Exchange, Op, Outcome, ScriptedDriver
+from explorer.rulewatch import RuleWatch
 from explorer.stimuli import Stimuli, Stimulus
 from explorer.vloop import ObservedFuture, StalledError, VirtualTimeLoop
 from treadctl.control.controller import Controller
@@ -159,7 +160,7 @@ class Simulation:
         self._answered: set[int] = set()
         self._numbers = 0
         self._tasks: list[asyncio.Task[Any]] = []
-        self._out_of_session_since: float | None = None
+        self.rule_watch = RuleWatch(self.rules)
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -323,11 +324,7 @@ class Simulation:
         edge = self.modes.observe(c.mode)
         if edge is not None:
             self.violate(*edge)
-        if c.mode in inv.OUT_OF_SESSION:
-            if self._out_of_session_since is None:
-                self._out_of_session_since = self.loop.time()
-        else:
-            self._out_of_session_since = None
+        self.rule_watch.mode(c.mode, self.loop.time())
 
     def check(self) -> None:
         if not self.live:
@@ -347,7 +344,10 @@ class Simulation:
                 inv.FAULT_STOPS,
                 f"LinkLost raised at t={lost:.4f}, no stop attempted {now - lost:.2f} s later",
             )
-        since = self._out_of_session_since
+        overdue = self.rule_watch.overdue(now)
+        if overdue is not None:
+            self.violate(inv.RULE_FIRES, f"{overdue}, still {self.controller.mode}")
+        since = self.rule_watch.out_of_session_since
         if since is not None and now - since > BELT_STILL_BOUND_S:
             belt = self.driver.belt
             belt.advance(now)
@@ -414,6 +414,7 @@ class Simulation:
         finally:
             self.loop.observe_next_future(None)
         self.coverage["submitted"] += 1
+        self.rule_watch.sent(command, self.controller.mode, self.loop.time())
         if number not in self._answered:
             self._pending[number] = _Pending(label, self.loop.time())
         observed = isinstance(future, ObservedFuture)
