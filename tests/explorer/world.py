@@ -344,6 +344,13 @@ class Simulation:
                 inv.FAULT_STOPS,
                 f"LinkLost raised at t={lost:.4f}, no stop attempted {now - lost:.2f} s later",
             )
+        session = self.controller.session
+        if self.sessions.open_id != (session.id if session else None):
+            self.violate(
+                inv.SESSIONS,
+                f"the events leave session {self._label(self.sessions.open_id)} open, the "
+                f"controller has {self._label(session.id if session else None)}",
+            )
         overdue = self.rule_watch.overdue(now)
         if overdue is not None:
             self.violate(inv.RULE_FIRES, f"{overdue}, still {self.controller.mode}")
