@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import signal
 import sys
@@ -14,6 +13,7 @@ import aiomqtt
 from control.rig import rig, with_rules
 from mqtt.brokers import Broker
 from mqtt.harness import BRIDGE_END_S, Bridged, bridged, protocol, settings_for, user_client
+from teardown import finish
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.mqtt.bridge import MqttBridge
@@ -70,9 +70,7 @@ async def test_estop_reaches_the_treadmill_promptly_under_telemetry_and_a_junk_f
             junk_answered = sum(len(b.user.on(b.topics.response(n))) for n in ("set", "start"))
             await flood
         finally:
-            flood.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flood
+            await finish(flood, "the command flood")
         await b.rig.mode(Mode.ESTOP, 2)
         await b.rig.until(lambda: b.rig.sim.belt.still, 5, "belt still")
         telemetry = b.user.on(b.topics.telemetry)
@@ -140,9 +138,7 @@ async def test_an_unreadable_password_file_is_retried_not_fatal(broker: Broker) 
             assert bridge.connections == 0
             assert r.controller.mode is Mode.IDLE
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await finish(task, "the bridge")
 
 
 async def test_shutdown_completes_when_the_broker_hangs(own_broker: Broker) -> None:
