@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from treadctl.config.models import DeviceConfig, Settings
-from treadctl.core.device import Capabilities
+from treadctl.core.device import Capabilities, with_min_speed
 from treadctl.core.safety import SafetyRules
 from treadctl.core.timeline import DeviceProfile
 from treadctl.drivers.base import Driver
@@ -25,6 +25,7 @@ def _trackmaster(device: DeviceConfig, port: str) -> Driver:
         poll_interval_s=device.poll_interval_s,
         response_timeout_s=device.response_timeout_s,
         belt_states=device.trackmaster.running_by_byte,
+        min_speed_kmh=device.min_speed_kmh,
     )
 
 
@@ -37,6 +38,7 @@ def _csafe(device: DeviceConfig, port: str) -> Driver:
         baudrate=device.effective_baudrate,
         poll_interval_s=device.poll_interval_s,
         response_timeout_s=device.response_timeout_s,
+        min_speed_kmh=device.min_speed_kmh,
     )
 
 
@@ -58,6 +60,7 @@ def _delta_vfd(device: DeviceConfig, port: str) -> Driver:
         baudrate=device.effective_baudrate,
         poll_interval_s=device.poll_interval_s,
         response_timeout_s=device.response_timeout_s,
+        min_speed_kmh=device.min_speed_kmh,
     )
 
 
@@ -77,19 +80,21 @@ def capabilities_of(device: DeviceConfig | str) -> Capabilities:
     """
     config = device if isinstance(device, DeviceConfig) else None
     name = device.driver if isinstance(device, DeviceConfig) else device
+    low = config.min_speed_kmh if config else None
     match name:
         case "sim" | "woodway":
-            return WoodwayDriver.capabilities
+            return with_min_speed(WoodwayDriver.capabilities, low)
         case "trackmaster":
-            return TrackmasterDriver.capabilities
+            return with_min_speed(TrackmasterDriver.capabilities, low)
         case "csafe":
             from treadctl.drivers import csafe  # noqa: PLC0415 - see the imports
 
-            return csafe.capabilities(config.csafe.units if config else "kmh")
+            return csafe.capabilities(config.csafe.units if config else "kmh", low)
         case "delta-vfd" if config is not None and config.vfd.effective_kmh_per_hz:
             from treadctl.drivers import delta_vfd  # noqa: PLC0415 - see the imports
 
-            return delta_vfd.capabilities(config.vfd.effective_kmh_per_hz, config.vfd.max_hz)
+            factor = config.vfd.effective_kmh_per_hz
+            return delta_vfd.capabilities(factor, config.vfd.max_hz, low)
     raise ValueError(f"no capabilities for driver {name!r} without its configuration")
 
 
@@ -123,6 +128,7 @@ def safety_rules(settings: Settings) -> SafetyRules:
         start_speed_kmh=limits.start_speed_kmh,
         max_accel_mps2=limits.max_accel_mps2,
         speed_resolution_kmh=capabilities_of(settings.device).speed_resolution_kmh,
+        speed_min_kmh=capabilities_of(settings.device).speed_min_kmh,
         reversal_standstill_s=safety.reversal_standstill_s,
         reversal_countdown_s=safety.reversal_countdown_s,
         estop_interlock_s=safety.estop_interlock_s,
@@ -153,6 +159,7 @@ async def open_device(
                 poll_interval_s=device.poll_interval_s,
                 response_timeout_s=device.response_timeout_s,
                 belt_states=device.trackmaster.running_by_byte,
+                min_speed_kmh=device.min_speed_kmh,
             ) as driver,
         ):
             yield driver

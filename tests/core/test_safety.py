@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
+from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection, whole_steps_at_least
 from treadctl.core.safety import (
     HR_LOST_SLOW_KMH,
     ControlledStop,
@@ -167,6 +167,74 @@ def test_start_speed_and_caps() -> None:
     assert cmd.belt is R
 
 
+# --- the treadmill's minimum speed ---------------------------------------------------------------
+
+MIN_RULES = SafetyRules(speed_resolution_kmh=STEP, speed_min_kmh=2 * STEP)  # 0.2 mph
+
+
+def drive(
+    sup: SafetySupervisor, want: float, t: float, seconds: float, dt: float = 0.1
+) -> tuple[float, list[tuple[float, float]]]:
+    """Ask for `want` every `dt` for `seconds`, the belt following at once; (time, changes)."""
+    changes: list[tuple[float, float]] = []
+    for _ in range(round(seconds / dt)):
+        t += dt
+        sup.observe(status(sup.commanded.speed_kmh), t)
+        before = sup.commanded.speed_kmh
+        cmd, _ = sup.next_speed(want, F, FWD, t)
+        if cmd.speed_kmh != before:
+            changes.append((t, cmd.speed_kmh))
+    return t, changes
+
+
+def test_the_ramp_jumps_from_zero_to_the_minimum_when_the_ramp_reaches_it() -> None:
+    sup = running(MIN_RULES)
+    _, up = drive(sup, 2.0, 0.0, 6.0)
+    first_t, first = up[0]
+    assert first == pytest.approx(2 * STEP)  # never 0.1 mph
+    assert first <= MIN_RULES.accel_kmh_s * first_t + 1e-9  # the jump is within the ramp
+    # The first call starts the ramp (t = 0.1); 0.54 km/h/s reaches 0.32 km/h 6 ticks later.
+    assert first_t == pytest.approx(0.7)
+    assert [v for _, v in up][-1] == pytest.approx(12 * STEP)  # 2.0 km/h in whole 0.1 mph
+
+
+def test_the_ramp_holds_the_minimum_then_drops_to_zero_within_the_budget() -> None:
+    sup = running(MIN_RULES)
+    t, _ = drive(sup, 2.0, 0.0, 6.0)
+    t, down = drive(sup, 0.0, t, 6.0)
+    speeds = [v for _, v in down]
+    assert speeds[-1] == 0
+    assert speeds[-2] == pytest.approx(2 * STEP)  # the last speed before 0 is the minimum
+    assert all(v == 0 or v >= 2 * STEP - 1e-9 for v in speeds)
+    (t1, v1), (t2, v2) = down[-2:]
+    assert v1 - v2 <= MIN_RULES.accel_kmh_s * (t2 - t1) + 1e-9
+
+
+def test_a_target_below_the_minimum_is_zero() -> None:
+    sup = running(MIN_RULES)
+    _, changes = drive(sup, 0.2, 0.0, 5.0)  # 0.2 km/h: between 0.1 and 0.2 mph
+    assert changes == []  # never 0.1 mph
+    t, _ = drive(sup, 2.0, 5.0, 6.0)
+    _, down = drive(sup, 0.2, t, 6.0)
+    assert down[-1][1] == 0
+
+
+def test_the_minimum_may_not_exceed_the_start_speed() -> None:
+    with pytest.raises(ValueError, match="above the start speed"):
+        SafetyRules(speed_resolution_kmh=STEP, speed_min_kmh=0.6, start_speed_kmh=0.5)
+    SafetyRules(speed_min_kmh=0.5, start_speed_kmh=0.5)  # equal is allowed
+
+
+def test_an_estop_at_the_minimum_is_zero_at_once() -> None:
+    sup = running(MIN_RULES)
+    t, _ = drive(sup, 2.0, 0.0, 6.0)
+    t, _ = drive(sup, 0.0, t, 3.4)
+    assert sup.commanded.speed_kmh == pytest.approx(2 * STEP)
+    sup.latch(EStopCause.COMMAND, "test", t)
+    cmd, _ = sup.next_speed(0.0, F, FWD, t)
+    assert cmd.speed_kmh == 0
+
+
 # --- hypothesis ----------------------------------------------------------------------------------
 
 step_st = st.one_of(
@@ -182,19 +250,31 @@ step_st = st.one_of(
 @given(
     steps=st.lists(step_st, max_size=120),
     resolution=st.sampled_from([0.0, STEP, 0.05]),
+    minimum=st.sampled_from([0.0, 0.3, 0.45]),
     lag=st.floats(0.2, 1.0),
 )
 def test_property_no_command_above_cap_beyond_ramp_or_reversing_while_moving(
-    steps: list[tuple[str, float, WalkDirection, float]], resolution: float, lag: float
+    steps: list[tuple[str, float, WalkDirection, float]],
+    resolution: float,
+    minimum: float,
+    lag: float,
 ) -> None:
+    # The minimum in whole wire steps, as the drivers declare it (0.3 is 0.2 mph at 0.1 mph).
+    minimum = whole_steps_at_least(minimum, resolution) if minimum and resolution else minimum
     rules = SafetyRules(
-        speed_resolution_kmh=resolution, heart_rate_max_bpm=180, reversal_countdown_s=1.0
+        speed_resolution_kmh=resolution,
+        speed_min_kmh=minimum,
+        heart_rate_max_bpm=180,
+        reversal_countdown_s=1.0,
     )
     sup = running(rules)
     t = 0.0
     measured, measured_belt = 0.0, F
     want, walk = 0.0, FWD
-    history: list[tuple[float, SpeedCommand, WalkDirection]] = [(t, sup.commanded, FWD)]
+    # (time, command, walk, latched when it was sent)
+    history: list[tuple[float, SpeedCommand, WalkDirection, bool]] = [
+        (t, sup.commanded, FWD, False)
+    ]
     still_since: float | None = 0.0
     for kind, value, w, dt in steps:
         t += dt
@@ -227,13 +307,17 @@ def test_property_no_command_above_cap_beyond_ramp_or_reversing_while_moving(
             assert measured == 0
             assert still_since is not None
             assert t - still_since >= rules.reversal_standstill_s
+        # 3. nothing between 0 and the treadmill's minimum
+        assert cmd.speed_kmh == 0 or cmd.speed_kmh >= minimum - 1e-9
         if cmd != history[-1][1]:
-            history.append((t, cmd, walk))
-    # 3. between any two commands, no step beyond the ramp (starts from zero excepted; an
-    #    e-stop's drop to zero is not ramped on purpose)
+            history.append((t, cmd, walk, sup.latched is not None))
+    # 4. between any two commands, no step beyond the ramp: neither the jump from 0 to the
+    #    minimum nor the drop from it to 0 is an exception; only an e-stop's drop to 0 is (not
+    #    ramped on purpose). A start begins at or below the start speed.
     a = rules.accel_kmh_s
-    for (t1, c1, _), (t2, c2, _) in itertools.pairwise(history):
-        if c2.speed_kmh == 0 or c1.speed_kmh == 0:
-            assert c2.speed_kmh <= rules.start_speed_kmh + 1e-9 or c2.speed_kmh == 0
+    for (t1, c1, _, _), (t2, c2, _, latched) in itertools.pairwise(history):
+        if c1.speed_kmh == 0:
+            assert c2.speed_kmh <= rules.start_speed_kmh + 1e-9
+        if c2.speed_kmh == 0 and latched:
             continue
         assert abs(c2.speed_kmh - c1.speed_kmh) <= a * (t2 - t1) + 1e-6

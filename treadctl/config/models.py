@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from treadctl.core.device import whole_steps_at_least
+
 # Hard ceilings (PRODUCT.md, Safety rules 2-3).
 CEILING_SPEED_BACKWARD_KMH = 6.5
 CEILING_SPEED_FORWARD_KMH = 16.0
@@ -48,6 +50,17 @@ MAX_POLL_INTERVAL_S: dict[str, tuple[float, str]] = {
     "delta-vfd": (0.25, "the drive's communication time-out (Pr.09-03, ≥ 0.5 s) must not run out"),
 }
 MIN_POLL_INTERVAL_S = 0.05  # a Trackmaster poll is ~15 bytes, ~30 ms at 4800 baud
+
+# Each driver's slowest non-zero speed when device.min_speed_kmh is not set (its capabilities'
+# speed_min_kmh, repeated like MAX_POLL_INTERVAL_S; a test keeps them equal); None: one wire step.
+_TENTH_MPH_KMH = 0.1609344
+DEFAULT_MIN_SPEED_KMH: dict[str, float | None] = {
+    "sim": 2 * _TENTH_MPH_KMH,  # 0.2 mph, trackmaster-python's lower clamp
+    "trackmaster": 2 * _TENTH_MPH_KMH,
+    "woodway": 2 * _TENTH_MPH_KMH,
+    "csafe": None,
+    "delta-vfd": None,
+}
 
 
 class Section(BaseModel):
@@ -147,6 +160,10 @@ class DeviceConfig(Section):
     """The controller's period: each tick reads the treadmill (feeding its watchdog) and applies
     the safety rules. At most the driver's max_poll_interval_s (checked below)."""
     response_timeout_s: Annotated[float, Field(gt=0, le=2.0)] = 0.25
+    min_speed_kmh: Annotated[float, Field(gt=0, le=CEILING_START_SPEED_KMH)] | None = None
+    """The treadmill's slowest non-zero speed, rounded up to a whole wire step; ramps jump from 0
+    to it and back. Default: 0.2 mph for trackmaster/woodway/sim, one wire step otherwise. At
+    most limits.start_speed_kmh (checked below)."""
     csafe: CsafeConfig = CsafeConfig()
     vfd: VfdConfig = VfdConfig()
     trackmaster: TrackmasterConfig = TrackmasterConfig()
@@ -179,6 +196,27 @@ class DeviceConfig(Section):
     @property
     def effective_baudrate(self) -> int:
         return self.baudrate or DEFAULT_BAUD.get(self.driver, 4800)
+
+    @property
+    def speed_step_kmh(self) -> float | None:
+        """The driver's wire speed step (its capabilities' speed_resolution_kmh); None for a
+        delta-vfd without its km/h-per-Hz factor."""
+        match self.driver:
+            case "csafe":
+                return 0.1 if self.csafe.units == "kmh" else _TENTH_MPH_KMH
+            case "delta-vfd":
+                factor = self.vfd.effective_kmh_per_hz
+                return None if factor is None else 0.01 * factor
+        return _TENTH_MPH_KMH
+
+    @property
+    def effective_min_speed_kmh(self) -> float | None:
+        """The slowest non-zero speed the ramps send (the capabilities' speed_min_kmh)."""
+        step = self.speed_step_kmh
+        if step is None:
+            return None
+        wanted = self.min_speed_kmh or DEFAULT_MIN_SPEED_KMH[self.driver] or step
+        return whole_steps_at_least(wanted, step)
 
 
 class LimitsConfig(Section):
@@ -322,6 +360,23 @@ class Settings(BaseSettings):
     programs: ProgramsConfig = ProgramsConfig()
     storage: StorageConfig = StorageConfig()
     estop_inputs: tuple[EStopInputConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _min_speed_within_the_start_speed(self) -> Self:
+        """A belt starts at the treadmill's minimum speed: a start speed below it contradicts."""
+        low, start = self.device.effective_min_speed_kmh, self.limits.start_speed_kmh
+        if low is not None and low > start + 1e-9:
+            whose = (
+                f"device.min_speed_kmh = {self.device.min_speed_kmh:g}"
+                if self.device.min_speed_kmh is not None
+                else f"the {self.device.driver} driver's default"
+            )
+            raise ValueError(
+                f"device.min_speed_kmh: the slowest speed sent, {low:.3f} km/h ({whose}, in whole "
+                f"wire steps), is above limits.start_speed_kmh = {start:g}: lower one or raise the "
+                f"other (at most {CEILING_START_SPEED_KMH:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _estop_inputs_apart(self) -> Self:

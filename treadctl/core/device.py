@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import math
 from dataclasses import dataclass
 
 
@@ -26,6 +28,9 @@ class Capabilities:
 
     speed_max_kmh: float
     speed_resolution_kmh: float
+    # The slowest non-zero speed the treadmill takes, a whole number of wire steps (one step when
+    # it takes any). Ramps jump from 0 to it and from it to 0, never through slower speeds.
+    speed_min_kmh: float
     incline_min_pct: float
     incline_max_pct: float
     incline_step_pct: float
@@ -50,3 +55,18 @@ class DeviceStatus:
     watchdog_armed: bool
     # The treadmill stopped the belt although the host had started it and not stopped it.
     safety_stop: bool
+
+
+def whole_steps_at_least(value_kmh: float, step_kmh: float) -> float:
+    """The slowest whole number of wire steps (at least one) not below `value_kmh`: a minimum
+    speed rounded up, so that the treadmill is never sent less than it takes."""
+    steps = max(1, math.ceil(value_kmh / step_kmh - 1e-6))
+    return steps * step_kmh
+
+
+def with_min_speed(caps: Capabilities, min_speed_kmh: float | None) -> Capabilities:
+    """`caps` with a configured minimum speed (device.min_speed_kmh); None keeps the driver's."""
+    if min_speed_kmh is None:
+        return caps
+    low = whole_steps_at_least(min_speed_kmh, caps.speed_resolution_kmh)
+    return dataclasses.replace(caps, speed_min_kmh=low)

@@ -49,6 +49,9 @@ class SafetyRules:
     start_speed_kmh: float = 0.5
     max_accel_mps2: float = 0.15
     speed_resolution_kmh: float = 0.0  # the driver's wire step; ramps move whole steps
+    # The treadmill's slowest non-zero speed (its capabilities' speed_min_kmh, whole wire steps):
+    # nothing between 0 and it is sent. 0: no minimum beyond one step.
+    speed_min_kmh: float = 0.0
     reversal_standstill_s: float = 2.0
     reversal_countdown_s: float = 3.0
     estop_interlock_s: float = 3.0
@@ -61,6 +64,14 @@ class SafetyRules:
     speed_mismatch_kmh: float = 0.8
     speed_mismatch_grace_s: float = 3.0
     max_session_s: float = 7200.0
+
+    def __post_init__(self) -> None:
+        # The first command of a start is the minimum: it must not exceed the start speed.
+        if self.speed_min_kmh > self.start_speed_kmh + 1e-9:
+            raise ValueError(
+                f"minimum speed {self.speed_min_kmh:.3f} km/h is above the start speed "
+                f"{self.start_speed_kmh:g} km/h"
+            )
 
     @property
     def accel_kmh_s(self) -> float:
@@ -395,6 +406,7 @@ class SafetySupervisor:
         speed = self._quantize(self._ramp_kmh, self.commanded.speed_kmh, now, target)
         if self.commanded.speed_kmh == 0 and speed > rules.start_speed_kmh:
             speed = self._quantize(rules.start_speed_kmh, 0.0, now, rules.start_speed_kmh)  # rule 2
+        speed = self._above_minimum(speed, now)
         return self._emit(SpeedCommand(speed, self.commanded.belt), now), actions
 
     def _emit(self, command: SpeedCommand, now: float) -> SpeedCommand:
@@ -423,6 +435,24 @@ class SafetySupervisor:
         if down < current - 1e-9:
             return round(down, 9)
         return current
+
+    def _above_minimum(self, speed: float, now: float) -> float:
+        """No speed between 0 and the treadmill's minimum: 0 instead, or the minimum itself
+        while the ramp does not yet allow the drop from where the belt is to 0.
+
+        Going up, the wire stays at 0 until the ramp (and its budget) reaches the minimum, so
+        the jump 0 -> minimum is itself within the ramp. Going down, it holds the minimum (or
+        steps down to it) until a drop to 0 is within the budget. A target below the minimum
+        is therefore 0: rounded towards slower, like every wire conversion.
+        """
+        low = self.rules.speed_min_kmh
+        if speed == 0 or speed >= low - 1e-9:
+            return speed
+        current = self.commanded.speed_kmh
+        budget = self.rules.accel_kmh_s * max(0.0, now - self.last_change_at)
+        if current <= budget + 1e-9:
+            return 0.0
+        return low
 
     def _reversal(self, want_belt: BeltDirection, now: float) -> tuple[float, list[Action]]:
         """(target, actions) while a change of belt direction is wanted (rule 4)."""

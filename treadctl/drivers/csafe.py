@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 import structlog
 
-from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import csafe_codec as codec
 from treadctl.drivers.base import Driver
 from treadctl.drivers.csafe_codec import Cmd, FrameStatus, Reply, State, Unit
@@ -36,10 +36,12 @@ _GO_IDLE = codec.request([codec.Command(Cmd.GO_IDLE)])
 _GET_STATUS = codec.request([codec.Command(Cmd.GET_STATUS)])
 
 
-def capabilities(units: SpeedUnits = "kmh") -> Capabilities:
-    return Capabilities(
+def capabilities(units: SpeedUnits = "kmh", min_speed_kmh: float | None = None) -> Capabilities:
+    step = codec.speed_kmh(1, SPEED_UNIT[units])
+    caps = Capabilities(
         speed_max_kmh=SPEED_MAX_KMH,
-        speed_resolution_kmh=codec.speed_kmh(1, SPEED_UNIT[units]),
+        speed_resolution_kmh=step,
+        speed_min_kmh=step,  # no minimum known for consoles in general: device.min_speed_kmh
         incline_min_pct=0.0,
         incline_max_pct=15.0,
         incline_step_pct=0.1,
@@ -49,6 +51,7 @@ def capabilities(units: SpeedUnits = "kmh") -> Capabilities:
         watchdog_s=None,
         max_poll_interval_s=MAX_POLL_INTERVAL_S,
     )
+    return with_min_speed(caps, min_speed_kmh)
 
 
 def stop_frame(units: SpeedUnits = "kmh") -> bytes:
@@ -81,6 +84,7 @@ class CsafeDriver(Driver):
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
+        min_speed_kmh: float | None = None,
     ) -> None:
         # The period the owner reads the console at (device.poll_interval_s), checked here.
         if not 0 < poll_interval_s <= MAX_POLL_INTERVAL_S:
@@ -91,7 +95,7 @@ class CsafeDriver(Driver):
         self.port = port
         self.units: SpeedUnits = units
         self.unit = SPEED_UNIT[units]
-        self.capabilities = capabilities(units)
+        self.capabilities = capabilities(units, min_speed_kmh)
         self.poll_interval_s = poll_interval_s
         self._session = Session(
             self.name,

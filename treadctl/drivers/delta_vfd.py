@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 import structlog
 
-from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import delta_vfd_codec as codec
 from treadctl.drivers.base import Driver
 from treadctl.drivers.delta_vfd_codec import (
@@ -39,10 +39,14 @@ MAX_POLL_INTERVAL_S = 0.25
 ACCEPT_KEY = "device.vfd.accept_no_comm_watchdog"
 
 
-def capabilities(kmh_per_hz: float, max_hz: float) -> Capabilities:
-    return Capabilities(
+def capabilities(
+    kmh_per_hz: float, max_hz: float, min_speed_kmh: float | None = None
+) -> Capabilities:
+    step = 0.01 * kmh_per_hz
+    caps = Capabilities(
         speed_max_kmh=max_hz * kmh_per_hz,
-        speed_resolution_kmh=0.01 * kmh_per_hz,
+        speed_resolution_kmh=step,
+        speed_min_kmh=step,  # the drive's own minimum (Pr.01-05) is not read: device.min_speed_kmh
         incline_min_pct=0.0,
         incline_max_pct=0.0,  # a bare belt on a drive: no incline motor
         incline_step_pct=0.1,
@@ -52,6 +56,7 @@ def capabilities(kmh_per_hz: float, max_hz: float) -> Capabilities:
         watchdog_s=None,  # known after connect: Pr.09-03 when Pr.09-02 stops the belt
         max_poll_interval_s=MAX_POLL_INTERVAL_S,
     )
+    return with_min_speed(caps, min_speed_kmh)
 
 
 class DeltaVfdDriver(Driver):
@@ -72,6 +77,7 @@ class DeltaVfdDriver(Driver):
         response_timeout_s: float = 0.25,
         retries: int = 1,
         max_misses: int = 3,
+        min_speed_kmh: float | None = None,
     ) -> None:
         # The period the owner reads the drive at (device.poll_interval_s): checked here, and
         # against the drive's own time-out (Pr.09-03) at connect.
@@ -85,7 +91,7 @@ class DeltaVfdDriver(Driver):
         self.max_hz = max_hz
         self.accept_no_comm_watchdog = accept_no_comm_watchdog
         self.poll_interval_s = poll_interval_s
-        self.capabilities = capabilities(kmh_per_hz, max_hz)
+        self.capabilities = capabilities(kmh_per_hz, max_hz, min_speed_kmh)
         # Delta's RTU formats are 8N2, 8E1 and 8O1 (Pr.09-04).
         stop = stopbits if stopbits is not None else (2 if parity == "N" else 1)
         self._session = Session(

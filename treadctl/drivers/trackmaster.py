@@ -17,7 +17,7 @@ from typing import ClassVar
 import structlog
 
 from treadctl.core import units
-from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus
+from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.base import Driver
 from treadctl.drivers.errors import CodecError, DriverError, LinkLost, Rejected, TimedOut
@@ -40,6 +40,8 @@ class TrackmasterDriver(Driver):
     capabilities = Capabilities(
         speed_max_kmh=units.tenths_mph_to_kmh(150),  # 15 mph, the range trackmaster hosts clamp to
         speed_resolution_kmh=units.tenths_mph_to_kmh(1),
+        # 0.2 mph: trackmaster-python's lower clamp; nothing says a Trackmaster takes 0.1 mph.
+        speed_min_kmh=units.tenths_mph_to_kmh(2),
         incline_min_pct=0.0,
         incline_max_pct=25.0,
         incline_step_pct=0.5,
@@ -60,9 +62,12 @@ class TrackmasterDriver(Driver):
         retries: int = 1,
         max_misses: int = 3,
         belt_states: Mapping[int, bool] | None = None,
+        min_speed_kmh: float | None = None,
     ) -> None:
         """`belt_states`: the meaning (running or not) of C0 state bytes the manuals do not
-        name, from device.trackmaster.belt_states; any other unnamed byte is "not running"."""
+        name, from device.trackmaster.belt_states; any other unnamed byte is "not running".
+        `min_speed_kmh`: the treadmill's slowest speed (device.min_speed_kmh), else 0.2 mph."""
+        self.capabilities = with_min_speed(type(self).capabilities, min_speed_kmh)
         # The period the owner reads the treadmill at (device.poll_interval_s): refused here
         # when it could not keep the watchdog fed, whoever builds the driver.
         if not 0 < poll_interval_s <= self.capabilities.max_poll_interval_s:

@@ -19,8 +19,11 @@ _E_ILLEGAL = bytes([codec.ErrorCode.ILLEGAL_COMMAND])
 class TrackmasterPersonality:
     """Answers host requests exactly as research/protocols.md §1.2-1.3 describe."""
 
-    def __init__(self, dialect: Dialect, belt: BeltPhysics) -> None:
+    def __init__(self, dialect: Dialect, belt: BeltPhysics, *, speed_min_tenths: int = 0) -> None:
+        """`speed_min_tenths`: a treadmill that answers BE to a non-zero speed below this (the
+        manuals do not say whether a real one does; trackmaster-python clamps to 0.2 mph)."""
         self.name = dialect.value
+        self.speed_min_tenths = speed_min_tenths
         self.dialect = dialect
         self.belt = belt
         self.decoder = codec.RequestDecoder(dialect)
@@ -100,7 +103,7 @@ class TrackmasterPersonality:
             tenths, reverse = codec.decode_speed_field(field, self.dialect)
         except CodecError:
             return _E_RANGE
-        if tenths > MAX_TENTHS_MPH:
+        if tenths > MAX_TENTHS_MPH or 0 < tenths < self.speed_min_tenths:
             return _E_RANGE
         kmh = units.tenths_mph_to_kmh(tenths)
         return ack if self.belt.set_speed(now, -kmh if reverse else kmh) else _E_RANGE
