@@ -402,3 +402,12 @@ async def test_rule7_a_request_invalid_at_any_time_says_so_before_the_interlock(
         valid = await r.run(c.Start("backward-intervals"))
         assert (valid.ok, valid.code) == (False, "interlock_active")  # still within the 3 s
         assert Op.START_WATCHDOG not in r.sim.wire.rx
+
+
+async def test_rule2_a_manual_speed_below_the_treadmills_slowest_is_refused() -> None:
+    async with rig() as r:
+        slowest = r.driver.capabilities.speed_min_kmh
+        assert r.controller.supervisor.rules.speed_min_kmh == slowest  # the driver's fact wins
+        res = await r.run(c.ManualSet(slowest / 2, FWD))
+        assert (res.ok, res.code) == (False, "out_of_range")
+        assert Op.START_WATCHDOG not in r.sim.wire.rx

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -89,9 +90,21 @@ def test_key_doses_match_the_studies() -> None:
 def test_every_builtin_validates(name: str, device: DeviceProfile) -> None:
     program = BUILTINS[name].program
     assert check_program(program, device) == []
-    for pname, param in program.parameters.items():  # and across its whole parameter range
-        assert check_program(program, device, {pname: param.max}) == []
-        assert check_program(program, device, {pname: param.min}) == []
+    # Across its whole parameter range, on a treadmill that can go as slow as the slowest one.
+    slow = dataclasses.replace(
+        device, capabilities=dataclasses.replace(device.capabilities, speed_min_kmh=0.1)
+    )
+    for pname, param in program.parameters.items():
+        assert check_program(program, slow, {pname: param.max}) == []
+        assert check_program(program, slow, {pname: param.min}) == []
+
+
+def test_a_phase_slower_than_the_treadmill_can_go_is_refused() -> None:
+    program = BUILTINS["chang2021-stroke"].program
+    assert DEFAULT_DEVICE.capabilities.speed_min_kmh > 0.3  # 0.2 mph on the Woodway protocol
+    problems = check_program(program, DEFAULT_DEVICE, {"comfortable_backward_kmh": 0.3})
+    assert len(problems) == 1
+    assert "below the sim treadmill's slowest speed of 0.32 km/h" in problems[0]
 
 
 def test_the_shipped_schema_is_the_generated_one() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -143,6 +144,9 @@ class Controller:
                 f"tick {tick_s} s must be within (0, {driver.capabilities.max_poll_interval_s}] s "
                 f"to keep the {driver.name} watchdog fed"
             )
+        if rules.speed_min_kmh < driver.capabilities.speed_min_kmh:
+            # The treadmill's slowest speed is a fact about it, whoever built the rules.
+            rules = dataclasses.replace(rules, speed_min_kmh=driver.capabilities.speed_min_kmh)
         self.driver = driver
         self.profile = profile
         self.supervisor = SafetySupervisor(rules)

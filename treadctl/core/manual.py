@@ -21,6 +21,13 @@ def manual_refusal(
     )
     if not 0 <= command.speed_kmh <= cap:
         return "out_of_range", f"{command.speed_kmh} km/h is outside 0-{cap} km/h ({key})"
+    low = max(rules.speed_min_kmh, caps.speed_min_kmh)
+    if 0 < command.speed_kmh < low - 1e-9:
+        message = (
+            f"{command.speed_kmh} km/h is below the treadmill's slowest speed of "
+            f"{low:.2f} km/h (device.min_speed_kmh); 0 stops the belt"
+        )
+        return "out_of_range", message
     icap = min(rules.incline_cap(command.walk), caps.incline_max_pct)
     if not caps.incline_min_pct <= command.incline_pct <= icap:
         return (

@@ -37,6 +37,12 @@ def phase_problems(phase: PhaseInstance, profile: DeviceProfile) -> list[str]:
             f"{_num(phase.speed_kmh)} km/h exceeds the {profile.driver} driver's maximum "
             f"of {caps.speed_max_kmh:.1f} km/h"
         )
+    if 0 < phase.speed_kmh < caps.speed_min_kmh - 1e-9:
+        # The ramp would hold such a phase at 0: say so instead of a belt that never moves.
+        out.append(
+            f"{_num(phase.speed_kmh)} km/h is below the {profile.driver} treadmill's slowest "
+            f"speed of {caps.speed_min_kmh:.2f} km/h (device.min_speed_kmh)"
+        )
     icap, ikey = profile.incline_cap(phase.walk)
     if phase.incline_pct > icap + 1e-9:
         out.append(f"incline {_num(phase.incline_pct)} % exceeds {ikey} = {icap}")
