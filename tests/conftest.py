@@ -1,16 +1,88 @@
-"""Shared fixtures. Every test runs under the leaked-task check below."""
+"""Shared fixtures. Every test runs under the leaked-task check and the event-loop stall monitor
+below (tests/loopwatch.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from loopwatch import STALL_S, LoopWatch
 from treadctl import logs
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "blocks_loop(reason): the test blocks its own event loop on purpose (the stall monitor "
+        "then requires a stall instead of failing on one)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "broker: set on every test that uses the `broker` or `own_broker` fixture (mosquitto, or "
+        "the embedded broker); CI runs `-m broker` again with TREADCTL_TEST_BROKER=embedded",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"broker", "own_broker"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.broker)
+
+
+@dataclass
+class _Largest:
+    seconds: float = 0.0
+    test: str = ""
+    where: str = ""
+    tests: int = 0
+
+
+_LARGEST = _Largest()
+
+
+@pytest.fixture(autouse=True)
+async def _loop_stall_monitor(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail a test whose event loop is blocked for longer than STALL_S (tests/loopwatch.py): the
+    loop hosts the controller and the simulated treadmill, whose 0.5 s watchdog a blocked loop
+    trips. The failure shows where the loop thread was while it was blocked."""
+    watch = LoopWatch(asyncio.get_running_loop())
+    try:
+        yield
+    finally:
+        watch.close()
+    marker = request.node.get_closest_marker("blocks_loop")
+    if marker is not None:
+        assert watch.stalls, f"marked blocks_loop ({marker.args}) but no stall was seen"
+        return
+    _LARGEST.tests += 1
+    if log := os.environ.get("TREADCTL_TEST_STALL_LOG"):
+        with Path(log).open("a") as out:
+            ms, where = watch.largest.seconds * 1000, watch.largest.where()
+            out.write(f"{ms:8.1f} ms  {request.node.nodeid}  {where}\n")
+    if watch.largest.seconds > _LARGEST.seconds:
+        where = watch.largest.where()
+        _LARGEST.seconds, _LARGEST.test, _LARGEST.where = (
+            watch.largest.seconds,
+            request.node.nodeid,
+            where,
+        )
+    if watch.stalls:
+        pytest.fail(watch.report(), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _LARGEST.tests:
+        terminalreporter.write_line(
+            f"event loop: largest stall {_LARGEST.seconds * 1000:.0f} ms over {_LARGEST.tests} "
+            f"tests (threshold {STALL_S * 1000:.0f} ms), in {_LARGEST.test} at {_LARGEST.where}"
+        )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from mqtt.brokers import Broker
 from mqtt.harness import settings_for, user_client
 from treadctl.config.models import Settings
@@ -187,6 +189,7 @@ async def daemon_in_process(broker: Broker, ns: NotifySocket) -> AsyncIterator[D
             notifier.close()
 
 
+@pytest.mark.blocks_loop("the daemon's loop is this test's loop: blocking it is the test")
 async def test_no_watchdog_ping_while_the_event_loop_is_blocked(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -1,0 +1,83 @@
+"""The event-loop stall monitor itself (tests/loopwatch.py, run by tests/conftest.py): it must
+fail a test that blocks its loop, say where, and pass one that does not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from loopwatch import STALL_S, LoopWatch
+
+CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
+ARGS = (
+    "-p",
+    "asyncio",
+    "-o",
+    "asyncio_mode=auto",
+    "-o",
+    "asyncio_default_fixture_loop_scope=function",
+)
+
+
+def test_a_blocking_test_fails_with_where_it_blocked(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        f"""
+        import asyncio
+        import time
+
+        import pytest
+
+        async def test_blocks():
+            await asyncio.sleep(0.01)
+            time.sleep({STALL_S + 0.15})  # the line the report must show
+            await asyncio.sleep(0.01)
+
+        async def test_clean():
+            for _ in range(10):
+                await asyncio.sleep(0.01)
+
+        @pytest.mark.blocks_loop("on purpose")
+        async def test_marked_and_blocking():
+            time.sleep({STALL_S + 0.05})
+
+        @pytest.mark.blocks_loop("but it does not")
+        async def test_marked_but_not_blocking():
+            await asyncio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    # test_blocks and test_marked_but_not_blocking pass and error in their teardown
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_blocks*",
+            "the event loop was blocked 1 time(s) for longer than*",
+            "-- blocked * ms, at:",
+            "*test_a_blocking_test_fails_with_where_it_blocked.py*, line *, in test_blocks",
+            "*time.sleep(*the line the report must show",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*marked blocks_loop*but no stall was seen*"])
+    result.stdout.fnmatch_lines(["event loop: largest stall * ms over 2 tests*"])
+
+
+@pytest.mark.blocks_loop("the stall the watch under test must see")
+async def test_waiting_is_not_a_stall_and_the_watch_comes_off() -> None:
+    loop = asyncio.get_running_loop()
+    before = vars(loop).get("_run_once")  # the watch of tests/conftest.py
+    watch = LoopWatch(loop, threshold_s=0.1)
+    try:
+        await asyncio.sleep(0.3)  # idle in the selector: not counted
+        time.sleep(STALL_S + 0.05)  # the stall under test
+        await asyncio.sleep(0)
+    finally:
+        watch.close()
+    assert len(watch.stalls) == 1, watch.stalls
+    assert watch.stalls[0].seconds >= STALL_S + 0.05
+    assert watch.largest == watch.stalls[0]
+    assert "time.sleep(STALL_S + 0.05)  # the stall under test" in watch.stalls[0].stack
+    assert vars(loop).get("_run_once") is before  # put back as it was
