@@ -29,7 +29,7 @@ async def test_broker_lost_mid_session_stops_the_belt_in_a_ramp_and_commands_wor
         assert speed is not None
 
         killed_at = time.monotonic()
-        own_broker.kill()
+        await own_broker.akill()
         await f.still(killed_at)
         ramp = f.sim.belt(killed_at)
         slowing = next(at for at, _, _, v in ramp if v < speed[2])
@@ -44,7 +44,7 @@ async def test_broker_lost_mid_session_stops_the_belt_in_a_ramp_and_commands_wor
         assert first_stopped[3] == 0, ramp
 
         restarted_at = time.monotonic()
-        own_broker.start()
+        await own_broker.astart()
         async with user_client(own_broker, f.topics) as user:
             assert await user.wait_for(f.topics.availability, timeout=10) == "online"
             state = await user.wait_for(f.topics.state, lambda s: s["mode"] == "idle", 10)

@@ -90,14 +90,14 @@ async def test_broker_restart_mid_session_applies_the_policy_and_comes_back(
     async with bridged(own_broker, rules) as b:
         assert (await b.user.request("set", {"speed_kmh": 1.5, "walk": "backward"}))["ok"]
         await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -1.2, 10, "at speed")
-        own_broker.kill()
+        await own_broker.akill()
         # safety.broker_loss_s = 1: a controlled stop (a ramp, not an e-stop)
         await b.rig.until(lambda: b.rig.controller.mode is Mode.STOPPING, 5, "stopping")
         await b.rig.mode(Mode.IDLE, 15)
         speeds = [abs(w.kmh) for w in b.rig.wire_speeds()]
         assert speeds[-1] == 0
         assert b.rig.controller.supervisor.latched is None  # controlled stop, not an e-stop
-        own_broker.start()
+        await own_broker.astart()
         await b.rig.until(lambda: b.bridge.connections >= 2, 10, "reconnected")
         # a fresh client sees what the bridge re-published after reconnecting
         async with user_client(own_broker, b.topics) as fresh:
@@ -117,12 +117,12 @@ async def test_broker_loss_with_continue_keeps_the_session(own_broker: Broker) -
     async with bridged(own_broker, rules) as b:
         assert (await b.user.request("set", {"speed_kmh": 1.5, "walk": "backward"}))["ok"]
         await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -1.2, 10, "at speed")
-        own_broker.kill()
+        await own_broker.akill()
         await asyncio.sleep(2.0)
         assert b.rig.controller.mode is Mode.RUNNING
         assert b.rig.sim.belt.speed_kmh < -1.2
         assert "broker_lost" in b.rig.event_types()
-        own_broker.start()
+        await own_broker.astart()
         await b.rig.until(b.bridge.connected.is_set, 10, "reconnected")
         assert b.rig.controller.mode is Mode.RUNNING
 

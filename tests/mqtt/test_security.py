@@ -13,7 +13,6 @@ import logging
 import secrets
 import shutil
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import pytest
 import trustme
 
 from control.rig import Rig, rig
-from mqtt.brokers import MOSQUITTO, Broker, TlsFiles, mosquitto_broker
+from mqtt.brokers import MOSQUITTO, NEEDS_MOSQUITTO, Broker, TlsFiles, mosquitto_broker
 from mqtt.harness import User, protocol, settings_for
 from treadctl import logs
 from treadctl.config.models import Settings
@@ -34,7 +33,7 @@ from treadctl.mqtt.bridge import MqttBridge
 from treadctl.mqtt.connection import credentials
 from treadctl.mqtt.topics import Topics
 
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason=NEEDS_MOSQUITTO)
 
 REFUSED_WAIT_S = 2.0  # the bridge retries every 0.1-0.5 s (settings_for), so several attempts
 CONNECT_TIMEOUT_S = 10.0
@@ -57,14 +56,17 @@ def secret() -> str:
     return f"pw-{secrets.token_hex(12)}"
 
 
-def mosquitto_passwords(path: Path, users: dict[str, str]) -> Path:
+async def mosquitto_passwords(path: Path, users: dict[str, str]) -> Path:
     tool = shutil.which("mosquitto_passwd")
     assert tool is not None, "mosquitto_passwd is not on PATH (it ships with mosquitto)"
     for n, (user, password) in enumerate(users.items()):
         create = ["-c"] if n == 0 else []
-        subprocess.run(
-            [tool, "-b", *create, str(path), user, password], check=True, capture_output=True
-        )
+        proc = await asyncio.create_subprocess_exec(
+            tool, "-b", *create, str(path), user, password,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, out
     return path
 
 
@@ -74,12 +76,12 @@ def password_file(path: Path, password: str) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def running(broker: Broker) -> Iterator[Broker]:
+@contextlib.asynccontextmanager
+async def running(broker: Broker) -> AsyncIterator[Broker]:
     try:
-        yield broker.start()
+        yield await broker.astart()
     finally:
-        broker.kill()
+        await broker.akill()
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,10 @@ async def test_password_file_right_password_connects_and_is_never_logged(
     tmp_path: Path, captured: Captured
 ) -> None:
     daemon_pw, operator_pw = secret(), secret()
-    users = mosquitto_passwords(tmp_path / "passwd", {"daemon": daemon_pw, "operator": operator_pw})
-    with running(mosquitto_broker(tmp_path, password_file=users)) as broker:
+    users = await mosquitto_passwords(
+        tmp_path / "passwd", {"daemon": daemon_pw, "operator": operator_pw}
+    )
+    async with running(mosquitto_broker(tmp_path, password_file=users)) as broker:
         settings = settings_for(
             broker,
             mqtt={"username": "daemon", "password_file": password_file(tmp_path / "pw", daemon_pw)},
@@ -277,8 +281,8 @@ async def test_password_file_wrong_password_never_connects_and_is_never_logged(
     tmp_path: Path, captured: Captured
 ) -> None:
     right, wrong = secret(), secret()
-    users = mosquitto_passwords(tmp_path / "passwd", {"daemon": right})
-    with running(mosquitto_broker(tmp_path, password_file=users)) as broker:
+    users = await mosquitto_passwords(tmp_path / "passwd", {"daemon": right})
+    async with running(mosquitto_broker(tmp_path, password_file=users)) as broker:
         settings = settings_for(
             broker,
             mqtt={"username": "daemon", "password_file": password_file(tmp_path / "pw", wrong)},
@@ -315,7 +319,7 @@ def tls_settings(broker: Broker, **tls: object) -> Settings:
 async def test_tls_verified_by_ca_file_connects_and_round_trips(
     tmp_path: Path, pki: Pki, captured: Captured
 ) -> None:
-    with running(tls_broker(tmp_path, pki, "localhost")) as broker:
+    async with running(tls_broker(tmp_path, pki, "localhost")) as broker:
         settings = tls_settings(broker, ca_file=pki.ca_file)
         topics = Topics.from_settings(settings)
         user_tls = ssl.create_default_context(cafile=str(pki.ca_file))
@@ -332,7 +336,7 @@ async def test_tls_certificate_from_another_ca_is_refused(
     tmp_path: Path, pki: Pki, captured: Captured
 ) -> None:
     stranger = new_pki(tmp_path / "other-pki", "other-ca")
-    with running(tls_broker(tmp_path, pki, "localhost")) as broker:
+    async with running(tls_broker(tmp_path, pki, "localhost")) as broker:
         settings = tls_settings(broker, ca_file=stranger.ca_file)
         async with rig() as r, bridge_running(r, settings) as bridge:
             await never_connects(bridge)
@@ -345,7 +349,7 @@ async def test_tls_certificate_from_another_ca_is_refused(
 async def test_tls_hostname_is_checked_unless_insecure(
     tmp_path: Path, pki: Pki, captured: Captured
 ) -> None:
-    with running(tls_broker(tmp_path, pki, "other.example")) as broker:
+    async with running(tls_broker(tmp_path, pki, "other.example")) as broker:
         checked = tls_settings(broker, ca_file=pki.ca_file)
         async with rig() as r:
             async with bridge_running(r, checked) as bridge:
@@ -363,7 +367,7 @@ async def test_tls_hostname_is_checked_unless_insecure(
 @pytest.mark.usefixtures("leaky_tls_refusals")
 async def test_tls_client_certificate_required_by_the_broker(tmp_path: Path, pki: Pki) -> None:
     cert, key = pki.issue("client", "treadctl-client.example")
-    with running(tls_broker(tmp_path, pki, "localhost", require_certificate=True)) as broker:
+    async with running(tls_broker(tmp_path, pki, "localhost", require_certificate=True)) as broker:
         with_cert = tls_settings(broker, ca_file=pki.ca_file, cert_file=cert, key_file=key)
         without = tls_settings(broker, ca_file=pki.ca_file)
         async with rig() as r:
@@ -394,10 +398,10 @@ topic read treadctl/#
 
 async def test_acl_read_only_user_cannot_move_the_belt(tmp_path: Path) -> None:
     pw = {"daemon": secret(), "operator": secret(), "viewer": secret()}
-    users = mosquitto_passwords(tmp_path / "passwd", pw)
+    users = await mosquitto_passwords(tmp_path / "passwd", pw)
     acl = tmp_path / "acl"
     acl.write_text(ACL)
-    with running(mosquitto_broker(tmp_path, password_file=users, acl_file=acl)) as broker:
+    async with running(mosquitto_broker(tmp_path, password_file=users, acl_file=acl)) as broker:
         settings = settings_for(
             broker,
             mqtt={
