@@ -79,6 +79,18 @@ class Rig:
     async def mode(self, mode: Mode, timeout: float = 10.0) -> None:
         await self.until(lambda: self.controller.mode is mode, timeout, f"mode {mode}")
 
+    async def interlock_over(self, timeout: float = 5.0) -> None:
+        """Until the start interlock (rule 7, after power-up, an e-stop or a reset) has passed."""
+        supervisor = self.controller.supervisor
+        await self.until(
+            lambda: self.controller.clock() >= supervisor.interlock_until, timeout, "interlock over"
+        )
+
+    async def ticks(self, n: int, timeout: float = 5.0) -> None:
+        """Until the controller has read the belt and told its listeners `n` more times."""
+        target = len(self.snapshots) + n
+        await self.until(lambda: len(self.snapshots) >= target, timeout, f"{n} more ticks")
+
     def event_types(self) -> list[str]:
         return [e.type for e in self.events]
 
@@ -191,7 +203,7 @@ async def controller_rig(
     try:
         await asyncio.wait_for(controller.ready.wait(), 5)
         if wait_interlock:
-            await asyncio.sleep(rules.estop_interlock_s + 0.05)
+            await r.interlock_over(rules.estop_interlock_s + 5.0)
         yield r
     finally:
         try:
