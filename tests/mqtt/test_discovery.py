@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 import jinja2
@@ -435,18 +436,38 @@ async def test_the_retained_discovery_message_arrives_with_the_structure(broker:
 
 
 async def test_home_assistant_birth_message_makes_the_bridge_send_discovery_again(
-    broker: Broker,
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with bridged(broker) as b:
+        # The bridge answers a birth message by scheduling `_rediscover` (which waits a random
+        # delay of up to 1 s, as Home Assistant asks): counted here, so "not sent again" is
+        # known once the message was dealt with, however slowly anything is delivered.
+        rediscover = b.bridge._rediscover
+        scheduled: list[object] = []
+
+        def counted(client: Any) -> Coroutine[Any, Any, None]:
+            scheduled.append(client)
+            return rediscover(client)
+
+        monkeypatch.setattr(b.bridge, "_rediscover", counted)
+
+        async def dealt_with() -> None:
+            """Messages are taken in order: once a later command is answered, the bridge has
+            dealt with everything the user published before it."""
+            assert (await b.user.request("heartbeat"))["ok"]
+
         await _discovered(b.user, b.topics)
-        await asyncio.sleep(0.3)  # nothing else is on its way
+        await dealt_with()  # and the discovery and state of the connection came before
         before = len(b.user.on(b.topics.discovery))
         states = len(b.user.on(b.topics.state))
         # Not Home Assistant's birth message: ignored.
         await b.user.client.publish(b.topics.ha_status, b"offline", qos=1)
-        await asyncio.sleep(1.5)
+        await dealt_with()
+        assert scheduled == []
         assert len(b.user.on(b.topics.discovery)) == before
         await b.user.client.publish(b.topics.ha_status, b"online", qos=1)
+        await dealt_with()
+        assert len(scheduled) == 1
         again = await _next_on(b.user, b.topics.discovery, before, timeout=3.0)
         check_structure(again, b.topics, sorted(b.rig.controller.programs))
         # The state follows, so entities get their values at once.
@@ -540,5 +561,5 @@ async def test_an_unknown_program_via_the_select_is_refused(broker: Broker) -> N
         assert not response["ok"]
         assert response["error"]["code"] == "unknown_program"
         assert "no-such-program" in response["error"]["message"]
-        await asyncio.sleep(0.3)
+        assert b.bridge.selected_program is None  # decided before the answer was sent
         assert all(s.get("selected_program") is None for s in b.user.on(b.topics.state))

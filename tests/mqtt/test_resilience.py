@@ -118,10 +118,11 @@ async def test_broker_loss_with_continue_keeps_the_session(own_broker: Broker) -
         assert (await b.user.request("set", {"speed_kmh": 1.5, "walk": "backward"}))["ok"]
         await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -1.2, 10, "at speed")
         await own_broker.akill()
-        await asyncio.sleep(2.0)
+        # the grace time (0.5 s) runs out: `broker_lost`, and the session runs on past it
+        await b.rig.until(lambda: "broker_lost" in b.rig.event_types(), 5, "broker_lost")
+        await b.rig.ticks(10)
         assert b.rig.controller.mode is Mode.RUNNING
         assert b.rig.sim.belt.speed_kmh < -1.2
-        assert "broker_lost" in b.rig.event_types()
         await own_broker.astart()
         await b.rig.until(b.bridge.connected.is_set, 10, "reconnected")
         assert b.rig.controller.mode is Mode.RUNNING
