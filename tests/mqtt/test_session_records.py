@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mqtt.brokers import Broker
@@ -23,6 +23,7 @@ from mqtt.harness import User, user_client
 from mqtt.processes import online, simulator, start_daemon, write_config
 from treadctl.config.models import Settings
 from treadctl.mqtt.topics import Topics
+from treadctl.store.model import Sample
 from treadctl.store.queries import get_session, load_samples
 
 PROGRAM = "alghadir2019-knee-oa"
@@ -58,6 +59,41 @@ async def start_program(user: User) -> str:
     return str(started["session_id"])
 
 
+async def committed(
+    db: Path,
+    session_id: str,
+    enough: Callable[[list[Sample]], bool],
+    what: str,
+    *,
+    at_most_1_s_old: bool = False,
+    timeout: float = 15.0,
+) -> list[Sample]:
+    """The session's committed samples, read from the database (read-only, as another process
+    would) until `enough(samples)`. With `at_most_1_s_old`, every look also checks the claim a
+    crash is judged by: the newest committed sample is never more than a second old."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                looked_at = time.time()
+                with database(db) as conn:
+                    samples = load_samples(conn, session_id)
+                if at_most_1_s_old and samples:
+                    assert looked_at - samples[-1].ts <= 1.0, (looked_at, samples[-1])
+                if enough(samples):
+                    return samples
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def _reverse(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if s.belt == "reverse" and s.speed_kmh > 0]
+
+
+def _any_reverse(samples: list[Sample]) -> bool:
+    return bool(_reverse(samples))
+
+
 async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_last_second(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -70,7 +106,16 @@ async def test_a_killed_daemon_leaves_an_interrupted_session_complete_to_the_las
             await sim.until(
                 lambda s, d, v, _: s == "running" and d == "reverse" and v > 0.5, 15, ""
             )
-            await asyncio.sleep(2.0)
+            # samples reach the file while the belt runs, and keep reaching it: at every look
+            # (each a moment a crash could come) the newest is at most a second old
+            first = await committed(db, session_id, _any_reverse, "samples of the belt in reverse")
+            await committed(
+                db,
+                session_id,
+                lambda s: bool(_reverse(s)) and _reverse(s)[-1].ts >= _reverse(first)[0].ts + 1.5,
+                "1.5 s of samples of the belt in reverse",
+                at_most_1_s_old=True,
+            )
             killed_at, killed_mono = time.time(), time.monotonic()
             daemon.kill()
             await daemon.wait()
@@ -123,19 +168,24 @@ async def test_a_failing_disk_is_reported_and_never_reaches_the_belt(
             await sim.until(
                 lambda s, d, v, _: s == "running" and d == "reverse" and v > 0.5, 15, ""
             )
-            await asyncio.sleep(1.5)  # let some samples reach the file
+            await committed(db, session_id, _any_reverse, "samples of the belt in reverse")
 
-            failed_at = time.time()
+            failed_at, failed_mono = time.time(), time.monotonic()
             resource.prlimit(daemon.pid, resource.RLIMIT_FSIZE, (0, unlimited))
             fault = await user.wait_for(
                 topics.event, lambda e: e["type"] == "fault" and e["cause"] == "storage", 10
             )
             assert fault["session_id"] == session_id
-            # the session carries on at speed, in reverse, while storage is down
-            await asyncio.sleep(2.0)
+            # the session carries on at speed, in reverse, while storage is down: the daemon's
+            # telemetry for 2 s after the failure, and the treadmill's own reports
+            await user.wait_for(topics.telemetry, lambda t: t["ts"] >= failed_at + 2.0, 10)
+            told = [t for t in user.on(topics.telemetry) if t["ts"] >= failed_at]
+            assert all(t["belt"] == "reverse" and t["speed_kmh"] > 0 for t in told), told
             now = sim.now()
             assert now is not None
             assert now[:2] == ("running", "reverse"), now
+            belt = sim.belt(failed_mono)
+            assert all(r[1:3] == ("running", "reverse") for r in belt), belt
             assert (await user.request("heartbeat"))["ok"]
             faults = [e for e in user.on(topics.event) if e["type"] == "fault"]
             assert len(faults) == 1, faults  # one report per failure, not one per sample
