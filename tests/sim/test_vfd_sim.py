@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from pymodbus.client import AsyncModbusSerialClient
@@ -14,6 +14,20 @@ from treadctl.sim.console import apply
 from treadctl.sim.delta_vfd import FAULT_COMM, DeltaVfdPersonality
 from treadctl.sim.physics import BeltPhysics, StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
+
+# The simulated drive checks for a quiet line at each physics tick (20 ms): its comm-loss stop is
+# late by that tick plus however late the loop ran it, which tests/loopwatch.py keeps under 0.2 s.
+# Never as late as a second timeout period.
+LATE_S = 0.25
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def say(sim: SimulatedTreadmill, line: str) -> str:
@@ -34,10 +48,15 @@ async def client(sim: SimulatedTreadmill) -> AsyncIterator[AsyncModbusSerialClie
     client = AsyncModbusSerialClient(
         sim.path, framer=FramerType.RTU, baudrate=9600, timeout=0.5, retries=0
     )
+    before = asyncio.all_tasks()
     assert await client.connect()
     yield client
     client.close()
-    await asyncio.sleep(0.05)  # let pymodbus finish closing its transport
+    # close() cancels pymodbus's tasks (the serial poll, a reconnect): until they have ended
+    await until(
+        lambda: all(t.done() for t in asyncio.all_tasks() - before - {asyncio.current_task()}),
+        "pymodbus's tasks to end",
+    )
 
 
 async def status(client: AsyncModbusSerialClient) -> list[int]:
@@ -87,11 +106,11 @@ async def test_the_comm_loss_stop_fires_after_pr_09_03(
 ) -> None:
     await client.write_register(codec.REG_FREQUENCY, 500, device_id=1)
     await client.write_register(codec.REG_COMMAND, codec.RUN_FORWARD, device_id=1)
-    await asyncio.sleep(1.0)  # quiet for longer than 0.5 s
-    assert not sim.belt.running
+    assert sim.belt.running
+    await until(lambda: not sim.belt.running, "the comm-loss stop")  # the line is quiet now
     assert sim.belt.stop_cause is StopCause.WATCHDOG
     assert sim.belt.watchdog_silence_s is not None
-    assert 0.5 <= sim.belt.watchdog_silence_s < 0.6
+    assert 0.5 <= sim.belt.watchdog_silence_s < 0.5 + LATE_S
     assert (await status(client))[0] == FAULT_COMM  # cE10 latched until reset
     # a tripped drive ignores run until the fault is reset
     await client.write_register(codec.REG_COMMAND, codec.RUN_FORWARD, device_id=1)
@@ -107,12 +126,16 @@ async def test_keep_running_on_a_dead_link_when_told_to(
     assert "Pr.09-02 = 03" in say(sim, "status")
     await client.write_register(codec.REG_FREQUENCY, 500, device_id=1)
     await client.write_register(codec.REG_COMMAND, codec.RUN_FORWARD, device_id=1)
-    await asyncio.sleep(1.0)
+    # quiet for a second, twice Pr.09-03's 0.5 s, as the drive's own clock counts it
+    await until(lambda: sim.clock() - sim.belt.last_rx > 1.0, "a second of silence")
+    sim.belt.advance(sim.clock())
     assert sim.belt.running  # the factory default: the belt runs on, blind
     # Pr.09-03 can be written over Modbus too (0.1 s units), and takes effect at once
     await client.write_register(codec.PR_09_02, 1, device_id=1)
     await client.write_register(codec.PR_09_03, 3, device_id=1)
-    await asyncio.sleep(0.6)
+    await until(lambda: not sim.belt.running, "the comm-loss stop after 0.3 s")
     assert sim.belt.stop_cause is StopCause.WATCHDOG
+    assert sim.belt.watchdog_silence_s is not None
+    assert 0.3 <= sim.belt.watchdog_silence_s < 0.3 + LATE_S
     assert say(sim, "param 09-03 x").startswith("error")
     assert say(sim, "param 09-05 1").startswith("error")
