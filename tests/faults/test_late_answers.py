@@ -39,10 +39,14 @@ async def test_late_within_the_timeout_runs_on_and_late_past_it_is_a_fault(
 
         late_at, late_wall = time.monotonic(), time.time()
         await f.inject("late 0.4")
-        fault = await f.event("fault", cause="link_lost")
+        fault = await f.event("fault", cause="link_lost", timeout=15)
         assert fault["session_id"] == session_id
-        # three missed answers in a row (~1 s); the margin is for a loaded CI machine
-        assert fault["ts"] - late_wall < 3.0, "a few polls past the timeout, not more"
+        # `max_misses` (3) missed answers in a row. Often ~1 s, but the Trackmaster protocol has
+        # no request ids: the late answer to a timed-out request, arriving during its retry, is
+        # taken as the retry's answer and resets the count, so when it reaches 3 depends on how
+        # the late answers fall (measured 0.8-2.9 s here, up to 5.1 s with the driver alone).
+        # Bounded, not tight, until the driver tells a stale answer from a fresh one.
+        assert fault["ts"] - late_wall < 10.0, "a few polls past the timeout, not more"
         await f.still(late_at)
         finished = await f.event("session_finished")
         assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
