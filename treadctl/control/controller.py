@@ -403,7 +403,7 @@ class Controller:
                 result = await self._driver_failed(exc)
             _settle(future, result)
 
-    async def _handle(self, command: Command) -> Result:  # noqa: C901, PLR0911, PLR0912 - one case per command
+    async def _handle(self, command: Command) -> Result:  # noqa: PLR0911 - one case per command
         now = self.clock()
         match command:
             case cmd.Start():
@@ -411,36 +411,11 @@ class Controller:
             case cmd.ManualSet():
                 return await self._manual(command, now)
             case cmd.Pause():
-                if self.session is None or not self._enter(Trigger.PAUSE):
-                    return self._not_in_mode("pause")
-                if self.session.runner is not None:
-                    self._program_events(self.session.runner.pause())
-                self.session.paused_at = now
-                self._emit(Event("paused", self.wall(), self.session.id))
-                return Result.success("paused: the belt slows to a stop")
+                return self._pause(now)
             case cmd.Resume():
-                if self.session is None or not self._enter(Trigger.RESUME):
-                    return self._not_in_mode("resume")
-                if self.session.runner is not None:
-                    self._program_events(self.session.runner.resume())
-                if self.session.paused_at is not None:
-                    self.session.paused_total += now - self.session.paused_at
-                self.session.paused_at = None
-                self._emit(Event("resumed", self.wall(), self.session.id))
-                return Result.success("resumed")
+                return self._resume(now)
             case cmd.Skip():
-                if (
-                    self.mode is not Mode.RUNNING
-                    or self.session is None
-                    or self.session.runner is None
-                ):
-                    return self._not_in_mode("skip")
-                try:
-                    self._program_events(self.session.runner.skip())
-                except RunnerError as exc:
-                    return Result.error("not_allowed_in_mode", str(exc))
-                self._emit(Event("skipped", self.wall(), self.session.id))
-                return Result.success("skipped to the next phase")
+                return self._skip()
             case cmd.Stop():
                 if self._begin_stop(StopReason.COMMAND, "stop command"):
                     return Result.success("stopping: the belt ramps down")
@@ -450,6 +425,45 @@ class Controller:
             case cmd.EmergencyStop() | cmd.HeartRate() | cmd.Heartbeat() | cmd.BrokerState():
                 return await self.submit(command)  # not queued by submit(); kept for completeness
         return Result.error("invalid_command", f"unknown command {command!r}")
+
+    def _pause(self, now: float) -> Result:
+        session = self.session
+        if self.mode is not Mode.RUNNING or session is None:
+            return self._not_in_mode("pause")
+        if session.runner is not None:
+            # The program may end at this very instant: then its stop has begun instead.
+            self._program_events(session.runner.pause())
+        if not self._enter(Trigger.PAUSE):
+            return self._not_in_mode("pause")
+        session.paused_at = now
+        self._emit(Event("paused", self.wall(), session.id))
+        return Result.success("paused: the belt slows to a stop")
+
+    def _resume(self, now: float) -> Result:
+        session = self.session
+        if session is None or not self._enter(Trigger.RESUME):
+            return self._not_in_mode("resume")
+        if session.paused_at is not None:
+            session.paused_total += now - session.paused_at
+        session.paused_at = None
+        if session.runner is not None:
+            self._program_events(session.runner.resume())
+        self._emit(Event("resumed", self.wall(), session.id))
+        return Result.success("resumed")
+
+    def _skip(self) -> Result:
+        session = self.session
+        if self.mode is not Mode.RUNNING or session is None or session.runner is None:
+            return self._not_in_mode("skip")
+        try:
+            events = session.runner.skip()
+        except RunnerError as exc:
+            return Result.error("not_allowed_in_mode", str(exc))
+        self._program_events(events)
+        self._emit(Event("skipped", self.wall(), session.id))
+        if any(isinstance(event, Finished) for event in events):  # that was the last phase
+            return Result.success("skipped the last phase: the program is over; stopping")
+        return Result.success("skipped to the next phase")
 
     def _not_in_mode(self, what: str) -> Result:
         return Result.error("not_allowed_in_mode", f"cannot {what} while {self.mode}")
