@@ -75,6 +75,13 @@ def draw_cases(count: int) -> list[tuple[str, bytes]]:
 CASES = 500
 
 
+@pytest.fixture
+def cases() -> list[tuple[str, bytes]]:
+    """Drawn by a sync fixture, before the test's event loop runs: hypothesis takes about a
+    second of CPU, which in the loop would hold up the controller and the simulated treadmill."""
+    return draw_cases(CASES)
+
+
 async def _request_past_interlock(b: Bridged, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """The request's answer once it is not refused for the interlock after a reset (a bounded
     wait for the interlock to pass, asked of the daemon itself)."""
@@ -106,9 +113,8 @@ async def _back_to_rest(b: Bridged) -> None:
 
 @pytest.mark.timeout(240)  # ~45 s for 500 cases; slack for a loaded CI machine
 async def test_every_command_topic_answers_any_payload_and_invalid_ones_never_move_the_belt(
-    broker: Broker,
+    broker: Broker, cases: list[tuple[str, bytes]]
 ) -> None:
-    cases = draw_cases(CASES)
     assert len(cases) >= CASES
     assert {name for name, _ in cases} >= set(QUEUED), "every command topic gets payloads"
     valid = 0
@@ -159,8 +165,15 @@ def draw_payloads(count: int) -> list[bytes]:
     return payloads
 
 
-async def test_the_estop_topic_stops_the_moving_belt_whatever_the_payload(broker: Broker) -> None:
-    payloads = draw_payloads(6)
+@pytest.fixture
+def estop_payloads() -> list[bytes]:
+    return draw_payloads(6)  # outside the loop, as `cases`
+
+
+async def test_the_estop_topic_stops_the_moving_belt_whatever_the_payload(
+    broker: Broker, estop_payloads: list[bytes]
+) -> None:
+    payloads = estop_payloads
     assert len(payloads) >= 4
     async with bridged(broker) as b:
         topic = b.topics.response("estop")
