@@ -244,7 +244,11 @@ class Daemon:
         if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
             try:
                 async with asyncio.timeout(timeout_s):  # the Stop's own answer included
-                    await controller.execute(cmd.Stop())
+                    while controller.mode in (Mode.RUNNING, Mode.PAUSED):
+                        result = await controller.execute(cmd.Stop())
+                        if not result.ok:  # e.g. `busy` under a flood: never ignored
+                            log.warning("shutdown stop refused; trying again", code=result.code)
+                            await asyncio.sleep(0.05)
                     while controller.mode is Mode.STOPPING:  # noqa: ASYNC110 - no mode event
                         await asyncio.sleep(0.05)
             except TimeoutError:

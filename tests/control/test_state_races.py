@@ -19,6 +19,7 @@ from treadctl.core.device import BeltDirection, WalkDirection
 from treadctl.core.safety import EStopCause, SafetyRules
 from treadctl.core.state import Mode
 from treadctl.core.timeline import DeviceProfile
+from treadctl.daemon import Daemon
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.errors import LinkLost
 from treadctl.drivers.trackmaster import WoodwayDriver
@@ -237,3 +238,18 @@ async def test_reset_is_judged_on_a_fresh_reading_of_the_belt(
     result = await r.run(c.Reset())
     assert result.ok, result
     assert r.controller.mode is Mode.IDLE
+
+
+async def test_the_shutdown_stop_is_not_lost_to_a_full_queue(
+    hooked: tuple[Rig, HookedDriver],
+) -> None:
+    r, _ = hooked
+    assert (await r.run(c.ManualSet(0.8, FWD))).ok
+    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    flood = [r.controller.submit(c.Pause()) for _ in range(80)]
+    assert any(f.done() and f.result().code == "busy" for f in flood)  # the queue is full
+    t0 = time.monotonic()
+    await Daemon._stop_belt(r.controller, 10.0)
+    assert r.controller.mode is Mode.IDLE
+    assert "estop" not in r.event_types()  # a controlled stop, not the e-stop fallback
+    assert Op.AUTO_STOP in r.ops_since(t0)
