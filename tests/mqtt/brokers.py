@@ -31,6 +31,7 @@ MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 )
 NEEDS_MOSQUITTO = "needs mosquitto (apt install mosquitto; CI installs it)"
+NEEDS_CLIENTS = "needs mosquitto-clients (apt install mosquitto-clients; CI installs it)"
 WAIT_S = 10.0  # for a broker to listen, or to exit once killed
 
 

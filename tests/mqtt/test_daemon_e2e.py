@@ -15,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from mqtt.brokers import Broker
+from mqtt.brokers import NEEDS_CLIENTS, Broker
 from mqtt.harness import user_client
 from mqtt.processes import mosquitto_pub, online, simulator, start_daemon, write_config
 from treadctl.config.models import Settings
 from treadctl.mqtt.topics import Topics
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto_pub") is None, reason="needs mosquitto-clients (CI installs them)"
-)
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason=NEEDS_CLIENTS)
 PROGRAM = "alghadir2019-knee-oa"
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from mqtt.brokers import Broker
+from mqtt.brokers import NEEDS_CLIENTS, Broker
 
 CLIENTS = all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "mosquitto_rr"))
-pytestmark = pytest.mark.skipif(not CLIENTS, reason="needs mosquitto-clients (CI installs them)")
+pytestmark = pytest.mark.skipif(not CLIENTS, reason=NEEDS_CLIENTS)
 
 
 @dataclass

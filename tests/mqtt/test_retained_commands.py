@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mqtt.brokers import Broker
+from mqtt.brokers import NEEDS_CLIENTS, Broker
 from mqtt.harness import Bridged, bridged
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
@@ -134,7 +134,7 @@ async def test_a_retained_empty_estop_still_stops_the_belt(broker: Broker) -> No
 MOSQUITTO_PUB = shutil.which("mosquitto_pub")
 
 
-@pytest.mark.skipif(MOSQUITTO_PUB is None, reason="needs mosquitto-clients (CI installs them)")
+@pytest.mark.skipif(MOSQUITTO_PUB is None, reason=NEEDS_CLIENTS)
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mosquitto_pub_clearing_a_retained_start_moves_nothing(
     broker: Broker, protocol: str, request: pytest.FixtureRequest
