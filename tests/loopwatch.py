@@ -29,7 +29,13 @@ from typing import Any, cast
 # the drivers' response timeout 0.25 s; a healthy iteration takes well under 10 ms. 0.2 s leaves
 # room for a process preempted on a loaded 2-core CI machine (the largest seen over the whole
 # suite is in docs/testing.md) and still finds a blocking call long before it trips a watchdog.
-STALL_S = float(os.environ.get("TREADCTL_TEST_STALL_MS", "200")) / 1000
+DEFAULT_STALL_MS = 200
+
+
+def stall_threshold_s() -> float:
+    """DEFAULT_STALL_MS, or TREADCTL_TEST_STALL_MS (read when a watch starts, not at import)."""
+    return float(os.environ.get("TREADCTL_TEST_STALL_MS", DEFAULT_STALL_MS)) / 1000
+
 # The watcher wakes every WAKE_S and samples the loop thread's stack once an iteration has run for
 # SAMPLE_AFTER_S, so shorter stalls are shown with where they happened too (the suite's largest).
 WAKE_S = 0.02
@@ -65,10 +71,10 @@ def _callback_stack(frame: FrameType) -> str:
 class LoopWatch:
     """Times each iteration of `loop` (a selector event loop) until `close()`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, threshold_s: float = STALL_S) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, threshold_s: float | None = None) -> None:
         # _run_once and _selector are private to asyncio's selector event loops
         self.loop: Any = cast(Any, loop)
-        self.threshold_s = threshold_s
+        self.threshold_s = stall_threshold_s() if threshold_s is None else threshold_s
         self.stalls: list[Stall] = []
         self.largest = Stall(0.0, "")
         self._busy_since: float | None = None
@@ -147,5 +153,9 @@ class LoopWatch:
         parts = [header]
         for stall in self.stalls:
             parts.append(f"-- blocked {stall.seconds * 1000:.0f} ms, at:")
-            parts.append(stall.stack.rstrip() or "   (not sampled: the stall ended first)")
+            parts.append(
+                stall.stack.rstrip()
+                or "   (not sampled: the watcher thread did not run during it either, so most"
+                " likely the whole process was not scheduled; or the stall ended first)"
+            )
         return "\n".join(parts)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwatch import STALL_S, LoopWatch
+from loopwatch import LoopWatch
 
 CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
 ARGS = (
@@ -22,10 +22,14 @@ ARGS = (
 )
 
 
-def test_a_blocking_test_fails_with_where_it_blocked(pytester: pytest.Pytester) -> None:
+def test_a_blocking_test_fails_with_where_it_blocked(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TREADCTL_TEST_STALL_LOG", "TREADCTL_TEST_STALL_MS"):
+        monkeypatch.delenv(name, raising=False)  # the outer session's, not this one's
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
-        f"""
+        """
         import asyncio
         import time
 
@@ -33,7 +37,7 @@ def test_a_blocking_test_fails_with_where_it_blocked(pytester: pytest.Pytester) 
 
         async def test_blocks():
             await asyncio.sleep(0.01)
-            time.sleep({STALL_S + 0.15})  # the line the report must show
+            time.sleep(0.35)  # the line the report must show
             await asyncio.sleep(0.01)
 
         async def test_clean():
@@ -42,7 +46,7 @@ def test_a_blocking_test_fails_with_where_it_blocked(pytester: pytest.Pytester) 
 
         @pytest.mark.blocks_loop("on purpose")
         async def test_marked_and_blocking():
-            time.sleep({STALL_S + 0.05})
+            time.sleep(0.25)
 
         @pytest.mark.blocks_loop("but it does not")
         async def test_marked_but_not_blocking():
@@ -72,12 +76,12 @@ async def test_waiting_is_not_a_stall_and_the_watch_comes_off() -> None:
     watch = LoopWatch(loop, threshold_s=0.1)
     try:
         await asyncio.sleep(0.3)  # idle in the selector: not counted
-        time.sleep(STALL_S + 0.05)  # the stall under test
+        time.sleep(0.25)  # the stall under test
         await asyncio.sleep(0)
     finally:
         watch.close()
     assert len(watch.stalls) == 1, watch.stalls
-    assert watch.stalls[0].seconds >= STALL_S + 0.05
+    assert watch.stalls[0].seconds >= 0.25
     assert watch.largest == watch.stalls[0]
-    assert "time.sleep(STALL_S + 0.05)  # the stall under test" in watch.stalls[0].stack
+    assert "time.sleep(0.25)  # the stall under test" in watch.stalls[0].stack
     assert vars(loop).get("_run_once") is before  # put back as it was
