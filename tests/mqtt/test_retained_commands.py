@@ -134,16 +134,25 @@ async def test_a_retained_empty_estop_still_stops_the_belt(broker: Broker) -> No
 MOSQUITTO_PUB = shutil.which("mosquitto_pub")
 
 
+@pytest.fixture
+def protocol_broker(request: pytest.FixtureRequest, broker: Broker, protocol: str) -> Broker:
+    """mosquitto for MQTT 5 whatever broker the other tests use (retain-as-published needs it),
+    the session's broker for 3.1.1. A sync fixture: starting mosquitto blocks, and here it does
+    not block the test's event loop."""
+    if protocol == "5":
+        mqtt5: Broker = request.getfixturevalue("mqtt5_broker")
+        return mqtt5
+    return broker
+
+
 @pytest.mark.skipif(MOSQUITTO_PUB is None, reason=NEEDS_CLIENTS)
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mosquitto_pub_clearing_a_retained_start_moves_nothing(
-    broker: Broker, protocol: str, request: pytest.FixtureRequest
+    protocol_broker: Broker, protocol: str
 ) -> None:
     """`mosquitto_pub -r -n`, as a person clears a retained command: ignored with MQTT 5,
-    refused as `empty_payload` with 3.1.1; the selected program never starts. (MQTT 5 on
-    mosquitto whatever broker the other tests use: retain-as-published needs it.)"""
-    if protocol == "5":
-        broker = request.getfixturevalue("mqtt5_broker")
+    refused as `empty_payload` with 3.1.1; the selected program never starts."""
+    broker = protocol_broker
     assert MOSQUITTO_PUB is not None
     async with bridged(broker, mqtt={"protocol": protocol}) as b:
         await _select(b)
