@@ -36,6 +36,7 @@ def stall_threshold_s() -> float:
     """DEFAULT_STALL_MS, or TREADCTL_TEST_STALL_MS (read when a watch starts, not at import)."""
     return float(os.environ.get("TREADCTL_TEST_STALL_MS", DEFAULT_STALL_MS)) / 1000
 
+
 # The watcher wakes every WAKE_S and samples the loop thread's stack once an iteration has run for
 # SAMPLE_AFTER_S, so shorter stalls are shown with where they happened too (the suite's largest).
 WAKE_S = 0.02
