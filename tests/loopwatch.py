@@ -15,6 +15,7 @@ per iteration and a thread waking every 20 ms.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
@@ -50,12 +51,15 @@ _REPO = str(Path(__file__).resolve().parent.parent)
 class Stall:
     seconds: float
     stack: str  # the loop thread's stack while the iteration ran long ("" when not sampled)
+    gc_s: float = 0.0  # of which the garbage collector ran in the loop thread
 
     def where(self) -> str:
-        """The innermost frame of the stack that is in this repository's code."""
+        """The innermost frame of the stack that is in this repository's code, and the part the
+        garbage collector took (it holds the interpreter: the watcher cannot sample it)."""
         lines = [line for line in self.stack.splitlines() if line.startswith('  File "')]
         ours = [line for line in lines if _REPO in line and "/.venv/" not in line]
-        return (ours or lines or ["(no stack sampled)"])[-1].strip()
+        where = (ours or lines or ["(no stack sampled)"])[-1].strip()
+        return f"{where} [garbage collection {self.gc_s * 1000:.0f} ms]" if self.gc_s else where
 
 
 def _callback_stack(frame: FrameType) -> str:
@@ -81,6 +85,8 @@ class LoopWatch:
         self._busy_since: float | None = None
         self._sampled_for: float | None = None
         self._sample = ""
+        self._gc_started: float | None = None
+        self._gc_s = 0.0  # in the current iteration
         self._loop_thread = threading.get_ident()
         self._closed = threading.Event()
         self._selector = self.loop._selector
@@ -92,6 +98,16 @@ class LoopWatch:
         self._selector.select = self._timed_select
         self._watcher = threading.Thread(target=self._watch, name="test.loopwatch", daemon=True)
         self._watcher.start()
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
+        if threading.get_ident() != self._loop_thread or self._busy_since is None:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started is not None:
+            self._gc_s += time.perf_counter() - self._gc_started
+            self._gc_started = None
 
     def _timed_select(self, timeout: float | None = None) -> Any:
         self._end_busy()
@@ -108,12 +124,13 @@ class LoopWatch:
 
     def _end_busy(self) -> None:
         since, self._busy_since = self._busy_since, None
+        gc_s, self._gc_s = self._gc_s, 0.0
         if since is None:
             return
         took = time.perf_counter() - since
         if took <= self.largest.seconds and took < self.threshold_s:
             return
-        stall = Stall(took, self._sample if self._sampled_for == since else "")
+        stall = Stall(took, self._sample if self._sampled_for == since else "", gc_s)
         self.largest = max(self.largest, stall, key=lambda s: s.seconds)
         if took >= self.threshold_s:
             self.stalls.append(stall)
@@ -132,6 +149,7 @@ class LoopWatch:
                 self._sampled_for, self._sample = since, stack
 
     def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
         self._closed.set()
         self._watcher.join()
         self._end_busy()
@@ -153,7 +171,8 @@ class LoopWatch:
         )
         parts = [header]
         for stall in self.stalls:
-            parts.append(f"-- blocked {stall.seconds * 1000:.0f} ms, at:")
+            gc_ms = f" (garbage collection {stall.gc_s * 1000:.0f} ms)" if stall.gc_s else ""
+            parts.append(f"-- blocked {stall.seconds * 1000:.0f} ms{gc_ms}, at:")
             parts.append(
                 stall.stack.rstrip()
                 or "   (not sampled: the watcher thread did not run during it either, so most"

@@ -4,6 +4,7 @@ fail a test that blocks its loop, say where, and pass one that does not."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from pathlib import Path
 
@@ -77,6 +78,7 @@ async def test_waiting_is_not_a_stall_and_the_watch_comes_off() -> None:
     try:
         await asyncio.sleep(0.3)  # idle in the selector: not counted
         time.sleep(0.25)  # the stall under test
+        gc.collect()  # and a collection in the same iteration
         await asyncio.sleep(0)
     finally:
         watch.close()
@@ -84,4 +86,6 @@ async def test_waiting_is_not_a_stall_and_the_watch_comes_off() -> None:
     assert watch.stalls[0].seconds >= 0.25
     assert watch.largest == watch.stalls[0]
     assert "time.sleep(0.25)  # the stall under test" in watch.stalls[0].stack
+    assert 0 < watch.stalls[0].gc_s < watch.stalls[0].seconds
+    assert "[garbage collection " in watch.stalls[0].where()
     assert vars(loop).get("_run_once") is before  # put back as it was

@@ -128,14 +128,23 @@ async def end_bridge(task: asyncio.Task[NoReturn]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def user_client(broker: Broker, topics: Topics) -> AsyncIterator[User]:
+async def user_client(
+    broker: Broker, topics: Topics, *, sees_commands: bool = True
+) -> AsyncIterator[User]:
+    """A user subscribed to everything of the device; with `sees_commands=False`, to everything
+    but the command topics (a test that floods them need not hold every message it sent)."""
     async with aiomqtt.Client(
         broker.host,
         broker.port,
         protocol=protocol(broker),
         identifier=f"user-{secrets.token_hex(3)}",
     ) as client:
-        await client.subscribe(f"{topics.base}/#", qos=1)
+        if sees_commands:
+            await client.subscribe(f"{topics.base}/#", qos=1)
+        else:
+            for topic in (topics.availability, topics.state, topics.telemetry, topics.event):
+                await client.subscribe(topic, qos=1)
+            await client.subscribe(topics.response("+"), qos=1)
         await client.subscribe(topics.discovery, qos=1)
         user = User(client, topics)
         task = asyncio.create_task(user.collect(), name="test.user")
@@ -149,11 +158,16 @@ async def user_client(broker: Broker, topics: Topics) -> AsyncIterator[User]:
 
 @contextlib.asynccontextmanager
 async def bridged(
-    broker: Broker, rules: SafetyRules = FAST, **sections: dict[str, Any]
+    broker: Broker,
+    rules: SafetyRules = FAST,
+    *,
+    user_sees_commands: bool = True,
+    **sections: dict[str, Any],
 ) -> AsyncIterator[Bridged]:
     settings = settings_for(broker, **sections)
     topics = Topics.from_settings(settings)
-    async with rig(rules) as r, user_client(broker, topics) as user:
+    watching = user_client(broker, topics, sees_commands=user_sees_commands)
+    async with rig(rules) as r, watching as user:
         bridge = MqttBridge(
             settings,
             r.controller,
