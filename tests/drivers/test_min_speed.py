@@ -115,12 +115,14 @@ async def test_a_configured_minimum_rounded_up_to_a_wire_step() -> None:
 
 
 async def test_a_treadmill_refusing_slower_speeds_is_an_estop_without_the_minimum() -> None:
-    # What the minimum prevents: the same treadmill under rules that ramp through 0.1 mph.
+    # What the minimum prevents: the same treadmill, its driver told (wrongly) that it takes
+    # 0.1 mph, so rules and controller ramp through it (the controller raises the rules' minimum
+    # to the driver's, never lowers it).
     config = settings()
     rules = dataclasses.replace(safety_rules(config), speed_min_kmh=0.0, estop_interlock_s=0.2)
 
     def make_driver(port: str) -> Driver:
-        return WoodwayDriver(port, poll_interval_s=0.1)
+        return WoodwayDriver(port, poll_interval_s=0.1, min_speed_kmh=units.tenths_mph_to_kmh(1))
 
     console = TrackmasterPersonality(Dialect.WOODWAY, BeltPhysics(), speed_min_tenths=2)
     async with driver_rig(console, make_driver, device_profile(config), rules) as r:
