@@ -27,7 +27,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "broker: set on every test that uses the `broker` or `own_broker` fixture (mosquitto, or "
-        "the embedded broker); CI runs `-m broker` again with TREADCTL_TEST_BROKER=embedded",
+        "the embedded broker); CI runs them again with TREADCTL_TEST_BROKER=embedded",
+    )
+    config.addinivalue_line(
+        "markers",
+        "mosquitto_clients: the test drives the daemon with mosquitto_pub/sub/rr (skipped where "
+        "mosquitto-clients is not installed, so CI's embedded-broker pass leaves it out)",
     )
 
 

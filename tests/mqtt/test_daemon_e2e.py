@@ -21,7 +21,10 @@ from mqtt.processes import mosquitto_pub, online, simulator, start_daemon, write
 from treadctl.config.models import Settings
 from treadctl.mqtt.topics import Topics
 
-pytestmark = pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason=NEEDS_CLIENTS)
+pytestmark = [
+    pytest.mark.mosquitto_clients,
+    pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason=NEEDS_CLIENTS),
+]
 PROGRAM = "alghadir2019-knee-oa"
 
 

@@ -20,7 +20,7 @@ import pytest
 from mqtt.brokers import NEEDS_CLIENTS, Broker
 
 CLIENTS = all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "mosquitto_rr"))
-pytestmark = pytest.mark.skipif(not CLIENTS, reason=NEEDS_CLIENTS)
+pytestmark = [pytest.mark.mosquitto_clients, pytest.mark.skipif(not CLIENTS, reason=NEEDS_CLIENTS)]
 
 
 @dataclass

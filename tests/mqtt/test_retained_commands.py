@@ -145,6 +145,7 @@ def protocol_broker(request: pytest.FixtureRequest, broker: Broker, protocol: st
     return broker
 
 
+@pytest.mark.mosquitto_clients
 @pytest.mark.skipif(MOSQUITTO_PUB is None, reason=NEEDS_CLIENTS)
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mosquitto_pub_clearing_a_retained_start_moves_nothing(
