@@ -59,7 +59,8 @@ class Stall:
         lines = [line for line in self.stack.splitlines() if line.startswith('  File "')]
         ours = [line for line in lines if _REPO in line and "/.venv/" not in line]
         where = (ours or lines or ["(no stack sampled)"])[-1].strip()
-        return f"{where} [garbage collection {self.gc_s * 1000:.0f} ms]" if self.gc_s else where
+        gc_ms = round(self.gc_s * 1000)
+        return f"{where} [garbage collection {gc_ms} ms]" if gc_ms else where
 
 
 def _callback_stack(frame: FrameType) -> str:
@@ -171,8 +172,9 @@ class LoopWatch:
         )
         parts = [header]
         for stall in self.stalls:
-            gc_ms = f" (garbage collection {stall.gc_s * 1000:.0f} ms)" if stall.gc_s else ""
-            parts.append(f"-- blocked {stall.seconds * 1000:.0f} ms{gc_ms}, at:")
+            gc_ms = round(stall.gc_s * 1000)
+            gc_part = f" (garbage collection {gc_ms} ms)" if gc_ms else ""
+            parts.append(f"-- blocked {stall.seconds * 1000:.0f} ms{gc_part}, at:")
             parts.append(
                 stall.stack.rstrip()
                 or "   (not sampled: the watcher thread did not run during it either, so most"
