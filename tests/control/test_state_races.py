@@ -83,6 +83,12 @@ def moving_speeds_since(r: Rig, t0: float) -> list[float]:
     return [w.kmh for w in r.wire_speeds() if w.at >= t0 and w.kmh != 0]
 
 
+async def walking(r: Rig) -> None:
+    """A manual session at 0.8 km/h, the belt at speed."""
+    assert (await r.run(c.ManualSet(0.8, FWD))).ok
+    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+
+
 async def next_tick(r: Rig) -> None:
     ticked = r.controller.last_tick_at
     await r.until(lambda: r.controller.last_tick_at != ticked, 2, "a tick")
@@ -127,8 +133,7 @@ async def test_an_estop_during_the_final_stop_exchange_stays_latched(
     hooked: tuple[Rig, HookedDriver],
 ) -> None:
     r, driver = hooked
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     driver.hooks[Op.AUTO_STOP] = press(r)
     assert (await r.run(c.Stop())).ok
     await r.until(lambda: Op.AUTO_STOP not in driver.hooks, 10, "the final stop on the wire")
@@ -146,8 +151,7 @@ async def test_no_moving_speed_follows_an_estop_written_mid_exchange(
     hooked: tuple[Rig, HookedDriver],
 ) -> None:
     r, driver = hooked
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     driver.hooks[Op.SET_SPEED] = press(r)
     t0 = time.monotonic()
     assert (await r.run(c.ManualSet(1.2, FWD))).ok  # the next ramp step carries the press
@@ -168,8 +172,7 @@ async def test_link_lost_from_an_incline_command_is_a_fault_not_a_crash(
     hooked: tuple[Rig, HookedDriver],
 ) -> None:
     r, driver = hooked
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     driver.fail_incline = True
     t0 = time.monotonic()
     assert (await r.run(c.ManualSet(0.8, FWD, 2.0))).ok
@@ -185,8 +188,7 @@ async def test_link_lost_from_the_final_stop_is_a_fault_not_a_crash(
     hooked: tuple[Rig, HookedDriver],
 ) -> None:
     r, driver = hooked
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     driver.fail_stop = True
     assert (await r.run(c.Stop())).ok
     await r.mode(Mode.FAULT, 10)
@@ -202,8 +204,7 @@ async def test_safety_inputs_are_applied_when_the_command_queue_is_full() -> Non
 
 async def _flood_then_safety_inputs(r: Rig) -> None:
     ctl = r.controller
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     # A burst of untrusted commands in one go fills the queue before the controller runs.
     flood = [ctl.submit(c.Pause()) for _ in range(80)]
     assert any(f.done() and f.result().code == "busy" for f in flood)
@@ -244,8 +245,7 @@ async def test_the_shutdown_stop_is_not_lost_to_a_full_queue(
     hooked: tuple[Rig, HookedDriver],
 ) -> None:
     r, _ = hooked
-    assert (await r.run(c.ManualSet(0.8, FWD))).ok
-    await r.until(lambda: r.sim.belt.speed_kmh > 0.5, 5, "at speed")
+    await walking(r)
     flood = [r.controller.submit(c.Pause()) for _ in range(80)]
     assert any(f.done() and f.result().code == "busy" for f in flood)  # the queue is full
     t0 = time.monotonic()
