@@ -309,7 +309,7 @@ class Daemon:
                 log.warning("changes need a restart to take effect", section=section)
         self.library = library
         if self.controller is not None:
-            self.controller.programs = self._programs()
+            self.controller.set_programs(self._programs())
         if self.bridge is not None:
             self.bridge.programs = library.names
             self.bridge.telemetry_period = 1.0 / new.telemetry.rate_hz
@@ -340,8 +340,7 @@ class Daemon:
         if controller is None:
             return
         merged = self.settings.model_copy(update={"limits": new.limits, "safety": new.safety})
-        controller.supervisor.rules = safety_rules(merged)
-        controller.profile = device_profile(merged)
+        controller.set_limits(device_profile(merged), safety_rules(merged))
         self.settings = merged
 
     def _emit_reload_error(self, message: str) -> None:

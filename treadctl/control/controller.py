@@ -144,12 +144,9 @@ class Controller:
                 f"tick {tick_s} s must be within (0, {driver.capabilities.max_poll_interval_s}] s "
                 f"to keep the {driver.name} watchdog fed"
             )
-        if rules.speed_min_kmh < driver.capabilities.speed_min_kmh:
-            # The treadmill's slowest speed is a fact about it, whoever built the rules.
-            rules = dataclasses.replace(rules, speed_min_kmh=driver.capabilities.speed_min_kmh)
         self.driver = driver
         self.profile = profile
-        self.supervisor = SafetySupervisor(rules)
+        self.supervisor = SafetySupervisor(self._fit_rules(rules))
         self.programs = programs
         self.clock = clock
         self.wall = wall
@@ -181,6 +178,21 @@ class Controller:
         self._inputs: dict[str, InputHealth] = {}  # dedicated e-stop inputs, by name
         self.ready = asyncio.Event()  # set once the treadmill answered at start-up
         self.last_tick_at: float | None = None  # monotonic end of the last tick (liveness)
+
+    def _fit_rules(self, rules: SafetyRules) -> SafetyRules:
+        if rules.speed_min_kmh < self.driver.capabilities.speed_min_kmh:
+            # The treadmill's slowest speed is a fact about it, whoever built the rules.
+            return dataclasses.replace(rules, speed_min_kmh=self.driver.capabilities.speed_min_kmh)
+        return rules
+
+    def set_limits(self, profile: DeviceProfile, rules: SafetyRules) -> None:
+        """New device limits and safety rules (a reload); the owner applies them when idle."""
+        self.profile = profile
+        self.supervisor.rules = self._fit_rules(rules)
+
+    def set_programs(self, programs: Mapping[str, Program]) -> None:
+        """The programs a later `start` may name (a reload); a running program keeps its own."""
+        self.programs = programs
 
     @property
     def mode(self) -> Mode:
