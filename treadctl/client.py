@@ -32,11 +32,11 @@ import aiomqtt
 
 from treadctl import client_display as show
 from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.mqtt import connection
 from treadctl.mqtt.connection import (
     Credentials,
     MqttSetupError,
     credentials,
-    protocol_of,
     tls_context,
 )
 from treadctl.mqtt.topics import Topics
@@ -104,22 +104,13 @@ def load_target(config_path: Path | None) -> Target:
 
 
 def new_client(target: Target, timeout: float) -> aiomqtt.Client:
-    mqtt = target.settings.mqtt
-    client = aiomqtt.Client(
-        mqtt.host,
-        mqtt.port,
-        identifier=f"treadctl-cli-{secrets.token_hex(6)}",
-        protocol=protocol_of(mqtt),
-        username=target.creds.username,
-        password=target.creds.password,
-        tls_context=target.tls,
-        keepalive=mqtt.keepalive_s,
-        timeout=timeout,
+    return connection.new_client(
+        target.settings.mqtt,
+        f"treadctl-cli-{secrets.token_hex(6)}",
+        creds=target.creds,
+        tls=target.tls,
+        timeout_s=timeout,
     )
-    # paho's blocking socket connect runs in a worker thread that a timeout cannot cancel, and
-    # asyncio.run waits for it on exit: bound it by --timeout too (default 5 s).
-    client._client.connect_timeout = timeout  # noqa: SLF001 - aiomqtt has no public setting
-    return client
 
 
 def _decode(payload: object) -> Any:

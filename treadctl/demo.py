@@ -28,7 +28,7 @@ from treadctl.core.timeline import build_timeline
 from treadctl.daemon import Daemon
 from treadctl.devices import device_profile
 from treadctl.estop.box_sim import SimulatedButtonBox
-from treadctl.mqtt.connection import credentials, protocol_of, tls_context
+from treadctl.mqtt.connection import credentials, new_client, tls_context
 from treadctl.mqtt.embedded import EmbeddedBroker
 from treadctl.mqtt.topics import Topics
 from treadctl.programs.library import ProgramFileError, ProgramLibrary
@@ -260,14 +260,11 @@ async def _watch(
     """Start the program over MQTT and follow it to its end; returns how it ended."""
     topics = Topics.from_settings(settings)
     creds = credentials(settings.mqtt)
-    async with aiomqtt.Client(
-        settings.mqtt.host,
-        settings.mqtt.port,
-        identifier=f"treadctl-demo-{secrets.token_hex(3)}",
-        protocol=protocol_of(settings.mqtt),
-        username=creds.username,
-        password=creds.password,
-        tls_context=tls_context(settings.mqtt),
+    async with new_client(
+        settings.mqtt,
+        f"treadctl-demo-{secrets.token_hex(3)}",
+        creds=creds,
+        tls=tls_context(settings.mqtt),
     ) as client:
         await client.subscribe(f"{topics.base}/#", qos=1)
         follower = _Follower(client, topics, program, display)

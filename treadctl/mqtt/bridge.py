@@ -38,7 +38,13 @@ from treadctl.core.safety import EStopCause
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.mqtt import requests
 from treadctl.mqtt.backoff import Backoff
-from treadctl.mqtt.connection import MqttSetupError, credentials, protocol_of, tls_context
+from treadctl.mqtt.connection import (
+    MqttSetupError,
+    credentials,
+    new_client,
+    protocol_of,
+    tls_context,
+)
 from treadctl.mqtt.discovery import discovery_payload
 from treadctl.mqtt.requests import Request, RequestError, RequestId
 from treadctl.mqtt.topics import Topics
@@ -190,19 +196,14 @@ class MqttBridge:
         creds, tls = await asyncio.to_thread(
             lambda: (credentials(self.config), tls_context(self.config))
         )
-        client = aiomqtt.Client(
-            self.config.host,
-            self.config.port,
-            identifier=f"treadctl-{self.topics.device_id}",
-            protocol=protocol_of(self.config),
-            username=creds.username,
-            password=creds.password,
-            tls_context=tls,
+        client = new_client(
+            self.config,
+            f"treadctl-{self.topics.device_id}",
+            creds=creds,
+            tls=tls,
             will=aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True),
-            keepalive=self.config.keepalive_s,
             queue_type=_inbox_type(self.topics.cmd("estop"), self._on_estop_message),
             max_queued_incoming_messages=INBOX_SIZE,
-            timeout=10,
         )
         client.pending_calls_threshold = OUTBOX_SIZE  # the outbox bounds what is pending
         return client

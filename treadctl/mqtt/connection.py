@@ -5,10 +5,13 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
 from treadctl.config.models import MqttConfig
+
+PAHO_CONNECT_TIMEOUT_S = 5.0
 
 
 class MqttSetupError(Exception):
@@ -68,3 +71,35 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
         # the hostname is not checked (a lab broker reached by IP address).
         context.check_hostname = False
     return context
+
+
+def new_client(
+    config: MqttConfig,
+    identifier: str,
+    *,
+    creds: Credentials,
+    tls: ssl.SSLContext | None,
+    timeout_s: float = 10.0,
+    **options: Any,
+) -> aiomqtt.Client:
+    """The one place an aiomqtt client is built from `[mqtt]`: daemon, CLI and demo alike.
+
+    `options` are aiomqtt's own (will, queue_type, ...). Credentials and TLS are passed in, read
+    beforehand, because reading them may block on a file (the daemon reads them in a thread).
+    """
+    client = aiomqtt.Client(
+        config.host,
+        config.port,
+        identifier=identifier,
+        protocol=protocol_of(config),
+        username=creds.username,
+        password=creds.password,
+        tls_context=tls,
+        keepalive=config.keepalive_s,
+        timeout=timeout_s,
+        **options,
+    )
+    # paho's blocking socket connect runs in a worker thread that no asyncio timeout cancels (and
+    # asyncio.run waits for it on exit): bound it by the timeout too (paho's own default is 5 s).
+    client._client.connect_timeout = min(timeout_s, PAHO_CONNECT_TIMEOUT_S)  # noqa: SLF001 - aiomqtt has no public setting
+    return client
