@@ -12,6 +12,8 @@ import json
 import math
 from typing import Any
 
+from treadctl.core.durations import format_clock
+
 NONE = "-"
 
 
@@ -19,20 +21,20 @@ def _text(value: object) -> str:
     return NONE if value is None or value == "" else str(value)
 
 
-def _number(value: object, fmt: str) -> str | None:
+def _finite(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
-    return format(value, fmt)
+    return value
+
+
+def _number(value: object, fmt: str) -> str | None:
+    number = _finite(value)
+    return None if number is None else format(number, fmt)
 
 
 def _clock(seconds: object) -> str | None:
-    text = _number(seconds, ".0f")
-    if text is None:
-        return None
-    whole = max(int(text), 0)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    number = _finite(seconds)
+    return None if number is None else format_clock(number)
 
 
 def _as_dict(value: object) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.core.durations import format_clock
 from treadctl.core.program import Program, format_duration
 from treadctl.core.timeline import DeviceProfile, Step, Timeline, build_timeline
 from treadctl.core.validation import check_program
@@ -56,13 +57,6 @@ def _library(settings: Settings) -> ProgramLibrary:
     return library
 
 
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    h, rest = divmod(whole, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 def _describe_device(profile: DeviceProfile) -> str:
     return (
         f"{profile.driver} driver, retro_mode {profile.retro_mode}; speed caps forward "
@@ -106,7 +100,7 @@ def render_timeline(timeline: Timeline) -> str:
     lines.append(header)
     for i, step in enumerate(timeline.steps, 1):
         lines.append(
-            f"{i:>3}  {_clock(step.start_us / 1e6):>7}  "
+            f"{i:>3}  {format_clock(step.start_us / 1e6):>7}  "
             f"{format_duration(step.duration_us / 1e6):>8}  "
             f"{_step_label(step)[:40]:<40} {step.walk.value:<8} {step.belt.value:<7} "
             f"{_speed(step):<11} {step.incline_pct:>6.1f}%  {step.cue or ''}"

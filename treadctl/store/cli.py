@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.core.durations import format_clock
 from treadctl.core.program import Plan
 from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
 from treadctl.store.model import SessionRecord
@@ -61,11 +62,7 @@ def _local(ts: float, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    h, rest = divmod(round(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    return "-" if seconds is None else format_clock(seconds)
 
 
 def _outcome(session: SessionRecord) -> str:
