@@ -59,11 +59,11 @@ class SessionRecord:
     plan_weeks: int | None
     planned_s: float | None
     started: float
-    ended: float | None
-    ended_how: str | None
-    end_cause: str | None
-    end_detail: str | None
-    summary: dict[str, Any] | None
+    ended: float | None = None  # the rest is None while the session runs
+    ended_how: str | None = None
+    end_cause: str | None = None
+    end_detail: str | None = None
+    summary: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> SessionRecord:
@@ -96,7 +96,7 @@ class PhaseRecord:
     incline_pct: float
     planned_s: float | None
     started: float
-    ended: float | None
+    ended: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,6 @@
 """Recording sessions without blocking the event loop.
 
-The recording methods only append to an in-memory queue (under a lock held for microseconds);
+The recording methods only append to an in-memory backlog (under a lock held for microseconds);
 one writer thread owns the only write connection, commits at least every `commit_interval_s`
 and at once when a session starts or ends. Storage trouble never reaches the caller: it becomes
 one `on_error` call per failure episode, a bounded queue (oldest samples dropped first) and
@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from treadctl.core.program import Plan
-from treadctl.store.model import EndedHow, Sample
-from treadctl.store.queries import load_samples, summarise
+from treadctl.store import rows
+from treadctl.store.backlog import Backlog
+from treadctl.store.model import EndedHow, EventRecord, PhaseRecord, Sample, SessionRecord
+from treadctl.store.rows import Record, SessionEnded, SessionStarted
 from treadctl.store.schema import StoreError, open_writer
 
 log = structlog.get_logger(__name__)
@@ -40,193 +39,6 @@ _RECORD_ERRORS = (
     TypeError,
     ValueError,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _SessionStarted:
-    session_id: str
-    device_id: str
-    driver: str
-    program: str
-    parameters: dict[str, Any]
-    plan_sessions_per_week: int | None
-    plan_weeks: int | None
-    planned_s: float | None
-    started: float
-
-
-@dataclass(frozen=True, slots=True)
-class _PhaseStarted:
-    session_id: str
-    index: int
-    label: str
-    walk: str
-    belt: str
-    speed_kmh: float
-    incline_pct: float
-    planned_s: float | None
-    started: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    session_id: str | None
-    ts: float
-    type: str
-    details: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class _Sampled:
-    session_id: str
-    sample: Sample
-
-
-@dataclass(frozen=True, slots=True)
-class _SessionEnded:
-    session_id: str
-    ended: float
-    how: EndedHow
-    cause: str | None
-    detail: str | None
-    summary: dict[str, Any] | None
-
-
-_Record = _SessionStarted | _PhaseStarted | _Event | _Sampled | _SessionEnded
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, default=str)
-
-
-def _insert_session(conn: sqlite3.Connection, rec: _SessionStarted, *, replay: bool) -> None:
-    verb = "INSERT OR IGNORE" if replay else "INSERT"
-    conn.execute(
-        f"{verb} INTO sessions (id, device_id, driver, program, parameters,"
-        " plan_sessions_per_week, plan_weeks, planned_s, started)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rec.session_id,
-            rec.device_id,
-            rec.driver,
-            rec.program,
-            _json(rec.parameters),
-            rec.plan_sessions_per_week,
-            rec.plan_weeks,
-            rec.planned_s,
-            rec.started,
-        ),
-    )
-
-
-def _close_phases(conn: sqlite3.Connection, session_id: str, at: float) -> None:
-    conn.execute(
-        "UPDATE phases SET ended = MAX(started, ?) WHERE session_id = ? AND ended IS NULL",
-        (at, session_id),
-    )
-
-
-def _end_session(conn: sqlite3.Connection, rec: _SessionEnded) -> bool:
-    _close_phases(conn, rec.session_id, rec.ended)
-    # The stored summary always has summarise()'s figures; the caller's keys add to or correct them.
-    summary = summarise(load_samples(conn, rec.session_id)).as_dict() | (rec.summary or {})
-    cursor = conn.execute(
-        "UPDATE sessions SET ended = ?, ended_how = ?, end_cause = ?, end_detail = ?,"
-        " summary = ? WHERE id = ? AND ended IS NULL",
-        (rec.ended, rec.how, rec.cause, rec.detail, _json(summary), rec.session_id),
-    )
-    return cursor.rowcount == 1
-
-
-def _apply(conn: sqlite3.Connection, rec: _Record) -> bool:
-    """Write one record; False when it names a session that is not there (or already ended)."""
-    match rec:
-        case _Sampled(session_id=sid, sample=s):
-            conn.execute(
-                "INSERT INTO samples (session_id, ts, elapsed_s, speed_kmh, belt, walk,"
-                " incline_pct, target_kmh, distance_m, heart_rate_bpm, phase_index, mode)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sid,
-                    s.ts,
-                    s.elapsed_s,
-                    s.speed_kmh,
-                    s.belt,
-                    s.walk,
-                    s.incline_pct,
-                    s.target_kmh,
-                    s.distance_m,
-                    s.heart_rate_bpm,
-                    s.phase_index,
-                    s.mode,
-                ),
-            )
-        case _SessionStarted():
-            _insert_session(conn, rec, replay=False)
-        case _PhaseStarted():
-            _close_phases(conn, rec.session_id, rec.started)
-            conn.execute(
-                "INSERT INTO phases (session_id, idx, label, walk, belt, speed_kmh,"
-                " incline_pct, planned_s, started) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rec.session_id,
-                    rec.index,
-                    rec.label,
-                    rec.walk,
-                    rec.belt,
-                    rec.speed_kmh,
-                    rec.incline_pct,
-                    rec.planned_s,
-                    rec.started,
-                ),
-            )
-        case _Event():
-            conn.execute(
-                "INSERT INTO events (session_id, ts, type, details) VALUES (?, ?, ?, ?)",
-                (rec.session_id, rec.ts, rec.type, _json(rec.details)),
-            )
-        case _SessionEnded():
-            return _end_session(conn, rec)
-    return True
-
-
-_CRASH_DETAIL = (
-    "treadctl stopped without closing the session; closed at its last sample when it started again"
-)
-
-
-def recover_interrupted(conn: sqlite3.Connection, device_id: str | None = None) -> list[str]:
-    """Close the sessions a crashed daemon left open: interrupted at their last sample.
-
-    With `device_id`, only that device's: another device's daemon sharing the file may be
-    running a session right now."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        open_sessions = conn.execute(
-            "SELECT id, started FROM sessions WHERE ended IS NULL AND (? IS NULL OR device_id = ?)"
-            " ORDER BY started",
-            (device_id, device_id),
-        ).fetchall()
-        for session_id, started in open_sessions:
-            samples = load_samples(conn, session_id)
-            ended = max((s.ts for s in samples), default=started)
-            _close_phases(conn, session_id, ended)
-            conn.execute(
-                "UPDATE sessions SET ended = ?, ended_how = 'interrupted', end_cause = 'crash',"
-                " end_detail = ?, summary = ? WHERE id = ?",
-                (
-                    ended,
-                    _CRASH_DETAIL,
-                    _json(summarise(samples).as_dict()),
-                    session_id,
-                ),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return [str(row[0]) for row in open_sessions]
 
 
 def _describe(exc: BaseException) -> str:
@@ -270,16 +82,8 @@ class SessionStore:
         self._on_recovered = on_recovered
         self._on_connect = on_connect
         self._interval = commit_interval_s
-        self._max_samples = max_queued_samples
         self._retry_min, self._retry_max = retry_min_s, retry_max_s
-        # shared between the loop and the writer thread, under _cond
-        self._cond = threading.Condition()
-        self._queue: deque[_Record] = deque()
-        self._queued_samples = 0
-        self._seq = 0  # records enqueued so far
-        self._urgent = False
-        self._closing = False
-        self._dropped = 0
+        self._backlog = Backlog(max_queued_samples)  # shared between the loop and the thread
         # the writer thread's own (set in start() before the thread exists)
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
@@ -287,7 +91,7 @@ class SessionStore:
         self._retry_s = retry_min_s
         self._next_retry = 0.0
         self._recovery_done = False
-        self._open_sessions: dict[str, _SessionStarted] = {}
+        self._open_sessions: dict[str, SessionRecord] = {}
         self.rejected = 0  # records the database refused (a caller's bug), logged each
         self.recovered_sessions: list[str] = []  # closed as interrupted at start-up
         # the loop's own
@@ -303,7 +107,7 @@ class SessionStore:
     @property
     def dropped(self) -> int:
         """Samples dropped because storage was failing and the queue was full."""
-        return self._dropped
+        return self._backlog.dropped
 
     # --- lifecycle (event loop) -----------------------------------------------------------------
 
@@ -331,9 +135,7 @@ class SessionStore:
         thread = self._thread
         if thread is None:
             return
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
+        self._backlog.close()
         await asyncio.to_thread(thread.join)
         self._thread = None
         await asyncio.sleep(0)  # let the thread's last callbacks run
@@ -348,10 +150,7 @@ class SessionStore:
         """Return once everything recorded before the call is committed (or refused)."""
         if self._loop is None:
             raise RuntimeError("SessionStore is not started")
-        with self._cond:
-            target = self._seq
-            self._urgent = True
-            self._cond.notify()
+        target = self._backlog.hurry()
         if self._flushed_seq >= target:
             return
         future: asyncio.Future[None] = self._loop.create_future()
@@ -372,20 +171,18 @@ class SessionStore:
         planned_s: float | None,
         started: float,
     ) -> None:
-        self._put(
-            _SessionStarted(
-                session_id,
-                device_id,
-                driver,
-                program,
-                dict(parameters),
-                plan.sessions_per_week if plan else None,
-                plan.weeks if plan else None,
-                planned_s,
-                started,
-            ),
-            urgent=True,
+        session = SessionRecord(
+            session_id,
+            device_id,
+            driver,
+            program,
+            dict(parameters),
+            plan.sessions_per_week if plan else None,
+            plan.weeks if plan else None,
+            planned_s,
+            started,
         )
+        self._backlog.put(SessionStarted(session), urgent=True)
 
     def phase_started(
         self,
@@ -400,11 +197,8 @@ class SessionStore:
         planned_s: float | None,
         started: float,
     ) -> None:
-        self._put(
-            _PhaseStarted(
-                session_id, index, label, walk, belt, speed_kmh, incline_pct, planned_s, started
-            )
-        )
+        phase = PhaseRecord(index, label, walk, belt, speed_kmh, incline_pct, planned_s, started)
+        self._backlog.put(rows.PhaseStarted(session_id, phase))
 
     def event(
         self,
@@ -413,10 +207,10 @@ class SessionStore:
         type: str,  # noqa: A002 - the events table's column and core Event.type
         details: Mapping[str, Any],
     ) -> None:
-        self._put(_Event(session_id, ts, type, dict(details)))
+        self._backlog.put(rows.Logged(session_id, EventRecord(ts, type, dict(details))))
 
     def sample(self, session_id: str, sample: Sample) -> None:
-        self._put(_Sampled(session_id, sample))
+        self._backlog.put(rows.Sampled(session_id, sample))
 
     def session_ended(
         self,
@@ -429,38 +223,12 @@ class SessionStore:
         summary: Mapping[str, Any] | None = None,
     ) -> None:
         """`summary` adds to (or overrides) the figures summarise() computes from the samples."""
-        self._put(
-            _SessionEnded(
+        self._backlog.put(
+            SessionEnded(
                 session_id, ended, how, cause, detail, None if summary is None else dict(summary)
             ),
             urgent=True,
         )
-
-    def _put(self, rec: _Record, *, urgent: bool = False) -> None:
-        with self._cond:
-            if self._closing:
-                return
-            self._queue.append(rec)
-            self._seq += 1
-            if isinstance(rec, _Sampled):
-                self._queued_samples += 1
-                self._trim()
-            if urgent:
-                self._urgent = True
-                self._cond.notify()
-
-    def _trim(self) -> None:
-        """Drop the oldest samples beyond the limit (under _cond); other records are kept: they
-        are few, and a session's start must reach the file before its samples can."""
-        while self._queued_samples > self._max_samples:
-            for i, rec in enumerate(self._queue):
-                if isinstance(rec, _Sampled):
-                    del self._queue[i]
-                    break
-            else:
-                return  # the count was off; nothing left to drop
-            self._queued_samples -= 1
-            self._dropped += 1
 
     # --- callbacks onto the loop ----------------------------------------------------------------
 
@@ -494,17 +262,11 @@ class SessionStore:
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                if not (self._urgent or self._closing):
-                    self._cond.wait(self._interval)
-                self._urgent = False
-                closing = self._closing
+            closing = self._backlog.wait(self._interval)
             self._cycle(force=closing)
             if closing:
                 break
-        with self._cond:
-            lost = len(self._queue)
-        if lost:
+        if lost := len(self._backlog):
             log.error("session store closed with records unwritten", path=str(self.path), lost=lost)
         self._drop_connection()
 
@@ -514,7 +276,7 @@ class SessionStore:
             if self._on_connect is not None:
                 self._on_connect(conn)
             if not self._recovery_done:
-                self.recovered_sessions = recover_interrupted(conn, self._device_id)
+                self.recovered_sessions = rows.recover_interrupted(conn, self._device_id)
                 self._recovery_done = True
                 if self.recovered_sessions:
                     log.warning(
@@ -523,8 +285,8 @@ class SessionStore:
                     )
             # A file that was deleted or replaced comes back empty: sessions still running must
             # exist in it again before their phases and samples can land.
-            for rec in self._open_sessions.values():
-                _insert_session(conn, rec, replay=True)
+            for session in self._open_sessions.values():
+                rows.insert_session(conn, session, replay=True)
             file_id = _identity(self.path)
         except BaseException:
             conn.close()
@@ -540,21 +302,17 @@ class SessionStore:
             except _STORAGE_ERRORS as exc:
                 self._fail(exc)
                 return
-        with self._cond:
-            batch = list(self._queue)
-            self._queue.clear()
-            self._queued_samples = 0
-            upto = self._seq
+        batch, upto = self._backlog.take()
         try:
             self._write(batch)
         except _STORAGE_ERRORS as exc:
-            self._requeue(batch)
+            self._backlog.give_back(batch)
             self._drop_connection()
             self._fail(exc)
             return
         self._succeeded(upto)
 
-    def _write(self, batch: list[_Record]) -> None:
+    def _write(self, batch: list[Record]) -> None:
         """One transaction for the batch; on a storage error the caller rolls back (by dropping
         the connection) and queues the batch again."""
         conn = self._conn
@@ -569,14 +327,14 @@ class SessionStore:
         written = [rec for rec in batch if self._apply_one(conn, rec)]
         conn.execute("COMMIT")
         for rec in written:
-            if isinstance(rec, _SessionStarted):
-                self._open_sessions[rec.session_id] = rec
-            elif isinstance(rec, _SessionEnded):
+            if isinstance(rec, SessionStarted):
+                self._open_sessions[rec.session.id] = rec.session
+            elif isinstance(rec, SessionEnded):
                 self._open_sessions.pop(rec.session_id, None)
 
-    def _apply_one(self, conn: sqlite3.Connection, rec: _Record) -> bool:
+    def _apply_one(self, conn: sqlite3.Connection, rec: Record) -> bool:
         try:
-            if _apply(conn, rec):
+            if rows.apply(conn, rec):
                 return True
             error = "no such session, or it has already ended"
         except _RECORD_ERRORS as exc:
@@ -584,12 +342,6 @@ class SessionStore:
         self.rejected += 1
         log.warning("session store refused a record", record=repr(rec), error=error)
         return False
-
-    def _requeue(self, batch: list[_Record]) -> None:
-        with self._cond:
-            self._queue.extendleft(reversed(batch))
-            self._queued_samples = sum(isinstance(rec, _Sampled) for rec in self._queue)
-            self._trim()
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -608,7 +360,7 @@ class SessionStore:
         self._failing = True
         message = (
             f"session store {self.path}: {_describe(exc)}; samples are kept in memory "
-            f"(up to {self._max_samples}, oldest dropped first) and writing is retried"
+            f"(up to {self._backlog.max_samples}, oldest dropped first) and writing is retried"
         )
         log.error("session store failing", path=str(self.path), error=_describe(exc))
         self._post(self._report_error, message)
@@ -617,7 +369,9 @@ class SessionStore:
         self._retry_s = self._retry_min
         if self._failing:
             self._failing = False
-            log.warning("session store writing again", path=str(self.path), dropped=self._dropped)
+            log.warning(
+                "session store writing again", path=str(self.path), dropped=self._backlog.dropped
+            )
             self._post(self._report_recovered)
         if upto > self._flushed_seq:
             self._post(self._flushed, upto)
