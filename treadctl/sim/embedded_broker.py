@@ -8,25 +8,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from types import TracebackType
 from typing import Self
 
 from amqtt.broker import Broker
 
-LOOPBACK = "127.0.0.1"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+from treadctl.sim.brokers import HOST, free_port
 
 
 class EmbeddedBroker:
     """`async with EmbeddedBroker() as broker:` listens on `broker.host:broker.port`."""
 
-    def __init__(self, host: str = LOOPBACK, port: int = 0) -> None:
+    def __init__(self, host: str = HOST, port: int = 0) -> None:
         self.host = host
         self.port = port or free_port(host)
         self._broker: Broker | None = None
@@ -67,7 +60,7 @@ async def _serve(port: int) -> None:
 
 
 def main() -> None:
-    """`python -m treadctl.mqtt.embedded --port N`: a stand-in for mosquitto in tests."""
+    """`python -m treadctl.sim.embedded_broker --port N`: a stand-in for mosquitto in tests."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
