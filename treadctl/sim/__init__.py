@@ -1,4 +1,6 @@
-"""A simulated treadmill: belt physics plus wire personalities, served on a pseudo-terminal."""
+"""Simulators for the demo, tests and benches: a treadmill (belt physics plus wire personalities)
+and an e-stop button box, each served on a pseudo-terminal; an MQTT broker (embedded_broker.py)
+and a launcher of broker processes (brokers.py). The daemon imports none of them."""
 
 # Wire personalities `treadctl sim --driver` offers; here so the CLI can list them without
 # importing the simulator (and pymodbus) at start-up.

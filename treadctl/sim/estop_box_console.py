@@ -7,7 +7,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from treadctl.estop.box_sim import SimulatedButtonBox
+from treadctl.sim.estop_box import SimulatedButtonBox
 from treadctl.sim.stdin import open_stdin
 
 HELP = """commands (one per line on stdin):
