@@ -1,4 +1,9 @@
-"""The `treadctl` command line. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config."""
+"""The `treadctl` command line: the argparse tree, `run`, `config check`, `sim` and `demo`.
+
+Every subcommand registers the same way (`add_parser(subparsers)`, setting `func`), and
+`cli_support.dispatch` turns a handler's errors into exit codes: 0 ok, 1 runtime failure, 2 bad
+usage or configuration (docs/cli.md).
+"""
 
 from __future__ import annotations
 
@@ -13,37 +18,34 @@ from pathlib import Path
 import structlog
 
 from treadctl import __version__, logs
-from treadctl.config import ConfigError, load_settings
+from treadctl.cli_support import (
+    ExitCode,
+    Subparsers,
+    UsageError,
+    add_config_option,
+    config_path,
+    dispatch,
+    load_config,
+)
 from treadctl.config.loader import redacted
 from treadctl.sim import PERSONALITIES
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SWITCH_INTERVAL_S = 0.001  # the daemon's GIL switch interval (Python's default: 5 ms)
 ESTOP_BOX = "estop-box"  # `treadctl sim`: a button box (docs/estop.md), not a treadmill
+TOML_FILE_HELP = "TOML file (default: $TREADCTL_CONFIG)"
 log = structlog.get_logger(__name__)
 
 
-def _config_path(arg: Path | None) -> Path | None:
-    if arg is not None:
-        return arg
-    env = os.environ.get("TREADCTL_CONFIG")
-    return Path(env) if env else None
-
-
 def cmd_config_check(args: argparse.Namespace) -> int:
-    path = _config_path(args.config)
-    try:
-        settings = load_settings(path)
-    except ConfigError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    path = config_path(args.config_path)
+    settings = load_config(path)
     data = redacted(settings)
     if args.format == "json":
         print(json.dumps(data, indent=2))
     else:
         print(f"# effective configuration ({path or 'embedded defaults'} + TREADCTL_* environment)")
         print(_as_toml(data))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _as_toml(data: dict[str, object]) -> str:
@@ -59,9 +61,9 @@ def _as_toml(data: dict[str, object]) -> str:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     if args.driver == ESTOP_BOX:
-        from treadctl.estop import box_console  # noqa: PLC0415
+        from treadctl.sim import estop_box_console  # noqa: PLC0415
 
-        return asyncio.run(box_console.run(args.link))
+        return asyncio.run(estop_box_console.run(args.link))
     from treadctl.sim import console  # noqa: PLC0415 - keeps `treadctl --help` fast
 
     return asyncio.run(console.run(args.driver, args.link))
@@ -71,23 +73,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from treadctl import daemon  # noqa: PLC0415
     from treadctl.mqtt.connection import MqttSetupError, credentials, tls_context  # noqa: PLC0415
 
-    config_path = _config_path(args.config)
+    path = config_path(args.config_path)
+    settings = load_config(path)
     try:
-        settings = load_settings(config_path)
         # Unreadable secrets or certificates are configuration errors: fail before anything moves.
         credentials(settings.mqtt)
         tls_context(settings.mqtt)
-    except (ConfigError, MqttSetupError) as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except MqttSetupError as exc:
+        raise UsageError(str(exc)) from exc
     _apply_log_level(args, settings.log_level)
     try:
-        return asyncio.run(
-            daemon.run_daemon(settings, config_path=config_path, on_ready=_tune_runtime)
-        )
+        return asyncio.run(daemon.run_daemon(settings, config_path=path, on_ready=_tune_runtime))
     except Exception:
         log.exception("treadctl stopped by an error; the belt was commanded to stop")
-        return EXIT_FAILURE
+        return ExitCode.FAILURE
 
 
 def _tune_runtime(*_: object) -> None:
@@ -103,18 +102,14 @@ def _tune_runtime(*_: object) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from treadctl import demo  # noqa: PLC0415
 
-    try:
-        settings = load_settings(_config_path(args.config))
-    except ConfigError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    settings = load_config(args.config_path)
     logs.configure(args.log_level or "WARNING", stream=sys.stderr)  # a clean display
     return asyncio.run(
         demo.run(
             settings,
             program=args.program,
             speedup=args.speedup,
-            use_config_broker=args.config is not None and args.broker == "config",
+            use_config_broker=args.config_path is not None and args.broker == "config",
             chart=args.chart,
         )
     )
@@ -125,48 +120,36 @@ def _apply_log_level(args: argparse.Namespace, configured: str) -> None:
     logs.configure(args.log_level or configured, stream=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="treadctl",
-        description="Drive a treadmill belt in reverse for backward (retro) walking.",
-    )
-    parser.add_argument("--version", action="version", version=f"treadctl {__version__}")
-    parser.add_argument("--log-level", help="override log_level (DEBUG, INFO, …)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_config_parser(sub: Subparsers) -> None:
     config = sub.add_parser("config", help="inspect the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_sub.add_parser(
         "check", help="validate and print the effective configuration (secrets redacted)"
     )
-    check.add_argument("--config", type=Path, help="TOML file (default: $TREADCTL_CONFIG)")
+    add_config_option(check, TOML_FILE_HELP)
     check.add_argument("--format", choices=["toml", "json"], default="toml")
     check.set_defaults(func=cmd_config_check)
 
+
+def add_run_parser(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="the daemon: drive the treadmill, serve MQTT (systemd)")
-    run.add_argument("--config", type=Path, help="TOML file (default: $TREADCTL_CONFIG)")
+    add_config_option(run, TOML_FILE_HELP)
     run.set_defaults(func=cmd_run)
 
+
+def add_sim_parser(sub: Subparsers) -> None:
     sim = sub.add_parser("sim", help="run a simulated treadmill on a pseudo-terminal")
     sim.add_argument("--driver", choices=[*PERSONALITIES, ESTOP_BOX], required=True)
     sim.add_argument("--link", type=Path, help="also make this symlink to the pty")
     sim.set_defaults(func=cmd_sim)
 
-    from treadctl.programs import commands as programs  # noqa: PLC0415
 
-    programs.add_parser(sub, {"help": "TOML configuration (default: $TREADCTL_CONFIG)"})
-
-    from treadctl import client  # noqa: PLC0415
-    from treadctl.store import cli as sessions  # noqa: PLC0415
-
-    client.add_parsers(sub)
-    sessions.add_parser(sub)
-
+def add_demo_parser(sub: Subparsers) -> None:
     demo = sub.add_parser(
         "demo",
         help="simulated treadmill + embedded broker + daemon + a program; no set-up needed",
     )
-    demo.add_argument("--config", type=Path, help="optional TOML file (limits are taken from it)")
+    add_config_option(demo, "optional TOML file (limits are taken from it)")
     demo.add_argument(
         "--program", default="alghadir2019-knee-oa", help="a built-in or your own program"
     )
@@ -188,6 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the session's chart (default: beside the demo's session database)",
     )
     demo.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from treadctl.client import commands as client  # noqa: PLC0415 - keeps `--version` fast
+    from treadctl.programs import commands as programs  # noqa: PLC0415
+    from treadctl.store import cli as sessions  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="treadctl",
+        description="Drive a treadmill belt in reverse for backward (retro) walking.",
+    )
+    parser.add_argument("--version", action="version", version=f"treadctl {__version__}")
+    parser.add_argument("--log-level", help="override log_level (DEBUG, INFO, …)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser in (  # in the order of `treadctl --help`
+        add_config_parser,
+        add_run_parser,
+        add_sim_parser,
+        programs.add_parser,
+        client.add_parser,
+        sessions.add_parser,
+        add_demo_parser,
+    ):
+        add_parser(sub)
     return parser
 
 
@@ -198,14 +205,5 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure(level, stream=sys.stderr)
     except ValueError:
         print(f"treadctl: unknown log level {level!r}", file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(args, "config_path", None) is None and "config_path" in vars(args):
-        args.config_path = _config_path(None)
-    try:
-        if args.command == "programs":
-            from treadctl.programs import commands as programs  # noqa: PLC0415
-
-            return programs.run(args)
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return EXIT_FAILURE
+        return ExitCode.USAGE
+    return dispatch(args)

@@ -23,15 +23,17 @@ from typing import Any, TextIO
 
 import aiomqtt
 
+from treadctl.cli_support import CommandError, ExitCode, UsageError
 from treadctl.config.models import Settings, StorageConfig
+from treadctl.core.durations import format_clock
 from treadctl.core.timeline import build_timeline
 from treadctl.daemon import Daemon
 from treadctl.devices import device_profile
-from treadctl.estop.box_sim import SimulatedButtonBox
 from treadctl.mqtt.connection import credentials, new_client, tls_context
-from treadctl.mqtt.embedded import EmbeddedBroker
 from treadctl.mqtt.topics import Topics
 from treadctl.programs.library import ProgramFileError, ProgramLibrary
+from treadctl.sim.embedded_broker import EmbeddedBroker
+from treadctl.sim.estop_box import SimulatedButtonBox
 from treadctl.store import StoreError, database_path
 from treadctl.store.queries import get_session, load_samples
 from treadctl.store.schema import open_readonly
@@ -39,16 +41,10 @@ from treadctl.store.schema import open_readonly
 DEFAULT_PROGRAM = "alghadir2019-knee-oa"
 TARGET_S = 60.0  # about a minute by default
 BAR = 24
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 class DemoError(Exception):
     pass
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 @dataclass
@@ -89,7 +85,7 @@ class Display:
             f"[{'#' * filled}{'.' * (BAR - filled)}] {done:4.0%}  "
             f"{self.state.get('phase') or self.state.get('mode', '')}: "
             f"walk {target.get('walk', '-')}, belt {self.telemetry.get('belt', '-')}, "
-            f"{float(self.telemetry.get('speed_kmh') or 0):.1f} km/h, {_clock(left)} left"
+            f"{float(self.telemetry.get('speed_kmh') or 0):.1f} km/h, {format_clock(left)} left"
         )
 
     def render(self) -> None:
@@ -117,9 +113,12 @@ class Display:
         duration = float(event.get("duration_s") or 0.0)
         rows = [
             ("program", f"{event.get('program')} ({event.get('ended')})"),
-            ("time", f"{_clock(duration)} real for {_clock(self.planned_s)} of program"),
+            (
+                "time",
+                f"{format_clock(duration)} real for {format_clock(self.planned_s)} of program",
+            ),
             ("distance", f"{float(event.get('distance_m') or 0):.0f} m (real belt distance)"),
-            ("walked backward", _clock(float(event.get("backward_s") or 0.0))),
+            ("walked backward", format_clock(float(event.get("backward_s") or 0.0))),
             ("top speed", f"{self.top_kmh:.1f} km/h"),
             ("phases", ", ".join(dict.fromkeys(self.phases)) or "-"),
         ]
@@ -195,8 +194,7 @@ async def run(
     try:
         entry = library.get(program)
     except ProgramFileError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(str(exc)) from exc
     async with contextlib.AsyncExitStack() as stack:
         broker = None if use_config_broker else await stack.enter_async_context(EmbeddedBroker())
         settings = demo_settings(settings, broker)
@@ -211,8 +209,9 @@ async def run(
         print(
             f"treadctl demo: simulated Woodway treadmill (reverse belt), {where}\n"
             f"program {entry.program.name}: {entry.program.title}\n"
-            f"{_clock(timeline.total_s)} of program at {speedup:g}x: about "
-            f"{_clock(timeline.total_s / speedup)}. Safety rules keep real time. Ctrl-C stops.",
+            f"{format_clock(timeline.total_s)} of program at {speedup:g}x: about "
+            f"{format_clock(timeline.total_s / speedup)}. "
+            "Safety rules keep real time. Ctrl-C stops.",
             file=out,
             flush=True,
         )
@@ -243,15 +242,14 @@ async def run(
         try:
             await asyncio.to_thread(write_chart, database, display.session_id, chart)
         except (StoreError, OSError) as exc:
-            print(f"treadctl: the chart could not be written: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+            raise CommandError(f"the chart could not be written: {exc}") from exc
         print(
             f"chart of the session: {chart}\n"
             f"the session's record: treadctl sessions show {display.session_id} --db {database}",
             file=out,
             flush=True,
         )
-    return EXIT_OK if ended == "finished" else EXIT_FAILURE
+    return ExitCode.OK if ended == "finished" else ExitCode.FAILURE
 
 
 async def _watch(

@@ -24,7 +24,7 @@ from typing import Any
 from mqtt.brokers import Broker
 from mqtt.harness import Bridged, bridged
 from treadctl.core.state import Mode
-from treadctl.mqtt.embedded import free_port
+from treadctl.sim.brokers import free_port
 
 PROGRAM = "alghadir2019-knee-oa"  # one backward phase, parameter comfortable_backward_kmh
 MULTI_PHASE = "elderly-balance"  # forward warm-up, then backward phases

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from store.synth import PhaseSpec, Synth, record, synthesise
+from treadctl.cli_support import ExitCode, dispatch
 from treadctl.store import SessionStore
-from treadctl.store.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_parser
+from treadctl.store.cli import add_parser
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = ExitCode.OK, ExitCode.FAILURE, ExitCode.USAGE
 
 UPHILL_ID, MANUAL_ID = "20261124T091500-ab12", "20261126T170000-cd34"
 
@@ -22,7 +25,7 @@ def run(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return dispatch(args)
 
 
 @pytest.fixture

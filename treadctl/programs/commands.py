@@ -1,53 +1,29 @@
-"""`treadctl programs list|show|validate|schema`."""
+"""`treadctl programs list|show|validate|schema`.
+
+Exit codes (docs/cli.md): 0 ok; 2 bad usage or configuration, or a program not valid on the
+configured device.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from pathlib import Path
 
-from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.cli_support import (
+    ExitCode,
+    Subparsers,
+    UsageError,
+    add_config_option,
+    load_config,
+    parse_params,
+)
+from treadctl.config import Settings
 from treadctl.core.durations import format_clock
 from treadctl.core.program import Program, format_duration
 from treadctl.core.timeline import DeviceProfile, Step, Timeline, build_timeline
 from treadctl.core.validation import check_program
 from treadctl.devices import device_profile
 from treadctl.programs.library import ProgramFileError, ProgramLibrary, json_schema
-
-EXIT_OK, EXIT_USAGE = 0, 2
-
-
-class UsageError(Exception):
-    pass
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load_settings(args.config_path)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def _param(item: str) -> tuple[str, float] | None:
-    name, sep, value = item.partition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return (name.strip(), number) if sep and name.strip() and math.isfinite(number) else None
-
-
-def _params(args: argparse.Namespace) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for item in args.param or []:
-        parsed = _param(item)
-        if parsed is None:
-            raise UsageError(
-                f"--param {item!r}: use NAME=NUMBER, e.g. comfortable_backward_kmh=1.2"
-            )
-        out[parsed[0]] = parsed[1]
-    return out
 
 
 def _library(settings: Settings) -> ProgramLibrary:
@@ -115,7 +91,7 @@ def render_timeline(timeline: Timeline) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = load_config(args.config_path)
     profile = device_profile(settings)
     library = _library(settings)
     print(f"{'name':<22} {'length':>8}  {'plan':<10} title")
@@ -128,7 +104,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         origin = "" if entry.origin == "built-in" else f"  ({entry.origin})"
         length = format_duration(timeline.total_s)
         print(f"{name:<22} {length:>8}  {plan:<10} {program.title}{origin}{flag}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _load(args: argparse.Namespace, settings: Settings) -> Program:
@@ -139,9 +115,9 @@ def _load(args: argparse.Namespace, settings: Settings) -> Program:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = load_config(args.config_path)
     program = _load(args, settings)
-    params = _params(args)
+    params = parse_params(args.param or [])
     profile = device_profile(settings)
     problems = check_program(program, profile, params)
     try:
@@ -151,46 +127,41 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(render_timeline(timeline))
     for problem in problems:
         print(f"NOT VALID on this device: {problem}")
-    return EXIT_USAGE if problems else EXIT_OK
+    return ExitCode.USAGE if problems else ExitCode.OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    params = _params(args)
+    settings = load_config(args.config_path)
+    params = parse_params(args.param or [])
     try:
         program = _library(settings).get(args.program).program
     except ProgramFileError as exc:
         for line in str(exc).splitlines():
             print(f"treadctl: {line}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     profile = device_profile(settings)
     problems = check_program(program, profile, params)
     if problems:
         for problem in problems:
             print(f"treadctl: {args.program}: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     timeline = build_timeline(program, profile, params)
     print(
         f"{args.program}: program {program.name} is valid for this device "
         f"({_describe_device(profile)}): {format_duration(timeline.total_s)}, "
         f"{timeline.distance_m():.0f} m"
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:  # noqa: ARG001 - same signature as the others
     sys.stdout.write(json_schema())
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def add_parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], config_arg: dict[str, object]
-) -> None:
+def add_parser(sub: Subparsers) -> None:
     programs = sub.add_parser("programs", help="list, show and validate interval programs")
     actions = programs.add_subparsers(dest="programs_command", required=True, metavar="ACTION")
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", dest="config_path", type=Path, **config_arg)  # type: ignore[arg-type]
 
     def params(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -201,27 +172,19 @@ def add_parser(
         )
 
     p = actions.add_parser("list", help="the built-in and your own programs")
-    common(p)
+    add_config_option(p)
     p.set_defaults(func=cmd_list)
     p = actions.add_parser(
         "show", help="the timeline a program expands to on the configured device"
     )
     p.add_argument("program", help="a program name, or a .toml file")
-    common(p)
+    add_config_option(p)
     params(p)
     p.set_defaults(func=cmd_show)
     p = actions.add_parser("validate", help="check a program file against the configured device")
     p.add_argument("program", help="a .toml file (or a program name)")
-    common(p)
+    add_config_option(p)
     params(p)
     p.set_defaults(func=cmd_validate)
     p = actions.add_parser("schema", help="print the JSON Schema of program files (for editors)")
     p.set_defaults(func=cmd_schema)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        return int(args.func(args))
-    except UsageError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE

@@ -1,23 +1,30 @@
 """`treadctl sessions list|show|export|plot|adherence`: read the recorded sessions.
 
-Exit codes: 0 ok, 1 runtime failure (unknown session, unreadable database, unwritable output),
-2 bad usage or configuration.
+Exit codes (docs/cli.md): 0 ok, 1 runtime failure (unknown session, unreadable database,
+unwritable output), 2 bad usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.cli_support import (
+    CommandError,
+    ExitCode,
+    Handler,
+    Subparsers,
+    add_config_option,
+    load_config,
+)
 from treadctl.core.durations import format_clock
 from treadctl.core.program import Plan
 from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
@@ -26,22 +33,9 @@ from treadctl.store.paths import database_path
 from treadctl.store.queries import get_session, list_sessions, load_samples, resolve_id
 from treadctl.store.schema import StoreError, open_readonly
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    try:
-        return load_settings(args.config_path)
-    except ConfigError as exc:
-        raise _UsageError(str(exc)) from exc
-
 
 def _open(args: argparse.Namespace) -> sqlite3.Connection:
-    path: Path = args.db if args.db is not None else database_path(_settings(args))
+    path: Path = args.db if args.db is not None else database_path(load_config(args.config_path))
     return open_readonly(path)
 
 
@@ -85,10 +79,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         json.dump([s.as_dict() for s in sessions], sys.stdout, indent=1)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return ExitCode.OK
     if not sessions:
         print("no sessions recorded" + (" that match" if args.since or args.program else ""))
-        return EXIT_OK
+        return ExitCode.OK
     print(
         f"{'id':<21} {'started':<16}  {'program':<24} {'length':>8} {'distance':>9} "
         f"{'backward':>8}  ended"
@@ -101,7 +95,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{_clock(s.duration_s):>8} {shown:>9} "
             f"{_clock(_summary_value(s, 'backward_s')):>8}  {_outcome(s)}"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- show --------------------------------------------------------------------------------------
@@ -162,7 +156,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             details = json.dumps(e.details, separators=(", ", ": ")) if e.details else ""
             lines.append(f"  {_clock(e.ts - s.started):>7}  {e.type:<18} {details}".rstrip())
     print("\n".join(lines))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- export and plot ---------------------------------------------------------------------------
@@ -180,14 +174,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             export.write_csv(samples, sys.stdout)
         else:
             export.write_json(detail, samples, sys.stdout)
-        return EXIT_OK
+        return ExitCode.OK
     with args.out.open("w", encoding="utf-8", newline="") as out:
         if args.format == "csv":
             export.write_csv(samples, out)
         else:
             export.write_json(detail, samples, out)
     print(f"{session_id}: {len(samples)} samples written to {args.out}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -199,7 +193,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         samples = load_samples(db, session_id)
     plot.render(detail, samples, args.out)
     print(f"{session_id}: chart written to {args.out}", file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # --- adherence ---------------------------------------------------------------------------------
@@ -215,7 +209,7 @@ def _stored_plan(sessions: Sequence[SessionRecord]) -> Plan | None:
 def _library_plan(args: argparse.Namespace, program: str) -> Plan | None:
     from treadctl.programs.library import ProgramLibrary  # noqa: PLC0415
 
-    entry = ProgramLibrary(_settings(args).programs.directory).entries.get(program)
+    entry = ProgramLibrary(load_config(args.config_path).programs.directory).entries.get(program)
     return entry.program.plan if entry else None
 
 
@@ -251,7 +245,7 @@ def cmd_adherence(args: argparse.Namespace) -> int:
     programs = [args.program] if args.program else sorted({s.program for s in counted} - {"manual"})
     if not programs:
         print("no completed program sessions to measure against a plan")
-        return EXIT_OK
+        return ExitCode.OK
     out: list[str] = []
     missing_plan = False
     for program in programs:
@@ -264,50 +258,41 @@ def cmd_adherence(args: argparse.Namespace) -> int:
         starts = [(datetime.fromtimestamp(s.started, UTC), s.program) for s in counted]
         out += _render_adherence(program, adherence(starts, plan, program=program))
     print("\n".join(out))
-    return EXIT_FAILURE if missing_plan and args.program else EXIT_OK
+    return ExitCode.FAILURE if missing_plan and args.program else ExitCode.OK
 
 
 # --- wiring ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the chosen `sessions` action, turning its errors into messages and exit codes."""
-    command: Callable[[argparse.Namespace], int] = args.sessions_func
-    try:
-        return command(args)
-    except _UsageError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"treadctl: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except sqlite3.Error as exc:
-        print(f"treadctl: session database: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except BrokenPipeError:
-        # `… export ID | head`: the reader left; silence the flush at exit too
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except OSError as exc:
-        print(f"treadctl: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILURE
+def _reading(command: Handler) -> Handler:
+    """The store's errors, and the files' (`--out`), as command failures (exit 1)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except StoreError as exc:
+            raise CommandError(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise CommandError(f"session database: {exc}") from exc
+        except BrokenPipeError:
+            raise  # not a failure: `… export ID | head`, the reader left
+        except OSError as exc:
+            raise CommandError(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
+
+    return run
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     """Add `sessions` and its actions to the `treadctl` command's subparsers."""
     sessions = sub.add_parser("sessions", help="list, show, export and plot recorded sessions")
     actions = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
 
-    def action(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> Any:
+    def action(name: str, func: Handler, help_: str) -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_)
-        p.add_argument(
-            "--config",
-            dest="config_path",
-            type=Path,
-            help="TOML configuration (default: $TREADCTL_CONFIG); gives storage.path",
-        )
+        add_config_option(p, "TOML configuration (default: $TREADCTL_CONFIG); gives storage.path")
         p.add_argument("--db", type=Path, help="the session database (overrides the config)")
-        p.set_defaults(func=run, sessions_func=func)
+        p.set_defaults(func=_reading(func))
         return p
 
     def session_id(p: argparse.ArgumentParser) -> None:
