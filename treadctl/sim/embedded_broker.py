@@ -1,5 +1,8 @@
 """An MQTT broker inside the process (amqtt), for `treadctl demo` and for tests on machines
-without mosquitto. MQTT 3.1.1 only: clients of it must use `mqtt.protocol = "3.1.1"`."""
+without mosquitto. MQTT 3.1.1 only: clients of it must use `mqtt.protocol = "3.1.1"`.
+
+amqtt is the optional `demo` extra: importing this module without it raises MissingExtraError.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,13 @@ import signal
 from types import TracebackType
 from typing import Self
 
-from amqtt.broker import Broker
-
+from treadctl.extras import DEMO, MissingExtraError
 from treadctl.sim.brokers import HOST, free_port
+
+try:
+    from amqtt.broker import Broker
+except ModuleNotFoundError as exc:  # the daemon's install has no amqtt
+    raise MissingExtraError(DEMO, "the embedded MQTT broker (treadctl demo)", exc.name) from exc
 
 
 class EmbeddedBroker:

@@ -1,6 +1,7 @@
 """A session as a PNG: speed, incline and heart rate over time, phases shaded.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no global state, no display).
+matplotlib is the optional `charts` extra: import this module where a chart is made.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from treadctl.extras import CHARTS, MissingExtraError
+
+try:
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+except ModuleNotFoundError as exc:  # the daemon's install has no matplotlib
+    raise MissingExtraError(CHARTS, "a session's chart", exc.name) from exc
 
 from treadctl.store.model import PhaseRecord, Sample, SessionDetail, SessionRecord
 from treadctl.store.queries import summarise
