@@ -1,6 +1,6 @@
 """The console side of CSAFE, on top of the belt physics.
 
-A state machine as research/protocols.md §1.1 describes it: the belt runs only in InUse, a stop
+A state machine as docs/protocols.md ("CSAFE") describes it: the belt runs only in InUse, a stop
 button or a pulled safety key pauses the console, every reply carries the status byte (frame
 toggle, how the previous frame was taken, state). Frames with a bad checksum get no reply; the
 next reply says so. A console has no watchdog: silence from the host changes nothing.

@@ -17,7 +17,7 @@ _E_ILLEGAL = bytes([codec.ErrorCode.ILLEGAL_COMMAND])
 
 
 class TrackmasterPersonality:
-    """Answers host requests exactly as research/protocols.md §1.2-1.3 describe."""
+    """Answers host requests exactly as docs/protocols.md ("Trackmaster/Woodway") describes."""
 
     def __init__(self, dialect: Dialect, belt: BeltPhysics, *, speed_min_tenths: int = 0) -> None:
         """`speed_min_tenths`: a treadmill that answers BE to a non-zero speed below this (the
