@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from treadctl import logs
-from treadctl.drivers.transport import SerialLink, SerialSettings
+from treadctl.transport.serial import SerialLink, SerialSettings
 
 DEADLINE_S = 3.0
 

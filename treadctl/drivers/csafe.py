@@ -8,7 +8,6 @@ the user keeps the safety key on. The belt runs while the console is in the InUs
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import ClassVar, Literal
 
@@ -20,7 +19,7 @@ from treadctl.drivers.base import Driver
 from treadctl.drivers.csafe_codec import Cmd, FrameStatus, Reply, State, Unit
 from treadctl.drivers.errors import CodecError, DriverError, Rejected
 from treadctl.drivers.session import Parser, Session
-from treadctl.drivers.transport import SerialSettings
+from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
 
@@ -100,12 +99,12 @@ class CsafeDriver(Driver):
         self._session = Session(
             self.name,
             SerialSettings(port, baudrate),
+            halted=lambda: self.halted,
             response_timeout_s=response_timeout_s,
             retries=retries,
             max_misses=max_misses,
         )
         self._stop = stop_frame(units)
-        self._lock = asyncio.Lock()
         self._started = False
         self._toggle: bool | None = None
         self._last_request = b""
@@ -189,7 +188,7 @@ class CsafeDriver(Driver):
         return tenths / 10
 
     async def read_status(self) -> DeviceStatus:
-        async with self._lock:
+        async with self._session.turn():
             reply = await self._exchange(_READ, _parse_reading)
         speed = reply.answer(Cmd.GET_SPEED)
         if speed is None:
@@ -211,12 +210,8 @@ class CsafeDriver(Driver):
 
     # --- session -------------------------------------------------------------------------------
 
-    async def _send(self, frame: bytes, *, moves: bool = False) -> Reply:
-        async with self._lock:
-            if moves and self.halted:
-                raise Rejected(
-                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
-                )
+    async def _send(self, frame: bytes) -> Reply:
+        async with self._session.turn():
             return await self._exchange(frame, _parse_reply)
 
     async def _send_confirmed(
@@ -229,19 +224,17 @@ class CsafeDriver(Driver):
         it was refused (a refused speed is then the controller's e-stop, not a mismatch found
         seconds later).
         """
-        async with self._lock:
-            if moves and self.halted:
-                raise Rejected(
-                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
-                )
-            reply = await self._exchange(frame, _parse_reply)
+        async with self._session.turn(moves=moves):
+            reply = await self._exchange(frame, _parse_reply, moves=moves)
             after = await self._exchange(_GET_STATUS, _parse_reply, judged=True)
         return reply, after.status.previous
 
-    async def _exchange(self, frame: bytes, parse: Parser[Reply], *, judged: bool = False) -> Reply:
+    async def _exchange(
+        self, frame: bytes, parse: Parser[Reply], *, judged: bool = False, moves: bool = False
+    ) -> Reply:
         """One frame and its reply. `judged`: the caller acts on the previous-frame status
         itself; otherwise a frame the console did not take is only logged (a poll, a stop)."""
-        reply = await self._session.exchange(frame, parse)
+        reply = await self._session.exchange(frame, parse, moves=moves)
         status = reply.status
         if status.previous is not FrameStatus.OK and self._last_request and not judged:
             log.warning(

@@ -29,13 +29,17 @@ from treadctl.drivers.delta_vfd_codec import (
 )
 from treadctl.drivers.errors import CodecError, DriverError, Rejected
 from treadctl.drivers.session import Parser, Session
-from treadctl.drivers.transport import SerialSettings
+from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
 
 Parity = Literal["N", "E", "O"]
 MAX_COMM_TIMEOUT_S = 2.0  # a longer Pr.09-03 lets the belt run blind for too long
 MAX_POLL_INTERVAL_S = 0.25
+# How long a direction flip waits for the drive to report 0 Hz after frequency 0: the
+# supervisor has already held the belt still, so this is a check, not a ramp.
+FLIP_WAIT_S = 1.0
+FLIP_POLL_S = 0.05  # status reads meanwhile also feed the drive's comm time-out
 ACCEPT_KEY = "device.vfd.accept_no_comm_watchdog"
 
 
@@ -97,12 +101,12 @@ class DeltaVfdDriver(Driver):
         self._session = Session(
             self.name,
             SerialSettings(port, baudrate, parity=parity, stopbits=stop),
+            halted=lambda: self.halted,
             response_timeout_s=response_timeout_s,
             retries=retries,
             max_misses=max_misses,
         )
         self._stop = codec.write_register(unit_id, codec.REG_COMMAND, codec.STOP)
-        self._lock = asyncio.Lock()
         self._started = False
         self._reverse = False  # direction of the last run command
         self._freq = 0  # last frequency command, 0.01 Hz
@@ -115,10 +119,11 @@ class DeltaVfdDriver(Driver):
     async def open(self) -> None:
         await self._session.open()
         try:
-            await self._write(codec.REG_COMMAND, codec.STOP)
-            await self._write(codec.REG_FREQUENCY, 0)
-            self._freq = 0
-            await self._check_comm_loss()
+            async with self._session.turn():
+                await self._write(codec.REG_COMMAND, codec.STOP)
+                await self._write(codec.REG_FREQUENCY, 0)
+                self._freq = 0
+                await self._check_comm_loss()
         except DriverError:
             await self._session.close()
             raise
@@ -185,23 +190,22 @@ class DeltaVfdDriver(Driver):
     async def start(self) -> None:
         if self.refusal is not None:
             raise Rejected(self.refusal, code="unsafe_device")
-        async with self._lock:
-            self._check_halted()
-            status = DriveStatus.decode(await self._read(codec.REG_STATUS, codec.STATUS_COUNT))
+        async with self._session.turn(moves=True):
+            status = await self._read_status()
             if status.fault:
                 # The command word says stop, so clearing the fault cannot start the belt.
                 log.info("resetting drive fault", driver=self.name, fault=status.fault)
                 await self._write(codec.REG_CONTROL, codec.CONTROL_RESET)
             await self._write(codec.REG_FREQUENCY, 0)
             self._freq = 0
-            await self._write(codec.REG_COMMAND, codec.RUN_FORWARD)
+            await self._write(codec.REG_COMMAND, codec.RUN_FORWARD, moves=True)
             self._reverse = False
             self._mark_started()
 
     async def stop(self) -> None:
         """The drive ramps the belt down at its own deceleration time (Pr.01-10)."""
         self._started = False
-        async with self._lock:
+        async with self._session.turn():
             await self._write(codec.REG_COMMAND, codec.STOP)
             await self._write(codec.REG_FREQUENCY, 0)
             self._freq = 0
@@ -227,18 +231,10 @@ class DeltaVfdDriver(Driver):
             math.floor(speed_kmh / self.kmh_per_hz * 100 + 1e-6), round(self.max_hz * 100)
         )
         reverse = belt is BeltDirection.REVERSE
-        async with self._lock:
+        async with self._session.turn(moves=hundredths > 0):
             if self._started and reverse != self._reverse:
-                self._check_halted()
-                if self._freq:
-                    # Never flip the direction bits with a frequency set: the drive would turn
-                    # the belt round at speed on its own.
-                    await self._write(codec.REG_FREQUENCY, 0)
-                    self._freq = 0
-                run = codec.RUN_REVERSE if reverse else codec.RUN_FORWARD
-                await self._write(codec.REG_COMMAND, run)
-                self._reverse = reverse
-            await self._write(codec.REG_FREQUENCY, hundredths)
+                await self._flip(reverse)
+            await self._write(codec.REG_FREQUENCY, hundredths, moves=hundredths > 0)
             self._freq = hundredths
         return hundredths / 100 * self.kmh_per_hz
 
@@ -248,9 +244,8 @@ class DeltaVfdDriver(Driver):
         return 0.0
 
     async def read_status(self) -> DeviceStatus:
-        async with self._lock:
-            values = await self._read(codec.REG_STATUS, codec.STATUS_COUNT)
-        status = DriveStatus.decode(values)
+        async with self._session.turn():
+            status = await self._read_status()
         running = status.drive is Drive.RUNNING
         if status.fault and self._started:
             log.warning("drive reports a fault", driver=self.name, fault=status.fault)
@@ -268,17 +263,36 @@ class DeltaVfdDriver(Driver):
 
     # --- session -------------------------------------------------------------------------------
 
-    def _check_halted(self) -> None:
-        if self.halted:
-            raise Rejected(
-                f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
-            )
+    async def _flip(self, reverse: bool) -> None:
+        """Turn the direction bits round, only once the drive itself reports 0 Hz: never with
+        a frequency set (the drive would turn the belt round at speed on its own), and not on
+        the supervisor's belief alone. Within the caller's turn."""
+        self._session.check_halted()
+        if self._freq:
+            await self._write(codec.REG_FREQUENCY, 0)
+            self._freq = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLIP_WAIT_S
+        while (output_hz := (await self._read_status()).output_hz) > 0:
+            if loop.time() >= deadline:
+                raise Rejected(
+                    f"{self.name}: the drive still turns at {output_hz:.2f} Hz {FLIP_WAIT_S} s "
+                    "after frequency 0; the direction is not changed",
+                    code="not_stopped",
+                )
+            await asyncio.sleep(FLIP_POLL_S)
+        run = codec.RUN_REVERSE if reverse else codec.RUN_FORWARD
+        await self._write(codec.REG_COMMAND, run, moves=True)
+        self._reverse = reverse
 
-    async def _write(self, address: int, value: int) -> None:
-        """FC06; the caller holds the lock (or owns the driver, during open)."""
+    async def _read_status(self) -> DriveStatus:
+        return DriveStatus.decode(await self._read(codec.REG_STATUS, codec.STATUS_COUNT))
+
+    async def _write(self, address: int, value: int, *, moves: bool = False) -> None:
+        """FC06, within the caller's turn; `moves`: refused while halted, before every try."""
         request = codec.write_register(self.unit_id, address, value)
         response: Response = await self._session.exchange(
-            request, self._parser(Written(address, value))
+            request, self._parser(Written(address, value)), moves=moves
         )
         self._refused(response, f"write {address:04X}h = {value}")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from treadctl.transport import serial
+
 
 class DriverError(Exception):
     """Base of every error a driver raises."""
@@ -11,8 +13,11 @@ class CodecError(DriverError):
     """Bytes that do not parse as the protocol says (noise, garbage, a wrong reply)."""
 
 
-class LinkLost(DriverError):  # noqa: N818 - the name says what happened, like ConnectionError
-    """The serial link is gone: port closed, adapter unplugged, or no valid answer for too long."""
+class LinkLost(DriverError, serial.LinkLost):  # noqa: N818 - as the transport names it
+    """The serial link is gone: port closed, adapter unplugged, or no valid answer for too long.
+
+    The transport's LinkLost as the drivers raise it: the session translates the one into the
+    other, so a driver's owner catches DriverError alone."""
 
 
 class TimedOut(DriverError, TimeoutError):  # noqa: N818

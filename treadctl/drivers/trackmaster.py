@@ -8,7 +8,6 @@ treadctl dies or its controller wedges, the belt stops.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -20,8 +19,9 @@ from treadctl.core import units
 from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.base import Driver
-from treadctl.drivers.errors import CodecError, DriverError, LinkLost, Rejected, TimedOut
-from treadctl.drivers.transport import SerialLink, SerialSettings
+from treadctl.drivers.errors import CodecError, DriverError, Rejected
+from treadctl.drivers.session import Parser, Session
+from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
 
@@ -76,40 +76,41 @@ class TrackmasterDriver(Driver):
                 f"(0, {self.capabilities.max_poll_interval_s}] s to keep the watchdog fed"
             )
         self.port = port
-        self.baudrate = baudrate
         self.poll_interval_s = poll_interval_s
-        self.response_timeout_s = response_timeout_s
-        self.retries = retries
-        self.max_misses = max_misses
         self.belt_states = _checked_belt_states(belt_states or {})
         self._unknown_states: set[int] = set()  # warned about once each
-        self._link = SerialLink(SerialSettings(port, baudrate))
-        self._lock = asyncio.Lock()
-        self._misses = 0
+        self._session = Session(
+            self.name,
+            SerialSettings(port, baudrate),
+            halted=lambda: self.halted,
+            response_timeout_s=response_timeout_s,
+            retries=retries,
+            max_misses=max_misses,
+        )
         self._started = False
         self.last_status: DeviceStatus | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._link = SerialLink(SerialSettings(self.port, self.baudrate))
-        await self._link.open()
-        self._misses = 0
+        await self._session.open()
         try:
             await self._command(codec.Op.STOP)
         except DriverError:
-            await self._link.close()
+            await self._session.close()
             raise
         log.info("treadmill connected, belt stopped", driver=self.name, port=self.port)
 
     async def close(self) -> None:
-        await self._link.close()
+        await self._session.close()
 
     # --- commands ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._command(codec.Op.SET_SPEED, codec.encode_speed_field(0, False, self.dialect))
-        await self._command(codec.Op.START_WATCHDOG, moves=True)
+        zero = codec.set_speed(0, reverse=False, dialect=self.dialect)
+        async with self._session.turn(moves=True):  # refused as a whole while halted
+            await self._exchange(zero)
+            await self._exchange(codec.encode_request(codec.Op.START_WATCHDOG), moves=True)
         self._mark_started()
 
     async def stop(self) -> None:
@@ -120,7 +121,7 @@ class TrackmasterDriver(Driver):
         self._started = False
         self.halted = True
         # On the wire now, ahead of the lock: a command in flight must not delay the stop.
-        self._link.write(bytes([codec.Op.STOP]))
+        self._session.write_now(bytes([codec.Op.STOP]))
         log.info("emergency stop sent", driver=self.name)  # the owner logs why, as a warning
 
     async def emergency_stop(self) -> None:
@@ -164,7 +165,7 @@ class TrackmasterDriver(Driver):
         return tenths / 10
 
     async def read_status(self) -> DeviceStatus:
-        async with self._lock:
+        async with self._session.turn():
             state = await self._exchange(bytes([codec.Op.GET_STATE]))
             speed = await self._exchange(bytes([codec.Op.GET_SPEED]))
             elevation = await self._exchange(bytes([codec.Op.GET_ELEVATION]))
@@ -207,73 +208,29 @@ class TrackmasterDriver(Driver):
     # --- session -------------------------------------------------------------------------------
 
     async def _command(self, op: codec.Op, field: bytes = b"", *, moves: bool = False) -> None:
-        async with self._lock:
-            if moves and self.halted:
-                raise Rejected(
-                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
-                )
+        async with self._session.turn(moves=moves):
             await self._exchange(codec.encode_request(op, field), moves=moves)
 
     async def _exchange(self, request: bytes, *, moves: bool = False) -> codec.Response:
-        """Send one request and return its answer; the caller holds the lock."""
-        stale = self._link.discard_input()
-        if stale:
-            log.debug("discarded stale input", driver=self.name, data=stale.hex(" "))
-        for attempt in range(self.retries + 1):
-            if moves and self.halted:  # an e-stop written meanwhile (e.g. before a retry)
-                raise Rejected(
-                    f"{self.name}: emergency stop in effect, the belt may not move", code="halted"
-                )
-            self._link.write(request)
-            try:
-                response = await self._await_response(request[0])
-            except (TimedOut, CodecError) as exc:
-                self._misses += 1
-                log.info(
-                    "no valid answer",
-                    driver=self.name,
-                    request=request.hex(" "),
-                    error=str(exc),
-                    misses=self._misses,
-                )
-                if self._misses >= self.max_misses:
-                    raise LinkLost(
-                        f"{self.name} on {self.port}: no valid answer to {self._misses} requests"
-                    ) from exc
-                if attempt == self.retries:
-                    raise
-                await asyncio.sleep(0.02)  # let the rest of a noise burst arrive, then drop it
-                self._link.discard_input()
-                continue
-            self._misses = 0
-            if isinstance(response, codec.ErrorReply):
-                code, text = _REJECTION[response.code]
-                raise Rejected(f"{self.name} refused {request.hex(' ')}: {text}", code=code)
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One request and its answer, within the caller's turn; a BE/BF/BD is Rejected."""
+        response: codec.Response = await self._session.exchange(
+            request, _parser(request[0]), moves=moves
+        )
+        if isinstance(response, codec.ErrorReply):
+            code, text = _REJECTION[response.code]
+            raise Rejected(f"{self.name} refused {request.hex(' ')}: {text}", code=code)
+        return response
 
-    async def _await_response(self, op: int) -> codec.Response:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.response_timeout_s
-        buf = bytearray()
-        while True:
-            while buf and buf[0] in _STRAY_ACKS and buf[0] != codec.ack_for(op):
-                del buf[0]
-            try:
-                response, used = codec.parse_response(op, buf)
-            except CodecError as exc:
-                raise CodecError(f"{exc} (received {bytes(buf).hex(' ')})") from None
-            if response is not None:
-                if used < len(buf):
-                    log.debug("extra bytes after answer", data=bytes(buf[used:]).hex(" "))
-                return response
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimedOut(
-                    f"{self.name}: no complete answer to {op:02X} within "
-                    f"{self.response_timeout_s} s (received {bytes(buf).hex(' ') or 'nothing'})"
-                )
-            buf += await self._link.read(remaining)
+
+def _parser(op: int) -> Parser[codec.Response]:
+    ack = codec.ack_for(op)
+
+    def parse(buf: bytes) -> tuple[codec.Response | None, int]:
+        if buf and buf[0] in _STRAY_ACKS and buf[0] != ack:
+            return None, 1
+        return codec.parse_response(op, buf)
+
+    return parse
 
 
 def _checked_belt_states(states: Mapping[int, bool]) -> dict[int, bool]:

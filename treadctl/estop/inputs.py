@@ -22,9 +22,8 @@ import structlog
 from treadctl.config.models import EStopInputConfig
 from treadctl.core.clock import Clock
 from treadctl.core.state import InputHealth
-from treadctl.drivers.errors import LinkLost
-from treadctl.drivers.transport import SerialLink, SerialSettings
 from treadctl.estop.protocol import Change, HeartbeatMonitor, LoopMonitor, Status
+from treadctl.transport.serial import LinkLost, SerialLink, SerialSettings
 
 log = structlog.get_logger(__name__)
 

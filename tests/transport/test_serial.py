@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from treadctl.drivers.errors import LinkLost
-from treadctl.drivers.transport import SerialLink, SerialSettings
+from treadctl.transport.serial import LinkLost, SerialLink, SerialSettings
 
 
 @pytest.fixture

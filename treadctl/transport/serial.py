@@ -16,9 +16,11 @@ import serial
 import serial_asyncio_fast
 import structlog
 
-from treadctl.drivers.errors import LinkLost
-
 log = structlog.get_logger(__name__)
+
+
+class LinkLost(Exception):  # noqa: N818 - the name says what happened, like ConnectionError
+    """The port is gone: it cannot be opened, the adapter was unplugged, or it was closed."""
 
 
 @dataclass(frozen=True, slots=True)
