@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import NoReturn
 
 import structlog
@@ -23,6 +21,17 @@ from treadctl.core import commands as cmd
 from treadctl.core.clock import Clock
 from treadctl.core.commands import Command, Result
 from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
+from treadctl.core.events import (
+    CueGiven,
+    EStopInputChanged,
+    EStopLatched,
+    Fault,
+    PhaseStarted,
+    ResetDone,
+    SessionFinished,
+    SessionStarted,
+    Stopping,
+)
 from treadctl.core.manual import manual_refusal
 from treadctl.core.modes import Trigger, latched_mode, transition
 from treadctl.core.program import Program
@@ -32,7 +41,6 @@ from treadctl.core.runner import (
     ProgramRunner,
     RunnerError,
     RunnerStatus,
-    SetPoint,
     StepStarted,
 )
 from treadctl.core.safety import (
@@ -45,6 +53,7 @@ from treadctl.core.safety import (
     SafetySupervisor,
     StopReason,
 )
+from treadctl.core.session import Ending, TherapySession, new_session_id
 from treadctl.core.state import Event, InputHealth, Mode, Motion, Snapshot
 from treadctl.core.timeline import DeviceProfile, StepKind, build_timeline
 from treadctl.core.validation import check_program
@@ -62,58 +71,6 @@ ESTOP_DONE = Result.success("emergency stop: belt stopped; send reset when it is
 def _settle(future: asyncio.Future[Result], result: Result) -> None:
     if not future.done():
         future.set_result(result)
-
-
-@dataclass
-class _Session:
-    id: str
-    program: str  # a program name, or "manual"
-    started: float  # monotonic
-    runner: ProgramRunner | None = None
-    manual: cmd.ManualSet | None = None
-    paused_at: float | None = None
-    paused_total: float = 0.0
-    distance_m: float = 0.0
-    setpoint: SetPoint | None = None
-    backward_s: float = 0.0  # belt moving with the person walking backward
-    hr_weighted: float = 0.0  # bpm × seconds, for a time-weighted average
-    hr_seconds: float = 0.0
-    hr_peak: int | None = None
-    last_sample_at: float | None = None
-
-    def account(self, now: float, *, backward_moving: bool, bpm: int | None) -> None:
-        """Add the time since the previous tick to the session's totals."""
-        dt = 0.0 if self.last_sample_at is None else max(0.0, now - self.last_sample_at)
-        self.last_sample_at = now
-        if backward_moving:
-            self.backward_s += dt
-        if bpm is not None:
-            self.hr_weighted += bpm * dt
-            self.hr_seconds += dt
-            self.hr_peak = bpm if self.hr_peak is None else max(self.hr_peak, bpm)
-
-    def summary(self, now: float) -> dict[str, object]:
-        return {
-            "duration_s": round(self.elapsed(now), 2),
-            "distance_m": round(self.distance_m, 1),
-            "backward_s": round(self.backward_s, 1),
-            "heart_rate_avg_bpm": round(self.hr_weighted / self.hr_seconds)
-            if self.hr_seconds > 0
-            else None,
-            "heart_rate_peak_bpm": self.hr_peak,
-        }
-
-    def elapsed(self, now: float) -> float:
-        paused = self.paused_total + (now - self.paused_at if self.paused_at is not None else 0.0)
-        return max(0.0, now - self.started - paused)
-
-
-def health_dict(health: InputHealth) -> dict[str, object]:
-    return {"input": health.name} | health.as_dict()
-
-
-def new_session_id(wall: float) -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(wall)) + "-" + secrets.token_hex(2)
 
 
 class Controller:
@@ -157,7 +114,7 @@ class Controller:
         self.fault: str | None = None
         self.link_ok = True
         self.status: DeviceStatus | None = None
-        self.session: _Session | None = None
+        self.session: TherapySession | None = None
         self.last_snapshot: Snapshot | None = None
         # Untrusted commands only: safety inputs and e-stops never wait here (see submit()).
         self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(
@@ -295,7 +252,9 @@ class Controller:
         self._inputs[health.name] = health
         self.supervisor.input_health(health.name, None if health.healthy else health.detail)
         if known:
-            self._emit(Event("estop_input", self.wall(), self._session_id(), health_dict(health)))
+            self._emit(
+                EStopInputChanged(ts=self.wall(), session_id=self._session_id(), health=health)
+            )
 
     def _halt_now(self, cause: EStopCause, detail: str) -> None:
         """Write the stop, latch, and settle every consequence before returning: whatever was
@@ -315,7 +274,7 @@ class Controller:
             return
         log.warning("emergency stop", cause=str(cause), detail=detail)
         self._emit(
-            Event("estop", self.wall(), self._session_id(), {"cause": str(cause), "detail": detail})
+            EStopLatched(ts=self.wall(), session_id=self._session_id(), cause=cause, detail=detail)
         )
         fault = cause in (EStopCause.LINK_LOST, EStopCause.FAILURE)
         self._end_session("fault" if fault else "estop", str(cause), detail)
@@ -447,7 +406,7 @@ class Controller:
             self._program_events(session.runner.pause())
         if not self._enter(Trigger.PAUSE):
             return self._not_in_mode("pause")
-        session.paused_at = now
+        session.pause(now)
         self._emit(Event("paused", self.wall(), session.id))
         return Result.success("paused: the belt slows to a stop")
 
@@ -455,9 +414,7 @@ class Controller:
         session = self.session
         if session is None or not self._enter(Trigger.RESUME):
             return self._not_in_mode("resume")
-        if session.paused_at is not None:
-            session.paused_total += now - session.paused_at
-        session.paused_at = None
+        session.resume(now)
         if session.runner is not None:
             self._program_events(session.runner.resume())
         self._emit(Event("resumed", self.wall(), session.id))
@@ -513,18 +470,15 @@ class Controller:
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
         if (refused := await self._start_belt()) is not None:
             return refused
-        self.session = _Session(new_session_id(self.wall()), program.name, now, runner=runner)
+        self.session = TherapySession(new_session_id(self.wall()), program.name, now, runner=runner)
         self.supervisor.session_start(now)
         self._emit(
-            Event(
-                "session_started",
-                self.wall(),
-                self.session.id,
-                {
-                    "program": program.name,
-                    "parameters": dict(timeline.parameters),
-                    "planned_s": timeline.total_s,
-                },
+            SessionStarted(
+                ts=self.wall(),
+                session_id=self.session.id,
+                program=program.name,
+                parameters=dict(timeline.parameters),
+                planned_s=timeline.total_s,
             )
         )
         self._program_events(runner.start())
@@ -545,9 +499,9 @@ class Controller:
             return refused
         if (refused := await self._start_belt()) is not None:
             return refused
-        self.session = _Session(new_session_id(self.wall()), "manual", now, manual=command)
+        self.session = TherapySession(new_session_id(self.wall()), "manual", now, manual=command)
         self.supervisor.session_start(now)
-        self._emit(Event("session_started", self.wall(), self.session.id, {"program": "manual"}))
+        self._emit(SessionStarted(ts=self.wall(), session_id=self.session.id, program="manual"))
         return Result.success(f"manual session {self.session.id}")
 
     async def _start_belt(self) -> Result | None:
@@ -583,11 +537,7 @@ class Controller:
         self.supervisor.reset(now)
         self.driver.release()
         self.fault = None
-        self._emit(
-            Event(
-                "reset", self.wall(), None, {"interlock_s": self.supervisor.rules.estop_interlock_s}
-            )
-        )
+        self._emit(ResetDone(ts=self.wall(), interlock_s=self.supervisor.rules.estop_interlock_s))
         return Result.success(
             f"reset; starts allowed in {self.supervisor.rules.estop_interlock_s:g} s"
         )
@@ -631,7 +581,7 @@ class Controller:
             log.info("status read failed", error=str(exc))
             return []
         if self.session is not None and self._last_status_at is not None:
-            self.session.distance_m += status.speed_kmh / 3.6 * (now - self._last_status_at)
+            self.session.travelled(status.speed_kmh, now - self._last_status_at)
         self._last_status_at = now
         self.status = status
         return self.supervisor.observe(status, now)
@@ -708,12 +658,7 @@ class Controller:
             self._program_events(self.session.runner.abort())
         self._stop_reason, self._stop_detail = reason, detail
         self._emit(
-            Event(
-                "stopping",
-                self.wall(),
-                self._session_id(),
-                {"reason": str(reason), "detail": detail},
-            )
+            Stopping(ts=self.wall(), session_id=self._session_id(), reason=reason, detail=detail)
         )
         return True
 
@@ -737,24 +682,11 @@ class Controller:
                     step.kind is StepKind.PHASE and step.phase
                 ):
                     self._emit(
-                        Event(
-                            "phase_started",
-                            self.wall(),
-                            session.id,
-                            {
-                                "index": index,
-                                "phase": step.phase.label,
-                                "walk": step.walk.value,
-                                "belt": step.belt.value,
-                                "speed_kmh": round(step.speed_kmh, 3),
-                                "incline_pct": step.incline_pct,
-                                "duration_s": step.duration_us / 1e6,
-                            },
-                        )
+                        PhaseStarted.of(self.wall(), session.id, index, step, step.phase.label)
                     )
                 case Cue(text=text, step=step):
                     self._emit(
-                        Event("cue", self.wall(), session.id, {"text": text, "step": step.name})
+                        CueGiven(ts=self.wall(), session_id=session.id, text=text, step=step.name)
                     )
                 case Finished():
                     self._begin_stop(StopReason.FINISHED, "program finished")
@@ -769,9 +701,7 @@ class Controller:
         self._enter(Trigger.LINK_LOST)
         self._next_reconnect = self.clock() + self.reconnect_s
         self._emit(
-            Event(
-                "fault", self.wall(), self._session_id(), {"cause": "link_lost", "detail": str(exc)}
-            )
+            Fault(ts=self.wall(), session_id=self._session_id(), cause="link_lost", detail=str(exc))
         )
         self._halt_now(EStopCause.LINK_LOST, str(exc))
         with contextlib.suppress(DriverError):  # most likely gone too; the bytes were written
@@ -803,8 +733,8 @@ class Controller:
     def _session_id(self) -> str | None:
         return self.session.id if self.session else None
 
-    def _end_session(self, ended: str, cause: str | None, detail: str) -> None:
-        """`ended`: finished, stopped, estop or fault; `cause` says why (None when finished)."""
+    def _end_session(self, ended: Ending, cause: str | None, detail: str) -> None:
+        """`cause` says why (None when finished)."""
         session = self.session
         if session is None:
             return
@@ -813,17 +743,14 @@ class Controller:
             session.runner.abort()
         self.supervisor.session_end()
         self._emit(
-            Event(
-                "session_finished",
-                self.wall(),
-                session.id,
-                {
-                    "program": session.program,
-                    "ended": ended,
-                    "cause": cause,
-                    "detail": detail,
-                    **session.summary(now),
-                },
+            SessionFinished(
+                ts=self.wall(),
+                session_id=session.id,
+                program=session.program,
+                ended=ended,
+                cause=cause,
+                detail=detail,
+                summary=session.summary(now),
             )
         )
         self.session = None

@@ -1,4 +1,4 @@
-"""What the controller tells the world: state snapshots and events (PRODUCT.md field names)."""
+"""What the controller tells the world: state snapshots and events (docs/mqtt.md field names)."""
 
 from __future__ import annotations
 
@@ -107,14 +107,24 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """`type` is one of session_started, phase_started, cue, session_finished, estop, fault,
+    """Something that happened, as the `events` topic carries it (docs/mqtt.md).
+
+    `type` is one of session_started, phase_started, cue, session_finished, estop, fault,
     reset, paused, resumed, skipped, stopping, reversal_deferred, countdown, heart_rate_lost,
-    broker_lost, link_restored, estop_input."""
+    broker_lost, link_restored, estop_input (and the daemon's config_error, storage_recovered).
+    This generic form carries its fields in `data`; the events with structure have their own
+    types (core/events.py), subclasses that build `details` from typed fields.
+    """
 
     type: str
     ts: float
     session_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The event's own fields, as on the wire."""
+        return self.data
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, NoReturn, get_args
+from typing import NoReturn
 
 import structlog
 
+from treadctl.core.events import PhaseStarted, SessionFinished, SessionStarted
 from treadctl.core.program import Plan
 from treadctl.core.state import Event, Snapshot
-from treadctl.store.model import EndedHow, sample_from_snapshot
+from treadctl.store.model import sample_from_snapshot
 from treadctl.store.writer import SessionStore
 
 log = structlog.get_logger(__name__)
-
-SUMMARY_KEYS = (
-    "duration_s",
-    "distance_m",
-    "backward_s",
-    "heart_rate_avg_bpm",
-    "heart_rate_peak_bpm",
-)
-_ENDINGS: frozenset[str] = frozenset(get_args(EndedHow))
 
 
 class SessionRecorder:
@@ -49,46 +41,43 @@ class SessionRecorder:
         self._recorded_ts: float | None = None
 
     def on_controller(self, item: Snapshot | Event) -> None:
-        if isinstance(item, Snapshot):
-            self._latest = item
-            return
-        sid = item.session_id
-        details = item.details
-        match item.type:
-            case "session_started" if sid is not None:
-                program = str(details.get("program", "manual"))
+        match item:
+            case Snapshot():
+                self._latest = item
+                return
+            case SessionStarted():
                 self.store.session_started(
-                    sid,
+                    item.session_id,
                     device_id=self.device_id,
                     driver=self.driver,
-                    program=program,
-                    parameters=details.get("parameters") or {},
-                    plan=self.plan_of(program),
-                    planned_s=details.get("planned_s"),
+                    program=item.program,
+                    parameters=item.parameters or {},
+                    plan=self.plan_of(item.program),
+                    planned_s=item.planned_s,
                     started=item.ts,
                 )
-            case "phase_started" if sid is not None:
+            case PhaseStarted():
                 self.store.phase_started(
-                    sid,
-                    index=int(details["index"]),
-                    label=str(details["phase"]),
-                    walk=str(details["walk"]),
-                    belt=str(details["belt"]),
-                    speed_kmh=float(details["speed_kmh"]),
-                    incline_pct=float(details["incline_pct"]),
-                    planned_s=details.get("duration_s"),
+                    item.session_id,
+                    index=item.index,
+                    label=item.label,
+                    walk=item.walk.value,
+                    belt=item.belt.value,
+                    speed_kmh=item.speed_kmh,
+                    incline_pct=item.incline_pct,
+                    planned_s=item.duration_s,
                     started=item.ts,
                 )
-        self.store.event(sid, item.ts, item.type, details)
-        if item.type == "session_finished" and sid is not None:
-            self._record(sid)  # the last reading before the session closed
+        self.store.event(item.session_id, item.ts, item.type, item.details)
+        if isinstance(item, SessionFinished):
+            self._record(item.session_id)  # the last reading before the session closed
             self.store.session_ended(
-                sid,
+                item.session_id,
                 ended=item.ts,
-                how=_ending(details.get("ended")),
-                cause=details.get("cause"),
-                detail=details.get("detail"),
-                summary={k: details[k] for k in SUMMARY_KEYS if k in details},
+                how=item.ended,
+                cause=item.cause,
+                detail=item.detail,
+                summary=item.summary.as_dict(),
             )
 
     def _record(self, session_id: str | None = None) -> None:
@@ -110,11 +99,3 @@ class SessionRecorder:
             self._record()
             due = max(due + self.period_s, loop.time())
             await asyncio.sleep(due - loop.time())
-
-
-def _ending(value: Any) -> EndedHow:
-    text = str(value)
-    if text in _ENDINGS:
-        return text  # type: ignore[return-value]  # checked against the Literal's values
-    log.warning("unknown session ending recorded as stopped", ended=text)
-    return "stopped"
