@@ -24,8 +24,8 @@ from treadctl.core import commands as c
 from treadctl.core.device import WalkDirection
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
-from treadctl.estop.box_sim import SimulatedButtonBox
 from treadctl.estop.inputs import ModemLinesInput, ModemPort
+from treadctl.sim.estop_box import SimulatedButtonBox
 
 FWD, BACK = WalkDirection.FORWARD, WalkDirection.BACKWARD
 
