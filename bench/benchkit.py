@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: a simulated Woodway on a pty served by a thread that
-timestamps what it reads, a mosquitto broker on a free port, the daemon as a real subprocess,
-a paho-mqtt user, /proc readings, and the table/JSON output.
+timestamps what it reads, a mosquitto broker on a free port (treadctl/sim/brokers.py, as the
+tests start one), the daemon as a real subprocess or the controller in process, a paho-mqtt
+user, /proc readings, the command line, and the table/JSON output.
 
 The treadmill lives in the benchmark's own process so that the publish and the arrival of the
 stop byte are stamped on one clock (time.monotonic, CLOCK_MONOTONIC, shared by all processes).
@@ -8,12 +9,13 @@ stop byte are stamped on one clock (time.monotonic, CLOCK_MONOTONIC, shared by a
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import json
 import os
 import platform
 import secrets
-import shutil
 import signal
 import socket
 import statistics
@@ -23,7 +25,7 @@ import tempfile
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,16 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from treadctl import logs
+from treadctl.control.controller import Controller
+from treadctl.core.safety import SafetyRules
+from treadctl.core.timeline import DeviceProfile
+from treadctl.drivers.trackmaster import WoodwayDriver
 from treadctl.drivers.trackmaster_codec import Dialect, Op, Request, RequestDecoder
+from treadctl.sim.brokers import HOST, find_mosquitto, mosquitto_broker
 from treadctl.sim.physics import BeltPhysics
 from treadctl.sim.trackmaster import TrackmasterPersonality
 
-HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -45,14 +52,27 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # --- the treadmill ---------------------------------------------------------------------------
 
 
-class ThreadedTreadmill:
+class Pty:
+    """A raw pty pair: the program measured opens `path`, the bench reads and writes `master`."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.slave)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+
+
+class ThreadedTreadmill(Pty):
     """The Woodway personality on a pty. A thread blocks in os.read and stamps each request on
     arrival, so the figures do not wait for any event loop."""
 
     def __init__(self, accel_mps2: float = 2.0) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
+        super().__init__()
         self.belt = BeltPhysics(accel_mps2=accel_mps2)
         self.protocol = TrackmasterPersonality(Dialect.WOODWAY, self.belt)
         self.decoder = RequestDecoder(Dialect.WOODWAY)
@@ -96,62 +116,43 @@ class ThreadedTreadmill:
             self.belt.advance(time.monotonic())
             return self.belt.speed_kmh
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.slave)
-        with contextlib.suppress(OSError):
-            os.close(self.master)
+    def skip_coast_down(self) -> None:
+        """The belt at rest at once, so that the next trial need not wait for it."""
+        with self.lock:
+            self.belt.speed_kmh = 0.0
 
 
 # --- the broker --------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def mosquitto_path() -> str:
-    found = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(found).exists():
-        sys.exit("bench: mosquitto is needed (apt-get install mosquitto)")
-    return found
-
-
 @contextlib.contextmanager
 def mosquitto(workdir: Path, *, nodelay: bool = True) -> Iterator[int]:
-    """A mosquitto broker on a free loopback port (as tests/mqtt/brokers.py starts one).
+    """A mosquitto broker on a free loopback port; its port. `nodelay`: `set_tcp_nodelay true`
+    (treadctl/sim/brokers.py says why), off with --mosquitto-default."""
+    if find_mosquitto() is None:
+        sys.exit("bench: mosquitto is needed (apt-get install mosquitto)")
+    with mosquitto_broker(workdir, nodelay=nodelay) as broker:
+        yield broker.port
 
-    `nodelay`: `set_tcp_nodelay true`, as docs/mqtt.md recommends. mosquitto's default leaves
-    Nagle's algorithm on: a command can then wait behind the broker's own unacknowledged small
-    packets (PUBACKs) for the client's delayed ACK, up to ~40 ms (docs/performance.md).
-    """
-    port = free_port()
-    lines = [f"listener {port} {HOST}", "allow_anonymous true", "persistence false"]
-    if nodelay:
-        lines.append("set_tcp_nodelay true")
-    lines += ["log_type error", "max_queued_messages 10000"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    conf = workdir / "mosquitto.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(
-        [mosquitto_path(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+
+# --- the controller in process --------------------------------------------------------------------
+
+
+def bench_controller(driver: WoodwayDriver) -> Controller:
+    """A controller on `driver` without the e-stop interlock, so that trials follow each other."""
+    caps = WoodwayDriver.capabilities
+    rules = SafetyRules(
+        speed_resolution_kmh=caps.speed_resolution_kmh, max_accel_mps2=0.15, estop_interlock_s=0.0
     )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection((HOST, port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mosquitto did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        stop_process(proc)
+    return Controller(driver, profile=DeviceProfile("woodway", caps), rules=rules, programs={})
+
+
+async def cancel(*tasks: asyncio.Task[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --- the daemon --------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-# --- figures -------------------------------------------------------------------------------------
+# --- command line and figures ---------------------------------------------------------------------
 
 
 def pct(values: list[float], q: float) -> float:
@@ -447,6 +448,58 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 def ratio(a: float, b: float) -> float | None:
     return round(a / b, 2) if b else None
+
+
+def make_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The bench's command line, its docstring as the help."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_mosquitto_default(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mosquitto-default",
+        action="store_true",
+        help="leave mosquitto's set_tcp_nodelay at its default (false)",
+    )
+
+
+Trials = Callable[[int], Awaitable[list[float]]]  # the latencies (s) of so many trials
+
+
+async def in_process_estop_bench(
+    doc: str | None,
+    *,
+    title: str,
+    width: int,
+    baseline: tuple[str, Trials],
+    measured: tuple[str, str, Trials],
+) -> int:
+    """The in-process e-stop benches' command line (--trials, --json), table and JSON.
+
+    `title` may name `{trials}`; `baseline` is (label, trials); `measured` is (its JSON key,
+    label, trials). The baseline runs first, then the path measured."""
+    parser = make_parser(doc)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    logs.configure("ERROR")
+    (base_label, base_trials), (key, label, trials) = baseline, measured
+    base = summary_ms(await base_trials(args.trials))
+    figures = summary_ms(await trials(args.trials))
+    print(title.format(trials=args.trials))
+    print(f"{'path':{width}} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, s in ((base_label, base), (label, figures)):
+        print(f"{name:{width}} {s['p50_ms']:>8} {s['p95_ms']:>8} {s['p99_ms']:>8} {s['max_ms']:>8}")
+    # a key is left out where the baseline is 0
+    ratios = {k: round(figures[k] / base[k], 2) for k in ("p50_ms", "p99_ms") if base[k]}
+    print(f"ratio to baseline: p50 {ratios.get('p50_ms')}x, p99 {ratios.get('p99_ms')}x")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"baseline": base, key: figures, "ratio": ratios}, indent=2)
+        )
+    return 0
 
 
 def machine() -> dict[str, object]:

@@ -13,7 +13,6 @@ the same broker and the same publishing client. Between trials: the belt stops, 
 
 from __future__ import annotations
 
-import argparse
 import random
 import subprocess
 import sys
@@ -21,12 +20,13 @@ import time
 from pathlib import Path
 
 from benchkit import (
-    HOST,
     DaemonSpec,
     ThreadedTreadmill,
     User,
+    add_mosquitto_default,
     baseline_trial,
     baseline_up,
+    make_parser,
     mosquitto,
     ratio,
     ready,
@@ -40,6 +40,8 @@ from benchkit import (
     workdir,
     write_json,
 )
+
+from treadctl.sim.brokers import HOST
 
 BRIDGE = Path(__file__).with_name("baseline_bridge.py")
 
@@ -79,15 +81,9 @@ def measure(trials: int, nodelay: bool) -> tuple[list[float], list[float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument(
-        "--mosquitto-default",
-        action="store_true",
-        help="leave mosquitto's set_tcp_nodelay at its default (false)",
-    )
+    add_mosquitto_default(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     daemon_lat, base_lat = measure(args.trials, nodelay=not args.mosquitto_default)

@@ -13,13 +13,12 @@ same seed always gives the same trace (its hash is printed with --seed).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from benchkit import table, write_json
+from benchkit import make_parser, table, write_json
 from explorer.campaign import DEFAULT_STEPS, Campaign, explore, quiet_logs
 from explorer.world import run_seed
 
@@ -54,9 +53,7 @@ def coverage_rows(campaign: Campaign) -> list[list[object]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=1000, help="how many seeds")
     parser.add_argument("--first", type=int, default=0, help="the first seed")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="steps per seed")

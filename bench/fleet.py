@@ -13,7 +13,6 @@ load: the minimal paho-mqtt -> pyserial bridge (bench/baseline_bridge.py).
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import subprocess
@@ -24,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from benchkit import (
-    HOST,
     DaemonSpec,
     Fleet,
     ThreadedTreadmill,
     User,
+    add_mosquitto_default,
     baseline_trial,
     baseline_up,
     cpu_s,
+    make_parser,
     mosquitto,
     ratio,
     ready,
@@ -44,6 +44,8 @@ from benchkit import (
     workdir,
 )
 from benchkit import write_json as write
+
+from treadctl.sim.brokers import HOST
 
 BRIDGE = Path(__file__).with_name("baseline_bridge.py")
 
@@ -129,17 +131,11 @@ def measure(n: int, rounds: int, window: float, nodelay: bool) -> dict[str, Any]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--daemons", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--window", type=float, default=20.0)
-    parser.add_argument(
-        "--mosquitto-default",
-        action="store_true",
-        help="leave mosquitto's set_tcp_nodelay at its default (false)",
-    )
+    add_mosquitto_default(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     r = measure(args.daemons, args.rounds, args.window, nodelay=not args.mosquitto_default)

@@ -14,7 +14,6 @@ and an idle asyncio process (asyncio.run(asyncio.sleep(…))) measured over the 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from benchkit import (
     ThreadedTreadmill,
     User,
     cpu_s,
+    make_parser,
     mosquitto,
     python_env,
     ratio,
@@ -141,9 +141,7 @@ def measure(seconds: float, count: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--json", type=Path)

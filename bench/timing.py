@@ -21,7 +21,6 @@ boundaries in the same run (what any asyncio program scheduling those instants g
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import statistics
@@ -34,6 +33,8 @@ from benchkit import (
     DaemonSpec,
     ThreadedTreadmill,
     User,
+    cancel,
+    make_parser,
     mosquitto,
     start_daemon,
     stop_process,
@@ -172,9 +173,7 @@ async def accelerated(minutes: int, scale: float) -> dict[str, Any]:
             async with asyncio.timeout(minutes * 60 / scale + 60):
                 await done.wait()
             base = await timer
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
     finally:
         sim.close()
     step = 60.0 / scale
@@ -212,9 +211,7 @@ def _drift(err_ms: list[float], step: float, scale: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = make_parser(__doc__)
     parser.add_argument("--phases", type=int, default=30)
     parser.add_argument("--phase-s", type=float, default=2.0)
     parser.add_argument("--minutes", type=int, default=60)
