@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import aiomqtt
 
 from treadctl.cli_support import CommandError, ExitCode, UsageError
+from treadctl.client.transport import decode
 from treadctl.config.models import Settings, StorageConfig
 from treadctl.core.durations import format_clock
 from treadctl.core.timeline import build_timeline
@@ -270,7 +271,7 @@ async def _watch(
             async for message in client.messages:
                 if daemon_task.done():
                     raise DemoError("the daemon stopped")
-                ended = await follower.on_message(message.topic.value, _json(message.payload))
+                ended = await follower.on_message(message.topic.value, decode(message.payload))
                 if follower.started:
                     deadline.reschedule(None)
                 if ended is not None:
@@ -319,11 +320,3 @@ class _Follower:
 async def _start(client: aiomqtt.Client, topics: Topics, program: str) -> None:
     body = json.dumps({"id": secrets.token_hex(4), "program": program})
     await client.publish(topics.cmd("start"), body, qos=1)
-
-
-def _json(payload: object) -> Any:
-    text = payload.decode() if isinstance(payload, bytes | bytearray) else str(payload)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text

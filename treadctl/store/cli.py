@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from treadctl.cli_support import (
     CommandError,
@@ -28,7 +28,7 @@ from treadctl.cli_support import (
 from treadctl.core.durations import format_clock
 from treadctl.core.program import Plan
 from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
-from treadctl.store.model import SessionRecord
+from treadctl.store.model import Sample, SessionDetail, SessionRecord
 from treadctl.store.paths import database_path
 from treadctl.store.queries import get_session, list_sessions, load_samples, resolve_id
 from treadctl.store.schema import StoreError, open_readonly
@@ -162,24 +162,29 @@ def cmd_show(args: argparse.Namespace) -> int:
 # --- export and plot ---------------------------------------------------------------------------
 
 
+def _read_session(args: argparse.Namespace) -> tuple[str, SessionDetail, list[Sample]]:
+    """The session `args.id` names (a unique beginning is enough), with its samples."""
+    with closing(_open(args)) as db:
+        session_id = resolve_id(db, args.id)
+        return session_id, get_session(db, session_id), load_samples(db, session_id)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from treadctl.store import export  # noqa: PLC0415 - only this command needs it
 
-    with closing(_open(args)) as db:
-        session_id = resolve_id(db, args.id)
-        detail = get_session(db, session_id)
-        samples = load_samples(db, session_id)
-    if args.out is None:
-        if args.format == "csv":
-            export.write_csv(samples, sys.stdout)
-        else:
-            export.write_json(detail, samples, sys.stdout)
-        return ExitCode.OK
-    with args.out.open("w", encoding="utf-8", newline="") as out:
+    session_id, detail, samples = _read_session(args)
+
+    def write(out: TextIO) -> None:
         if args.format == "csv":
             export.write_csv(samples, out)
         else:
             export.write_json(detail, samples, out)
+
+    if args.out is None:
+        write(sys.stdout)
+        return ExitCode.OK
+    with args.out.open("w", encoding="utf-8", newline="") as out:
+        write(out)
     print(f"{session_id}: {len(samples)} samples written to {args.out}", file=sys.stderr)
     return ExitCode.OK
 
@@ -187,10 +192,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from treadctl.store import plot  # noqa: PLC0415 - matplotlib takes a while to import
 
-    with closing(_open(args)) as db:
-        session_id = resolve_id(db, args.id)
-        detail = get_session(db, session_id)
-        samples = load_samples(db, session_id)
+    session_id, detail, samples = _read_session(args)
     plot.render(detail, samples, args.out)
     print(f"{session_id}: chart written to {args.out}", file=sys.stderr)
     return ExitCode.OK
