@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import get_args
 
 import pytest
+from cli_process import run_treadctl
 
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.loader import REDACTED, redacted
@@ -164,20 +163,9 @@ def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter2" not in repr(s)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "treadctl", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
-
-
 def test_cli_config_check_prints_effective_config_redacted(tmp_path: Path) -> None:
     path = write(tmp_path, '[mqtt]\nhost = "broker.lan"\npassword = "hunter2"\n')
-    result = run_cli("config", "check", "--config", str(path))
+    result = run_treadctl("config", "check", "--config", str(path))
     assert result.returncode == 0, result.stderr
     assert 'host = "broker.lan"' in result.stdout
     assert "hunter2" not in result.stdout
@@ -185,7 +173,7 @@ def test_cli_config_check_prints_effective_config_redacted(tmp_path: Path) -> No
 
 
 def test_cli_config_check_json() -> None:
-    result = run_cli("config", "check", "--format", "json")
+    result = run_treadctl("config", "check", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert '"max_speed_backward_kmh": 3.0' in result.stdout
 
@@ -202,7 +190,7 @@ def test_cli_bad_config_exits_2_naming_file_and_key(
     tmp_path: Path, text: str, expected: str
 ) -> None:
     path = write(tmp_path, text)
-    result = run_cli("config", "check", "--config", str(path))
+    result = run_treadctl("config", "check", "--config", str(path))
     assert result.returncode == 2
     assert str(path) in result.stderr
     assert expected in result.stderr
@@ -210,10 +198,10 @@ def test_cli_bad_config_exits_2_naming_file_and_key(
 
 
 def test_cli_missing_config_exits_2(tmp_path: Path) -> None:
-    result = run_cli("config", "check", "--config", str(tmp_path / "missing.toml"))
+    result = run_treadctl("config", "check", "--config", str(tmp_path / "missing.toml"))
     assert result.returncode == 2
     assert "missing.toml: configuration file not found" in result.stderr
 
 
 def test_cli_usage_error_exits_2() -> None:
-    assert run_cli("sim", "--driver", "nonexistent").returncode == 2
+    assert run_treadctl("sim", "--driver", "nonexistent").returncode == 2

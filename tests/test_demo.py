@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_treadctl
 
 
 @pytest.mark.timeout(180)  # a subprocess of ~20 s, longer on a loaded machine
 def test_demo_runs_a_backward_program_end_to_end(tmp_path: Path) -> None:
     chart = tmp_path / "demo.png"
-    result = subprocess.run(
-        [sys.executable, "-m", "treadctl", "demo", "--speedup", "100", "--chart", str(chart)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = run_treadctl("demo", "--speedup", "100", "--chart", str(chart), timeout=90)
     out = result.stdout
     assert result.returncode == 0, (out, result.stderr)
     assert "embedded broker on 127.0.0.1:" in out  # no broker needed
@@ -38,25 +31,13 @@ def test_demo_runs_a_backward_program_end_to_end(tmp_path: Path) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     show = re.search(r"treadctl sessions show (\S+) --db (\S+)", out)
     assert show is not None
-    shown = subprocess.run(
-        [sys.executable, "-m", "treadctl", "sessions", "show", show[1], "--db", show[2]],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    shown = run_treadctl("sessions", "show", show[1], "--db", show[2], timeout=30)
     assert shown.returncode == 0, shown.stderr
     assert "alghadir2019-knee-oa" in shown.stdout
     assert "finished" in shown.stdout
 
 
 def test_demo_with_an_unknown_program_is_a_usage_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "treadctl", "demo", "--program", "no-such-program"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2  # PRODUCT.md: 2 is bad usage
+    result = run_treadctl("demo", "--program", "no-such-program", timeout=30)
+    assert result.returncode == 2  # docs/cli.md: 2 is bad usage
     assert "no-such-program" in result.stderr

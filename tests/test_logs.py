@@ -66,14 +66,18 @@ def _log_a_failure() -> None:
         structlog.get_logger("treadctl.test").exception("treadctl stopped by an error")
 
 
-def test_json_traceback_without_locals() -> None:
-    out = io.StringIO()
+def _logged_failure(out: io.StringIO) -> str:
+    """What logging a failure with a secret in scope writes to `out`."""
     try:
         logs.configure("INFO", stream=out)
         _log_a_failure()
     finally:
         logs.configure("WARNING", json=True)
-    text = out.getvalue()
+    return out.getvalue()
+
+
+def test_json_traceback_without_locals() -> None:
+    text = _logged_failure(io.StringIO())
     assert SECRET not in text
     (line,) = [json.loads(raw) for raw in text.splitlines()]
     (exc,) = line["exception"]
@@ -84,13 +88,7 @@ def test_json_traceback_without_locals() -> None:
 
 
 def test_console_traceback_without_locals() -> None:
-    out = FakeTty()
-    try:
-        logs.configure("INFO", stream=out)
-        _log_a_failure()
-    finally:
-        logs.configure("WARNING", json=True)
-    text = out.getvalue()
+    text = _logged_failure(FakeTty())
     assert SECRET not in text
     assert "Traceback (most recent call last)" in text
     assert "_fail_with_a_secret_in_scope" in text

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_treadctl
 
 from treadctl.config import load_settings
 from treadctl.core.device import WalkDirection
@@ -129,26 +128,15 @@ def test_user_directory_programs_and_errors(tmp_path: Path) -> None:
         library.get("nope")
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "treadctl", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
-
-
 def test_cli_list() -> None:
-    result = run_cli("programs", "list")
+    result = run_treadctl("programs", "list")
     assert result.returncode == 0, result.stderr
     for name in BUILTINS:
         assert name in result.stdout
 
 
 def test_cli_show_prints_the_expanded_timeline() -> None:
-    result = run_cli("programs", "show", "backward-intervals")
+    result = run_treadctl("programs", "show", "backward-intervals")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "standstill" in out
@@ -163,7 +151,7 @@ def test_cli_show_for_a_face_away_device(tmp_path: Path) -> None:
     config.write_text(
         '[device]\ndriver = "trackmaster"\nport = "/dev/null"\nretro_mode = "face-away"\n'
     )
-    result = run_cli("programs", "show", "elderly-balance", "--config", str(config))
+    result = run_treadctl("programs", "show", "elderly-balance", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "turn around" in result.stdout
     assert " reverse " not in result.stdout  # the belt never reverses
@@ -172,12 +160,12 @@ def test_cli_show_for_a_face_away_device(tmp_path: Path) -> None:
 def test_cli_validate_ok_and_failing(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(MY_PROGRAM.format(speed=1.5))
-    ok = run_cli("programs", "validate", str(good))
+    ok = run_treadctl("programs", "validate", str(good))
     assert ok.returncode == 0, ok.stderr
     assert "valid for this device" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(MY_PROGRAM.format(speed=4.0))
-    failed = run_cli("programs", "validate", str(bad))
+    failed = run_treadctl("programs", "validate", str(bad))
     assert failed.returncode == 2
     expected = (
         f'treadctl: {bad}: phase 2 "backward block" (repeat 1): '
@@ -187,11 +175,11 @@ def test_cli_validate_ok_and_failing(tmp_path: Path) -> None:
 
 
 def test_cli_validate_with_session_parameters() -> None:
-    ok = run_cli(
+    ok = run_treadctl(
         "programs", "validate", "chang2021-stroke", "--param", "comfortable_backward_kmh=1.5"
     )
     assert ok.returncode == 0, ok.stderr
-    bad = run_cli(
+    bad = run_treadctl(
         "programs", "validate", "chang2021-stroke", "--param", "comfortable_backward_kmh=fast"
     )
     assert bad.returncode == 2
@@ -204,15 +192,15 @@ def test_cli_validate_format_errors_exit_2(tmp_path: Path) -> None:
         'name = "x"\ntitle = "X"\n[[phases]]\nname = "p"\n'
         'duration = "soon"\nwalk = "forward"\nspeed_kmh = 1\n'
     )
-    result = run_cli("programs", "validate", str(broken))
+    result = run_treadctl("programs", "validate", str(broken))
     assert result.returncode == 2
     assert f"{broken}: phases[1].duration: not a duration: 'soon'" in result.stderr
-    missing = run_cli("programs", "validate", str(tmp_path / "missing.toml"))
+    missing = run_treadctl("programs", "validate", str(tmp_path / "missing.toml"))
     assert missing.returncode == 2
     assert "no such program file" in missing.stderr
 
 
 def test_cli_schema_is_json() -> None:
-    result = run_cli("programs", "schema")
+    result = run_treadctl("programs", "schema")
     assert result.returncode == 0
     assert json.loads(result.stdout)["title"] == "Program"
