@@ -32,7 +32,6 @@ from treadctl.sim import PERSONALITIES
 
 SWITCH_INTERVAL_S = 0.001  # the daemon's GIL switch interval (Python's default: 5 ms)
 ESTOP_BOX = "estop-box"  # `treadctl sim`: a button box (docs/estop.md), not a treadmill
-TOML_FILE_HELP = "TOML file (default: $TREADCTL_CONFIG)"
 log = structlog.get_logger(__name__)
 
 
@@ -126,14 +125,14 @@ def add_config_parser(sub: Subparsers) -> None:
     check = config_sub.add_parser(
         "check", help="validate and print the effective configuration (secrets redacted)"
     )
-    add_config_option(check, TOML_FILE_HELP)
+    add_config_option(check)
     check.add_argument("--format", choices=["toml", "json"], default="toml")
     check.set_defaults(func=cmd_config_check)
 
 
 def add_run_parser(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="the daemon: drive the treadmill, serve MQTT (systemd)")
-    add_config_option(run, TOML_FILE_HELP)
+    add_config_option(run)
     run.set_defaults(func=cmd_run)
 
 

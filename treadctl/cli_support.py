@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from treadctl.config import ConfigError, Settings, load_settings
+from treadctl.extras import MissingExtraError
 
 CONFIG_ENV = "TREADCTL_CONFIG"
 CONFIG_HELP = f"TOML configuration (default: ${CONFIG_ENV})"
@@ -58,11 +59,9 @@ def load_config(given: Path | None) -> Settings:
         raise UsageError(str(exc)) from exc
 
 
-def add_config_option(
-    parser: argparse.ArgumentParser, help_: str = CONFIG_HELP, metavar: str | None = None
-) -> None:
+def add_config_option(parser: argparse.ArgumentParser, help_: str = CONFIG_HELP) -> None:
     """`--config FILE`, read as `args.config_path` (resolve it with `config_path`)."""
-    parser.add_argument("--config", dest="config_path", type=Path, metavar=metavar, help=help_)
+    parser.add_argument("--config", dest="config_path", type=Path, metavar="FILE", help=help_)
 
 
 def parse_params(items: Iterable[str]) -> dict[str, float]:
@@ -90,7 +89,7 @@ def dispatch(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"treadctl: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    except CommandError as exc:
+    except (CommandError, MissingExtraError) as exc:  # an extra names what to install
         print(f"treadctl: {exc}", file=sys.stderr)
         return ExitCode.FAILURE
     except BrokenPipeError:  # `treadctl … | head`: the reader left

@@ -44,8 +44,8 @@ TARGET_S = 60.0  # about a minute by default
 BAR = 24
 
 
-class DemoError(Exception):
-    pass
+class DemoError(CommandError):
+    """The demo could not go on (the daemon stopped, the start was refused): exit 1."""
 
 
 @dataclass

@@ -115,7 +115,6 @@ def _common(parser: argparse.ArgumentParser, *, json_help: str) -> None:
     add_config_option(
         parser,
         "the daemon's TOML configuration, for the broker and topics (default: $TREADCTL_CONFIG)",
-        metavar="FILE",
     )
     parser.add_argument(
         "--timeout",
