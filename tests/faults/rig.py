@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from treadctl.config.models import Settings
 from treadctl.mqtt.topics import Topics
 from treadctl.store.model import Sample, SessionRecord
 from treadctl.store.queries import get_session, load_samples
+from treadctl.store.schema import open_readonly
 
 PROGRAM = "fault-walk"
 SPEED_KMH = 1.2
@@ -57,6 +57,7 @@ class Faulty:
     config: Path
     db: Path
     daemon: asyncio.subprocess.Process
+    session_id: str = ""  # the session start() began
 
     async def inject(self, command: str, timeout: float = 5.0) -> str:
         """Type a fault command into the simulator's console; its reply line."""
@@ -88,9 +89,27 @@ class Faulty:
             lambda s, _d, v, _l: s == "stopped" and v == 0, timeout, "belt stopped", since
         )
 
+    def assert_ran_on(self, since: float) -> None:
+        """The treadmill says its belt has run in reverse all along since `since`, at speed now."""
+        belt = self.sim.belt(since)
+        assert all(s == "running" and d == "reverse" for _, s, d, _ in belt), belt
+        now = self.sim.now()
+        assert now is not None
+        assert now[0] == "running", now
+        assert now[2] >= AT_SPEED_KMH, now
+
     def session(self, session_id: str) -> tuple[SessionRecord, list[Sample]]:
-        with database(self.db) as conn:
+        with contextlib.closing(open_readonly(self.db)) as conn:
             return get_session(conn, session_id).session, load_samples(conn, session_id)
+
+    def ended(self, how: str, cause: str) -> tuple[SessionRecord, list[Sample]]:
+        """The recorded session: ended `how` for `cause`, with samples of the belt in reverse at
+        speed before that."""
+        session, samples = self.session(self.session_id)
+        assert (session.ended_how, session.end_cause) == (how, cause)
+        assert session.ended is not None
+        assert any(s.belt == "reverse" and s.speed_kmh >= AT_SPEED_KMH for s in samples)
+        return session, samples
 
     async def event(self, kind: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
         """The first event of type `kind` whose fields match."""
@@ -114,21 +133,13 @@ class Faulty:
                 assert answer["error"]["code"] == "interlock_active", answer
                 await asyncio.sleep(0.25)
         started = await self.event("session_started")
-        return str(started["session_id"])
+        self.session_id = str(started["session_id"])
+        return self.session_id
 
     async def terminate(self) -> None:
         """SIGTERM: the daemon stops the belt and exits 0 (its database closed)."""
         self.daemon.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(self.daemon.wait(), 25) == 0
-
-
-@contextlib.contextmanager
-def database(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def configure(tmp_path: Path, broker: Broker, extra: str = "") -> tuple[Path, Path, Path, Topics]:
@@ -166,3 +177,12 @@ async def faulty(tmp_path: Path, broker: Broker, extra: str = "") -> AsyncIterat
             if rig.daemon.returncode is None:
                 rig.daemon.kill()
                 await rig.daemon.wait()
+
+
+@contextlib.asynccontextmanager
+async def in_session(tmp_path: Path, broker: Broker) -> AsyncIterator[Faulty]:
+    """`faulty()` with the program started (`session_id`) and the belt at speed in reverse."""
+    async with faulty(tmp_path, broker) as rig:
+        await rig.start()
+        await rig.moving()
+        yield rig

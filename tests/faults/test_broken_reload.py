@@ -13,17 +13,14 @@ import signal
 import time
 from pathlib import Path
 
-from faults.rig import AT_SPEED_KMH, faulty
+from faults.rig import in_session
 from mqtt.brokers import Broker
 
 
 async def test_a_broken_file_on_reload_keeps_the_old_config_and_the_session(
     broker: Broker, tmp_path: Path
 ) -> None:
-    async with faulty(tmp_path, broker) as f:
-        session_id = await f.start()
-        await f.moving()
-
+    async with in_session(tmp_path, broker) as f:
         good = f.config.read_text()
         assert "rate_hz = 10\n" in good
         f.config.write_text(good.replace("rate_hz = 10\n", "rate_hz = -3\n"))
@@ -36,12 +33,7 @@ async def test_a_broken_file_on_reload_keeps_the_old_config_and_the_session(
         await asyncio.sleep(1.5)
         rate = (len(f.user.on(f.topics.telemetry)) - seen) / 1.5
         assert rate >= 7, f"telemetry at {rate:.1f}/s: the old 10 Hz is kept"
-        belt = f.sim.belt(hup_at)
-        assert all(s == "running" and d == "reverse" for _, s, d, _ in belt), belt
-        now = f.sim.now()
-        assert now is not None
-        assert now[0] == "running", now
-        assert now[2] >= AT_SPEED_KMH, now
+        f.assert_ran_on(hup_at)
         assert (await f.user.request("heartbeat"))["ok"]
         assert f.daemon.returncode is None
 
@@ -50,7 +42,7 @@ async def test_a_broken_file_on_reload_keeps_the_old_config_and_the_session(
         await f.still(estop_at, timeout=10)
         await f.terminate()
 
-    session, samples = f.session(session_id)
+    session, samples = f.session(f.session_id)
     assert (session.ended_how, session.end_cause) == ("estop", "command")
     during = [s for s in samples if hup_wall <= s.ts <= hup_wall + 1.5]
     assert len(during) >= 10, "samples at 10 Hz through the failed reload"

@@ -14,29 +14,21 @@ import asyncio
 import time
 from pathlib import Path
 
-from faults.rig import AT_SPEED_KMH, faulty
+from faults.rig import in_session
 from mqtt.brokers import Broker
 
 
 async def test_noise_bursts_are_survived_and_garbage_answers_stop_the_belt(
     broker: Broker, tmp_path: Path
 ) -> None:
-    async with faulty(tmp_path, broker) as f:
-        session_id = await f.start()
-        await f.moving()
-
+    async with in_session(tmp_path, broker) as f:
         noisy_from = time.monotonic()
         for _ in range(4):
             sent = await f.inject("garbage 64")
             assert len(sent.removeprefix("sent ").split()) == 64, sent
             await asyncio.sleep(0.7)
         # the session carried on: never stopped on the treadmill's side, no fault, no e-stop
-        belt = f.sim.belt(noisy_from)
-        assert all(s == "running" and d == "reverse" for _, s, d, _ in belt), belt
-        now = f.sim.now()
-        assert now is not None
-        assert now[0] == "running", now
-        assert now[2] >= AT_SPEED_KMH, now
+        f.assert_ran_on(noisy_from)
         assert f.events("fault") == []
         assert f.events("estop") == []
         assert (await f.user.request("heartbeat"))["ok"]
@@ -45,7 +37,7 @@ async def test_noise_bursts_are_survived_and_garbage_answers_stop_the_belt(
         garbled_at = time.monotonic()
         await f.inject("garbage on")
         fault = await f.event("fault", cause="link_lost")
-        assert fault["session_id"] == session_id
+        assert fault["session_id"] == f.session_id
         await f.still(garbled_at)
         finished = await f.event("session_finished")
         assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
@@ -60,9 +52,6 @@ async def test_noise_bursts_are_survived_and_garbage_answers_stop_the_belt(
         assert all(s == "stopped" for _, s, _, _ in f.sim.belt(reset_at))
         await f.terminate()
 
-    session, samples = f.session(session_id)
-    assert (session.ended_how, session.end_cause) == ("fault", "link_lost")
-    assert session.ended is not None
-    assert any(s.belt == "reverse" and s.speed_kmh >= AT_SPEED_KMH for s in samples)
+    _, samples = f.ended("fault", "link_lost")
     noisy = [s for s in samples if s.mode == "running"]
     assert len(noisy) >= 30, "10 Hz samples kept through the noise"
