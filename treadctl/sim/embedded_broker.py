@@ -11,11 +11,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from types import TracebackType
-from typing import Self
 
 from treadctl.extras import DEMO, MissingExtraError
 from treadctl.sim.brokers import HOST, free_port
+from treadctl.sim.lifecycle import Simulator
 
 try:
     from amqtt.broker import Broker
@@ -23,7 +22,7 @@ except ModuleNotFoundError as exc:  # the daemon's install has no amqtt
     raise MissingExtraError(DEMO, "the embedded MQTT broker (treadctl demo)", exc.name) from exc
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(Simulator):
     """`async with EmbeddedBroker() as broker:` listens on `broker.host:broker.port`."""
 
     def __init__(self, host: str = HOST, port: int = 0) -> None:
@@ -31,7 +30,7 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self._broker: Broker | None = None
 
-    async def __aenter__(self) -> Self:
+    async def start(self) -> None:
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._broker = Broker(
@@ -43,14 +42,8 @@ class EmbeddedBroker:
             }
         )
         await self._broker.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None

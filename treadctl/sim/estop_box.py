@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import tty
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import structlog
 
 from treadctl.estop.protocol import SEQ_MODULO, heartbeat_line, stop_line
+from treadctl.sim.lifecycle import Simulator
+from treadctl.sim.pty_port import PtyPort
 
 log = structlog.get_logger(__name__)
 
 PERIOD_S = 0.1  # the firmware's heartbeat period (the contract allows up to 0.2 s)
 
 
-class SimulatedButtonBox:
+class SimulatedButtonBox(Simulator):
     """Use as `async with SimulatedButtonBox(link=PATH) as box: box.press()`."""
 
     def __init__(self, *, link: Path | None = None, period_s: float = PERIOD_S) -> None:
@@ -31,15 +29,17 @@ class SimulatedButtonBox:
         self.pressed = False
         self.silent = False
         self.bad_crc = False  # heartbeats with a wrong checksum
-        self.path = ""
         self.sent = 0  # lines written
         self._seq = 0
-        self._master: int | None = None
-        self._slave: int | None = None
+        self._port = PtyPort(link=link, name="estop-box")
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def path(self) -> str:
+        return self._port.path
+
     async def start(self) -> None:
-        self._plug()
+        self._port.plug()
         self._task = asyncio.create_task(self._beat(), name="treadctl.sim[estop-box].heartbeat")
         log.info("simulated button box ready", path=self.path, link=str(self.link))
 
@@ -49,19 +49,7 @@ class SimulatedButtonBox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._unplug()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        self._port.unplug()
 
     # --- controls ------------------------------------------------------------------------------
 
@@ -80,15 +68,15 @@ class SimulatedButtonBox:
         return data
 
     def unplug(self) -> None:
-        self._unplug()
+        self._port.unplug()
 
     def replug(self) -> None:
-        if self._master is None:
-            self._plug()
+        if not self._port.plugged:
+            self._port.plug()
 
     @property
     def plugged(self) -> bool:
-        return self._master is not None
+        return self._port.plugged
 
     def describe(self) -> str:
         parts = [
@@ -116,30 +104,5 @@ class SimulatedButtonBox:
             await asyncio.sleep(self.period_s)
 
     def _send(self, data: bytes) -> None:
-        if self._master is None:
-            return
-        try:
-            os.write(self._master, data)
-        except OSError as exc:  # nobody reading and the pty buffer full: a real box drops too
-            log.debug("button box write dropped", error=str(exc))
-            return
-        self.sent += 1
-
-    def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self.path = os.ttyname(slave)
-        if self.link is not None:
-            if self.link.is_symlink():
-                self.link.unlink()
-            self.link.symlink_to(self.path)
-
-    def _unplug(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd is not None:
-                os.close(fd)
-        self._master = self._slave = None
-        if self.link is not None and self.link.is_symlink():
-            self.link.unlink()
+        if self._port.write(data):
+            self.sent += 1

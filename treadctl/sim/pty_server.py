@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import structlog
 
@@ -24,8 +20,10 @@ from treadctl.drivers.trackmaster_codec import BadRequest, Dialect, Request
 from treadctl.sim import PERSONALITIES
 from treadctl.sim.csafe import CsafePersonality
 from treadctl.sim.delta_vfd import DeltaVfdPersonality
+from treadctl.sim.lifecycle import Simulator
 from treadctl.sim.personality import Personality, WireRequest
 from treadctl.sim.physics import BeltPhysics
+from treadctl.sim.pty_port import PtyPort
 from treadctl.sim.trackmaster import TrackmasterPersonality
 
 log = structlog.get_logger(__name__)
@@ -77,7 +75,7 @@ class WireLog:
         return out
 
 
-class SimulatedTreadmill:
+class SimulatedTreadmill(Simulator):
     """A treadmill on a pty. Use as `async with SimulatedTreadmill("woodway") as sim: sim.path`.
 
     `personality` is a name from PERSONALITIES, or a personality built with its own settings
@@ -107,12 +105,14 @@ class SimulatedTreadmill:
         self.belt = self.protocol.belt
         self.faults = Faults()
         self.wire = WireLog()
-        self.path = ""
-        self._master: int | None = None
-        self._slave: int | None = None
+        self._port = PtyPort(link=link, on_data=self._on_data, name=self.personality)
         self._tick: asyncio.Task[None] | None = None
         self._late: set[asyncio.TimerHandle] = set()
         self._rx_event = asyncio.Event()
+
+    @property
+    def path(self) -> str:
+        return self._port.path
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -139,18 +139,6 @@ class SimulatedTreadmill:
                 await self._tick
             self._tick = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     # --- fault controls ------------------------------------------------------------------------
 
     def pull_key(self) -> None:
@@ -172,13 +160,13 @@ class SimulatedTreadmill:
 
     def replug(self) -> None:
         """The device comes back, on a new pty; the symlink follows it."""
-        if self._master is None:
+        if not self._port.plugged:
             self._plug()
             log.info("simulated treadmill plugged in", path=self.path)
 
     @property
     def plugged(self) -> bool:
-        return self._master is not None
+        return self._port.plugged
 
     async def wait_rx(self, timeout: float = 2.0) -> None:
         """Wait until some byte arrives (tests use it to sync with the host)."""
@@ -189,42 +177,15 @@ class SimulatedTreadmill:
     # --- internals -----------------------------------------------------------------------------
 
     def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no line discipline: bytes as a serial line carries them
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self.path = os.ttyname(slave)
-        asyncio.get_running_loop().add_reader(master, self._on_readable)
-        if self.link is not None:
-            if self.link.is_symlink():
-                self.link.unlink()
-            self.link.symlink_to(self.path)
+        self._port.plug()
 
     def _unplug(self) -> None:
         for handle in self._late:
             handle.cancel()
         self._late.clear()
-        if self._master is not None:
-            asyncio.get_running_loop().remove_reader(self._master)
-            os.close(self._master)
-            self._master = None
-        if self._slave is not None:
-            os.close(self._slave)
-            self._slave = None
-        if self.link is not None and self.link.is_symlink():
-            self.link.unlink()
+        self._port.unplug()
 
-    def _on_readable(self) -> None:
-        if self._master is None:
-            return
-        try:
-            data = os.read(self._master, 1024)
-        except BlockingIOError:
-            return
-        except OSError:
-            return  # EIO while no host has the port open; the next open brings it back
-        if not data:
-            return
+    def _on_data(self, data: bytes) -> None:
         self.wire.rx.extend(data)
         self._rx_event.set()
         self.protocol.receive(data, self.clock())
@@ -253,14 +214,8 @@ class SimulatedTreadmill:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
-        if self._master is None:
-            return
-        try:
-            os.write(self._master, data)
-        except OSError as exc:
-            log.debug("simulator write dropped", error=str(exc))
-            return
-        self.wire.tx.extend(data)
+        if self._port.write(data):
+            self.wire.tx.extend(data)
 
     async def _run_physics(self) -> None:
         while True:
