@@ -120,6 +120,22 @@ class Faulty:
         )
         return found
 
+    async def link_lost(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The daemon's `fault` event for a lost link, naming this session."""
+        fault = await self.event("fault", cause="link_lost", timeout=timeout)
+        assert fault["session_id"] == self.session_id
+        return fault
+
+    async def finished_by_fault(self) -> None:
+        """The `session_finished` event of a session a lost link ended."""
+        finished = await self.event("session_finished")
+        assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
+
+    async def restored_and_reset(self) -> None:
+        """`link_restored`, then a `reset` accepted."""
+        await self.event("link_restored", timeout=10)
+        assert (await self.user.request("reset"))["ok"]
+
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.user.on(self.topics.event) if e["type"] == kind]
 

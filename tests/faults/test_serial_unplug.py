@@ -24,15 +24,13 @@ async def test_unplug_is_a_fault_within_a_second_the_watchdog_stops_the_belt_and
 
         unplugged_at, unplugged_wall = time.monotonic(), time.time()
         await f.inject("unplug")
-        fault = await f.event("fault", cause="link_lost")
-        assert fault["session_id"] == f.session_id
+        fault = await f.link_lost()
         assert fault["ts"] - unplugged_wall <= 1.0, fault
         await f.sim.until(
             lambda _s, _d, _v, line: "stopped by watchdog" in line, 3, "watchdog", unplugged_at
         )
         await f.still(unplugged_at)
-        finished = await f.event("session_finished")
-        assert (finished["ended"], finished["cause"]) == ("fault", "link_lost")
+        await f.finished_by_fault()
         state = await f.user.wait_for(f.topics.state, lambda s: s["mode"] == "fault")
         assert state["session_id"] is None
         refused = await f.user.request("reset")  # nothing to talk to yet
@@ -41,8 +39,7 @@ async def test_unplug_is_a_fault_within_a_second_the_watchdog_stops_the_belt_and
 
         replugged_at = time.monotonic()
         await f.inject("replug")
-        await f.event("link_restored", timeout=10)
-        assert (await f.user.request("reset"))["ok"]
+        await f.restored_and_reset()
         await f.user.wait_for(f.topics.state, lambda s: s["mode"] == "idle")
         assert all(s == "stopped" for _, s, _, _ in f.sim.belt(replugged_at))
         await f.terminate()
