@@ -15,7 +15,7 @@ import aiomqtt
 
 from treadctl.cli_support import ExitCode
 from treadctl.client import render as show
-from treadctl.client.transport import Target, decode, new_client, next_message, text
+from treadctl.client.transport import ClientError, Target, decode, new_client, next_message, text
 
 WATCH_RECONNECT_S = 1.0
 
@@ -81,11 +81,9 @@ async def watch(target: Target, timeout: float, *, as_json: bool) -> int:
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError from exc  # interrupted while disconnecting
             if not ever_connected:
-                print(
-                    f"treadctl: cannot connect to the MQTT broker at {target.broker}: {exc}",
-                    file=sys.stderr,
-                )
-                return ExitCode.FAILURE
+                raise ClientError(
+                    f"cannot connect to the MQTT broker at {target.broker}: {exc}"
+                ) from None
             if connected:
                 print(
                     f"treadctl: lost the connection to {target.broker} ({exc}); reconnecting",
