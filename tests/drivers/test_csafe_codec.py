@@ -24,10 +24,6 @@ from treadctl.drivers.csafe_codec import (
 from treadctl.drivers.errors import CodecError
 
 
-def h(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 @pytest.mark.parametrize(
     ("commands", "frame"),
     [
@@ -50,38 +46,42 @@ def h(text: str) -> bytes:
     ],
 )
 def test_request_frames_match_the_vectors(commands: list[Command], frame: str) -> None:
-    assert codec.request(commands) == h(frame)
+    assert codec.request(commands) == bytes.fromhex(frame)
     # and the console side reads back what was sent
-    assert RequestDecoder().feed(h(frame)) == [Request(tuple(commands))]
+    assert RequestDecoder().feed(bytes.fromhex(frame)) == [Request(tuple(commands))]
 
 
 def test_the_e_stop_frame() -> None:
     # SetSpeed 0 (0.1 km/h), then GoIdle: XOR(25 03 00 00 31 82) = 95
-    assert stop_frame("kmh") == h("F1 25 03 00 00 31 82 95 F2")
-    assert stop_frame("mph") == h("F1 25 03 00 00 11 82 B5 F2")
+    assert stop_frame("kmh") == bytes.fromhex("F1 25 03 00 00 31 82 95 F2")
+    assert stop_frame("mph") == bytes.fromhex("F1 25 03 00 00 11 82 B5 F2")
 
 
 def test_stuffing_covers_every_flag_byte() -> None:
-    assert codec.stuff(h("F0 F1 F2 F3 EF")) == h("F3 00 F3 01 F3 02 F3 03 EF")
-    assert codec.unstuff(h("F3 00 F3 01 F3 02 F3 03 EF")) == h("F0 F1 F2 F3 EF")
+    assert codec.stuff(bytes.fromhex("F0 F1 F2 F3 EF")) == bytes.fromhex(
+        "F3 00 F3 01 F3 02 F3 03 EF"
+    )
+    assert codec.unstuff(bytes.fromhex("F3 00 F3 01 F3 02 F3 03 EF")) == bytes.fromhex(
+        "F0 F1 F2 F3 EF"
+    )
     for bad in ("F3 04", "F3", "AA F1 BB"):
         with pytest.raises(CodecError):
-            codec.unstuff(h(bad))
+            codec.unstuff(bytes.fromhex(bad))
 
 
 def test_the_reference_frame_of_csafe_fitness() -> None:
-    contents, used = codec.split_frame(h("F1 DE AD BE EF 22 F2"))
-    assert (contents, used) == (h("DE AD BE EF"), 7)
+    contents, used = codec.split_frame(bytes.fromhex("F1 DE AD BE EF 22 F2"))
+    assert (contents, used) == (bytes.fromhex("DE AD BE EF"), 7)
 
 
 def test_a_real_console_reply_decoded() -> None:
     # qdomyos-zwift #1045: GetSpeed answered by a "CT5HRT" console
-    reply, used = codec.parse_reply(h("F1 09 A5 03 35 00 52 C8 F2"))
+    reply, used = codec.parse_reply(bytes.fromhex("F1 09 A5 03 35 00 52 C8 F2"))
     assert used == 9
     assert reply is not None
     assert reply.status == Status(toggle=False, previous=FrameStatus.OK, state=State.OFFLINE)
-    assert reply.answers == (Command(Cmd.GET_SPEED, h("35 00 52")),)
-    value, unit = codec.decode_int_unit(h("35 00 52"))
+    assert reply.answers == (Command(Cmd.GET_SPEED, bytes.fromhex("35 00 52")),)
+    value, unit = codec.decode_int_unit(bytes.fromhex("35 00 52"))
     assert (value, unit) == (53, Unit.REVS_PER_MIN)
     with pytest.raises(CodecError, match="52 \\(REVS_PER_MIN\\) is not a belt speed"):
         codec.speed_kmh(value, unit)
@@ -89,7 +89,7 @@ def test_a_real_console_reply_decoded() -> None:
 
 def test_status_byte_fields() -> None:
     # the capture's next frame: frame toggle set, same state
-    reply, _ = codec.parse_reply(h("F1 89 89 F2"))
+    reply, _ = codec.parse_reply(bytes.fromhex("F1 89 89 F2"))
     assert reply is not None
     assert reply.status == Status(True, FrameStatus.OK, State.OFFLINE)
     assert reply.answers == ()
@@ -133,20 +133,20 @@ def test_reply_with_two_answers_and_units() -> None:
 )
 def test_bad_replies_raise_codec_errors(frame: str, error: str) -> None:
     with pytest.raises(CodecError, match=error):
-        codec.parse_reply(h(frame))
+        codec.parse_reply(bytes.fromhex(frame))
 
 
 def test_an_incomplete_reply_asks_for_more() -> None:
-    assert codec.parse_reply(h("F1 09 A5 03")) == (None, 0)
+    assert codec.parse_reply(bytes.fromhex("F1 09 A5 03")) == (None, 0)
     assert codec.parse_reply(b"") == (None, 0)
 
 
 def test_the_console_decoder_resynchronises() -> None:
     dec = RequestDecoder()
     # noise, then a frame split over two reads, then a frame cut short by a new start flag
-    assert dec.feed(h("00 13 F1 85")) == []
-    assert dec.feed(h("85 F2 F1 25 03")) == [Request((Command(Cmd.GO_IN_USE),))]
-    out = dec.feed(h("F1 82 82 F2 F1 80 81 F2"))
+    assert dec.feed(bytes.fromhex("00 13 F1 85")) == []
+    assert dec.feed(bytes.fromhex("85 F2 F1 25 03")) == [Request((Command(Cmd.GO_IN_USE),))]
+    out = dec.feed(bytes.fromhex("F1 82 82 F2 F1 80 81 F2"))
     assert isinstance(out[0], BadFrame)
     assert out[1] == Request((Command(Cmd.GO_IDLE),))
     assert isinstance(out[2], BadFrame)

@@ -20,11 +20,6 @@ from treadctl.drivers.delta_vfd_codec import (
 )
 from treadctl.drivers.errors import CodecError
 
-
-def h(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
 FRAMES = [
     (codec.write_register(1, codec.REG_COMMAND, codec.RUN_FORWARD), "01 06 20 00 00 12 02 07"),
     (codec.write_register(1, codec.REG_COMMAND, codec.RUN_REVERSE), "01 06 20 00 00 22 02 13"),
@@ -37,12 +32,12 @@ FRAMES = [
 
 @pytest.mark.parametrize(("built", "frame"), FRAMES)
 def test_frames_match_the_vectors(built: bytes, frame: str) -> None:
-    assert built == h(frame)
+    assert built == bytes.fromhex(frame)
 
 
 @pytest.mark.parametrize(("built", "frame"), FRAMES)
 def test_crc_checked_by_us_and_by_pymodbus(built: bytes, frame: str) -> None:
-    raw = h(frame)
+    raw = bytes.fromhex(frame)
     # ours: CRC-16/MODBUS over all but the last two bytes, low byte first
     assert codec.crc16(raw[:-2]).to_bytes(2, "little") == raw[-2:]
     assert codec.crc_ok(raw)
@@ -55,18 +50,18 @@ def test_crc_checked_by_us_and_by_pymodbus(built: bytes, frame: str) -> None:
 
 def test_crc_reference_example() -> None:
     # INVT's published example: read 2 words at 0004H from unit 1
-    assert codec.crc_ok(h("01 03 00 04 00 02 85 CA"))
+    assert codec.crc_ok(bytes.fromhex("01 03 00 04 00 02 85 CA"))
 
 
 def test_the_drive_side_decodes_the_host_frames() -> None:
-    parsed, used = codec.parse_request(h("01 06 20 00 00 22 02 13"))
+    parsed, used = codec.parse_request(bytes.fromhex("01 06 20 00 00 22 02 13"))
     assert used == 8
     assert parsed is not None
     unit, pdu = parsed
     assert unit == 1
     assert isinstance(pdu, WriteSingleRegisterRequest)
     assert (pdu.address, list(pdu.registers)) == (0x2000, [0x0022])
-    parsed, _ = codec.parse_request(h("01 03 21 00 00 05 8F F5"))
+    parsed, _ = codec.parse_request(bytes.fromhex("01 03 21 00 00 05 8F F5"))
     assert parsed is not None
     assert isinstance(parsed[1], ReadHoldingRegistersRequest)
     assert (parsed[1].address, parsed[1].count) == (0x2100, 5)
@@ -74,19 +69,22 @@ def test_the_drive_side_decodes_the_host_frames() -> None:
 
 def test_responses() -> None:
     # an FC06 answer is the echo
-    assert codec.parse_response(h("01 06 20 01 03 E8 D3 74"), 1) == (Written(0x2001, 1000), 8)
+    assert codec.parse_response(bytes.fromhex("01 06 20 01 03 E8 D3 74"), 1) == (
+        Written(0x2001, 1000),
+        8,
+    )
     # FC03: 0x2000 = 0x0022, 0x2001 = 1000 (the raw read of §4)
-    assert codec.parse_response(h("01 03 04 00 22 03 E8 5A 87"), 1) == (
+    assert codec.parse_response(bytes.fromhex("01 03 04 00 22 03 E8 5A 87"), 1) == (
         Registers((0x22, 1000)),
         9,
     )
     # exception: FC06, illegal data address (§1.6)
-    assert codec.parse_response(h("01 86 02 C3 A1"), 1) == (Refused(6, 2), 5)
-    assert codec.parse_response(h("01 03 04 00 22"), 1) == (None, 0)
+    assert codec.parse_response(bytes.fromhex("01 86 02 C3 A1"), 1) == (Refused(6, 2), 5)
+    assert codec.parse_response(bytes.fromhex("01 03 04 00 22"), 1) == (None, 0)
     with pytest.raises(CodecError, match="bad CRC"):
-        codec.parse_response(h("01 06 20 01 03 E8 D3 75"), 1)
+        codec.parse_response(bytes.fromhex("01 06 20 01 03 E8 D3 75"), 1)
     with pytest.raises(CodecError, match="unit 1, expected 2"):
-        codec.parse_response(h("01 06 20 01 03 E8 D3 74"), 2)
+        codec.parse_response(bytes.fromhex("01 06 20 01 03 E8 D3 74"), 2)
 
 
 def test_status_registers() -> None:

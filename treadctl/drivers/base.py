@@ -37,6 +37,22 @@ class Driver(abc.ABC):
             )
         self._started = True
 
+    def _check_speed_range(self, speed_kmh: float) -> None:
+        if not 0 <= speed_kmh <= self.capabilities.speed_max_kmh:
+            raise Rejected(
+                f"{speed_kmh:.2f} km/h is outside 0-{self.capabilities.speed_max_kmh:.1f} km/h",
+                code="out_of_range",
+            )
+
+    def _check_incline_range(self, incline_pct: float) -> None:
+        caps = self.capabilities
+        if not caps.incline_min_pct <= incline_pct <= caps.incline_max_pct:
+            raise Rejected(
+                f"incline {incline_pct} % is outside "
+                f"{caps.incline_min_pct}-{caps.incline_max_pct} %",
+                code="out_of_range",
+            )
+
     def release(self) -> None:
         """Allow the belt to move again after an emergency stop (the owner's reset)."""
         self.halted = False

@@ -9,7 +9,7 @@ the user keeps the safety key on. The belt runs while the console is in the InUs
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Unpack
 
 import structlog
 
@@ -17,8 +17,8 @@ from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with
 from treadctl.drivers import csafe_codec as codec
 from treadctl.drivers.base import Driver
 from treadctl.drivers.csafe_codec import Cmd, FrameStatus, Reply, State, Unit
-from treadctl.drivers.errors import CodecError, DriverError, Rejected
-from treadctl.drivers.session import Parser, Session
+from treadctl.drivers.errors import CodecError, Rejected
+from treadctl.drivers.session import Parser, Session, SessionOptions
 from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
@@ -80,10 +80,8 @@ class CsafeDriver(Driver):
         baudrate: int = 9600,
         units: SpeedUnits = "kmh",
         poll_interval_s: float = 0.1,
-        response_timeout_s: float = 0.25,
-        retries: int = 1,
-        max_misses: int = 3,
         min_speed_kmh: float | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
         # The period the owner reads the console at (device.poll_interval_s), checked here.
         if not 0 < poll_interval_s <= MAX_POLL_INTERVAL_S:
@@ -100,9 +98,7 @@ class CsafeDriver(Driver):
             self.name,
             SerialSettings(port, baudrate),
             halted=lambda: self.halted,
-            response_timeout_s=response_timeout_s,
-            retries=retries,
-            max_misses=max_misses,
+            **session,
         )
         self._stop = stop_frame(units)
         self._started = False
@@ -114,13 +110,8 @@ class CsafeDriver(Driver):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._session.open()
         self._toggle = None
-        try:
-            await self._send(self._stop)
-        except DriverError:
-            await self._session.close()
-            raise
+        await self._session.open(lambda: self._send(self._stop))
         log.info("console connected, belt stopped", driver=self.name, port=self.port)
 
     async def close(self) -> None:
@@ -158,11 +149,7 @@ class CsafeDriver(Driver):
             log.warning("console still InUse after the stop; the belt ramps to 0", driver=self.name)
 
     async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:
-        if not 0 <= speed_kmh <= self.capabilities.speed_max_kmh:
-            raise Rejected(
-                f"{speed_kmh:.2f} km/h is outside 0-{self.capabilities.speed_max_kmh:.1f} km/h",
-                code="out_of_range",
-            )
+        self._check_speed_range(speed_kmh)
         if belt is BeltDirection.REVERSE:
             raise Rejected("CSAFE cannot reverse the belt (use face-away)", code="unsupported")
         step = codec.speed_kmh(1, self.unit)
@@ -173,13 +160,7 @@ class CsafeDriver(Driver):
         return value * step
 
     async def set_incline(self, incline_pct: float) -> float:
-        caps = self.capabilities
-        if not caps.incline_min_pct <= incline_pct <= caps.incline_max_pct:
-            raise Rejected(
-                f"incline {incline_pct} % is outside "
-                f"{caps.incline_min_pct}-{caps.incline_max_pct} %",
-                code="out_of_range",
-            )
+        self._check_incline_range(incline_pct)
         tenths = math.floor(incline_pct * 10 + 1e-6)
         frame = codec.request([codec.set_grade(tenths)])
         _, taken = await self._send_confirmed(frame)

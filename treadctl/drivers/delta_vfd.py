@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Unpack
 
 import structlog
 
@@ -27,8 +27,8 @@ from treadctl.drivers.delta_vfd_codec import (
     Response,
     Written,
 )
-from treadctl.drivers.errors import CodecError, DriverError, Rejected
-from treadctl.drivers.session import Parser, Session
+from treadctl.drivers.errors import CodecError, Rejected
+from treadctl.drivers.session import Parser, Session, SessionOptions
 from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
@@ -78,10 +78,8 @@ class DeltaVfdDriver(Driver):
         stopbits: int | None = None,
         accept_no_comm_watchdog: bool = False,
         poll_interval_s: float = 0.1,
-        response_timeout_s: float = 0.25,
-        retries: int = 1,
-        max_misses: int = 3,
         min_speed_kmh: float | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
         # The period the owner reads the drive at (device.poll_interval_s): checked here, and
         # against the drive's own time-out (Pr.09-03) at connect.
@@ -102,9 +100,7 @@ class DeltaVfdDriver(Driver):
             self.name,
             SerialSettings(port, baudrate, parity=parity, stopbits=stop),
             halted=lambda: self.halted,
-            response_timeout_s=response_timeout_s,
-            retries=retries,
-            max_misses=max_misses,
+            **session,
         )
         self._stop = codec.write_register(unit_id, codec.REG_COMMAND, codec.STOP)
         self._started = False
@@ -117,17 +113,15 @@ class DeltaVfdDriver(Driver):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._session.open()
-        try:
-            async with self._session.turn():
-                await self._write(codec.REG_COMMAND, codec.STOP)
-                await self._write(codec.REG_FREQUENCY, 0)
-                self._freq = 0
-                await self._check_comm_loss()
-        except DriverError:
-            await self._session.close()
-            raise
+        await self._session.open(self._stop_and_check)
         log.info("drive connected, belt stopped", driver=self.name, port=self.port)
+
+    async def _stop_and_check(self) -> None:
+        async with self._session.turn():
+            await self._write(codec.REG_COMMAND, codec.STOP)
+            await self._write(codec.REG_FREQUENCY, 0)
+            self._freq = 0
+            await self._check_comm_loss()
 
     async def _check_comm_loss(self) -> None:
         self.comm_loss = None

@@ -22,8 +22,8 @@ import asyncio
 import collections
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypedDict, TypeVar, Unpack
 
 import structlog
 
@@ -38,6 +38,18 @@ T = TypeVar("T")
 # bytes; (None, n) drops n bytes of a stray answer (to a request written on the e-stop path).
 Parser = Callable[[bytes], tuple[T | None, int]]
 
+RESPONSE_TIMEOUT_S = 0.25  # device.response_timeout_s
+RETRIES = 1
+MAX_MISSES = 3
+
+
+class SessionOptions(TypedDict, total=False):
+    """What every driver's constructor passes through to its session."""
+
+    response_timeout_s: float
+    retries: int
+    max_misses: int
+
 
 class Session:
     def __init__(
@@ -46,16 +58,14 @@ class Session:
         settings: SerialSettings,
         *,
         halted: Callable[[], bool],
-        response_timeout_s: float,
-        retries: int = 1,
-        max_misses: int = 3,
+        **options: Unpack[SessionOptions],
     ) -> None:
         """`halted`: the owner's emergency-stop flag (Driver.halted), read at every gate."""
         self.name = name
         self.settings = settings
-        self.response_timeout_s = response_timeout_s
-        self.retries = retries
-        self.max_misses = max_misses
+        self.response_timeout_s = options.get("response_timeout_s", RESPONSE_TIMEOUT_S)
+        self.retries = options.get("retries", RETRIES)
+        self.max_misses = options.get("max_misses", MAX_MISSES)
         self.link = SerialLink(settings)
         self.lock = asyncio.Lock()
         self.misses = 0
@@ -64,12 +74,19 @@ class Session:
         # Loop times until which the answers of requests without a valid answer may still come.
         self._owed: collections.deque[float] = collections.deque()
 
-    async def open(self) -> None:
-        self.link = SerialLink(self.settings)  # a fresh link: a lost one stays lost
+    async def open(self, first: Callable[[], Awaitable[object]]) -> None:
+        """Open a fresh link (a lost one stays lost), then run the driver's `first` command
+        (the stop every driver opens with); a link whose first command fails is closed."""
+        self.link = SerialLink(self.settings)
         with self._translated():
             await self.link.open()
         self.misses = 0
         self._owed.clear()
+        try:
+            await first()
+        except DriverError:
+            await self.link.close()
+            raise
 
     async def close(self) -> None:
         await self.link.close()

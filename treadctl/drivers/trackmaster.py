@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import structlog
 
@@ -19,8 +19,8 @@ from treadctl.core import units
 from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.base import Driver
-from treadctl.drivers.errors import CodecError, DriverError, Rejected
-from treadctl.drivers.session import Parser, Session
+from treadctl.drivers.errors import CodecError, Rejected
+from treadctl.drivers.session import Parser, Session, SessionOptions
 from treadctl.transport.serial import SerialSettings
 
 log = structlog.get_logger(__name__)
@@ -58,11 +58,9 @@ class TrackmasterDriver(Driver):
         *,
         baudrate: int = 4800,
         poll_interval_s: float = 0.1,
-        response_timeout_s: float = 0.25,
-        retries: int = 1,
-        max_misses: int = 3,
         belt_states: Mapping[int, bool] | None = None,
         min_speed_kmh: float | None = None,
+        **session: Unpack[SessionOptions],
     ) -> None:
         """`belt_states`: the meaning (running or not) of C0 state bytes the manuals do not
         name, from device.trackmaster.belt_states; any other unnamed byte is "not running".
@@ -83,9 +81,7 @@ class TrackmasterDriver(Driver):
             self.name,
             SerialSettings(port, baudrate),
             halted=lambda: self.halted,
-            response_timeout_s=response_timeout_s,
-            retries=retries,
-            max_misses=max_misses,
+            **session,
         )
         self._started = False
         self.last_status: DeviceStatus | None = None
@@ -93,12 +89,7 @@ class TrackmasterDriver(Driver):
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._session.open()
-        try:
-            await self._command(codec.Op.STOP)
-        except DriverError:
-            await self._session.close()
-            raise
+        await self._session.open(lambda: self._command(codec.Op.STOP))
         log.info("treadmill connected, belt stopped", driver=self.name, port=self.port)
 
     async def close(self) -> None:
@@ -129,11 +120,7 @@ class TrackmasterDriver(Driver):
         await self._command(codec.Op.STOP)  # then confirmed in turn
 
     async def set_speed(self, speed_kmh: float, belt: BeltDirection) -> float:
-        if speed_kmh < 0 or speed_kmh > self.capabilities.speed_max_kmh:
-            raise Rejected(
-                f"{speed_kmh:.2f} km/h is outside 0-{self.capabilities.speed_max_kmh:.1f} km/h",
-                code="out_of_range",
-            )
+        self._check_speed_range(speed_kmh)
         reverse = belt is BeltDirection.REVERSE
         if reverse and not self.capabilities.reverse:
             raise Rejected(f"the {self.name} protocol cannot reverse the belt", code="unsupported")
@@ -146,13 +133,7 @@ class TrackmasterDriver(Driver):
         return units.tenths_mph_to_kmh(tenths)
 
     async def set_incline(self, incline_pct: float) -> float:
-        caps = self.capabilities
-        if not caps.incline_min_pct <= incline_pct <= caps.incline_max_pct:
-            raise Rejected(
-                f"incline {incline_pct} % is outside "
-                f"{caps.incline_min_pct}-{caps.incline_max_pct} %",
-                code="out_of_range",
-            )
+        self._check_incline_range(incline_pct)
         # The treadmill takes 0.5 % steps and answers BE otherwise; round down, never steeper.
         tenths = math.floor(incline_pct * 10 / 5 + 1e-6) * 5
         if abs(tenths / 10 - incline_pct) > 1e-6:
