@@ -235,42 +235,6 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
             proc.wait()
 
 
-class NotifySocket:
-    """A bound AF_UNIX datagram socket (systemd's NOTIFY_SOCKET) read by a thread."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.received: list[tuple[float, list[str]]] = []
-        self._cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True, name="bench.notify").start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return
-            with self._cond:
-                self.received.append((time.monotonic(), data.decode().split("\n")))
-                self._cond.notify_all()
-
-    def wait_for(self, item: str, since: float, timeout: float = 30) -> float:
-        def found() -> float | None:
-            return next((t for t, f in self.received if t >= since and item in f), None)
-
-        with self._cond:
-            if not self._cond.wait_for(lambda: found() is not None, timeout):
-                raise TimeoutError(f"no {item} within {timeout} s")
-            at = found()
-            assert at is not None
-            return at
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 # --- the user ----------------------------------------------------------------------------------
 
 

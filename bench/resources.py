@@ -23,7 +23,6 @@ from typing import Any
 
 from benchkit import (
     DaemonSpec,
-    NotifySocket,
     ThreadedTreadmill,
     User,
     cpu_s,
@@ -39,6 +38,8 @@ from benchkit import (
     workdir,
     write_json,
 )
+
+from treadctl.sim.notify_socket import NotifySocket
 
 PROGRAM = """
 name = "bench-long"
@@ -72,7 +73,7 @@ def start_to_ready(
 ) -> tuple[float, subprocess.Popen[bytes]]:
     t0 = time.monotonic()
     proc = start_daemon(spec, notify.path, bytecode=bytecode)
-    return notify.wait_for("READY=1", since=t0) - t0, proc
+    return notify.block_until("READY=1", since=t0) - t0, proc
 
 
 def python_pass() -> float:
