@@ -8,6 +8,15 @@ from treadctl.core import units
 from treadctl.sim.physics import BeltPhysics, StopCause
 
 
+def started_belt(at: float, speed_kmh: float) -> BeltPhysics:
+    """A belt started at `at` (its watchdog not armed) and told to go `speed_kmh`."""
+    belt = BeltPhysics()
+    belt.advance(at)
+    belt.start(at, watchdog=False)
+    belt.set_speed(at, speed_kmh)
+    return belt
+
+
 def test_speed_follows_set_speed_at_bounded_acceleration() -> None:
     belt = BeltPhysics(accel_mps2=0.5)
     belt.advance(0.0)
@@ -23,10 +32,7 @@ def test_speed_follows_set_speed_at_bounded_acceleration() -> None:
 
 
 def test_direction_change_refused_unless_still() -> None:
-    belt = BeltPhysics()
-    belt.advance(0.0)
-    belt.start(0.0, watchdog=False)
-    belt.set_speed(0.0, 2.0)
+    belt = started_belt(0.0, 2.0)
     belt.advance(1.0)
     assert not belt.set_speed(1.0, -2.0)
     assert belt.set_speed_kmh == 2.0
@@ -64,10 +70,7 @@ def test_watchdog_not_armed_by_a_start_without_it() -> None:
 
 
 def test_safety_key_stops_the_belt_and_blocks_starts() -> None:
-    belt = BeltPhysics()
-    belt.advance(0.0)
-    belt.start(0.0, watchdog=False)
-    belt.set_speed(0.0, 2.0)
+    belt = started_belt(0.0, 2.0)
     belt.advance(3.0)
     belt.pull_key(3.0)
     assert belt.stop_cause is StopCause.SAFETY_KEY
@@ -77,9 +80,6 @@ def test_safety_key_stops_the_belt_and_blocks_starts() -> None:
 
 
 def test_time_going_backwards_changes_nothing() -> None:
-    belt = BeltPhysics()
-    belt.advance(10.0)
-    belt.start(10.0, watchdog=False)
-    belt.set_speed(10.0, 2.0)
+    belt = started_belt(10.0, 2.0)
     belt.advance(5.0)
     assert belt.speed_kmh == 0.0

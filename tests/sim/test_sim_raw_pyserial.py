@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,25 +10,14 @@ from pathlib import Path
 import pytest
 import serial
 
+from sim.console_process import command, sim_console
+
 
 @pytest.fixture
 def sim_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     link = tmp_path / "treadmill"
-    with subprocess.Popen(
-        [sys.executable, "-m", "treadctl", "sim", "--driver", "trackmaster", "--link", str(link)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert "simulated trackmaster treadmill on /dev/pts/" in banner
-        assert "help" in proc.stdout.readline()
-        assert link.is_symlink()
+    with sim_console("trackmaster", link, "simulated trackmaster treadmill on /dev/pts/") as proc:
         yield proc, link
-        proc.terminate()
-        assert proc.wait(timeout=5) == 0  # SIGTERM is a clean exit
 
 
 def ask(port: serial.Serial, request: str, answer_len: int) -> str:
@@ -73,30 +61,17 @@ def test_watchdog_fires_when_the_script_goes_quiet(
 
 def test_console_fault_commands(sim_process: tuple[subprocess.Popen[str], Path]) -> None:
     proc, link = sim_process
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-
-    def command(line: str) -> str:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        proc.stdin.write(line + "\n")
-        proc.stdin.flush()
-        while True:
-            reply = proc.stdout.readline()
-            if not reply.startswith("belt:"):
-                return reply
-
     with serial.Serial(str(link), 4800, timeout=0.3) as port:
-        assert "KEY PULLED" in command("key pull")
+        assert "KEY PULLED" in command(proc, "key pull")
         assert ask(port, "a0", 1) == "be"  # no start without the key
-        assert "key in" in command("key insert")
-        assert "ok" in command("silent on")
+        assert "key in" in command(proc, "key insert")
+        assert "ok" in command(proc, "silent on")
         assert ask(port, "c0", 2) == ""
-        command("silent off")
-        assert command("garbage 3").startswith("sent ")
+        command(proc, "silent off")
+        assert command(proc, "garbage 3").startswith("sent ")
         assert len(port.read(3)) == 3
-        assert command("nonsense").startswith("error: unknown command")
-        assert "UNPLUGGED" in command("unplug")
+        assert command(proc, "nonsense").startswith("error: unknown command")
+        assert "UNPLUGGED" in command(proc, "unplug")
         with pytest.raises(serial.SerialException):
             port.write(b"\xc0")
             port.read(2)

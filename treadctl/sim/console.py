@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
+from functools import partial
 from pathlib import Path
 
 from treadctl.core import units
 from treadctl.sim.delta_vfd import DeltaVfdPersonality
 from treadctl.sim.physics import StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
-from treadctl.sim.stdin import open_stdin
+from treadctl.sim.stdin import serve_console, shared_command, until_signal
 
 HELP = """commands (one per line on stdin):
   key pull | key insert      pull or insert the safety key
@@ -71,18 +70,9 @@ def _param(sim: SimulatedTreadmill, name: str, value: str) -> str | None:
     return None
 
 
-def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0911, PLR0912 - one case per command
+def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0912 - one case per command
     """Run one console command; returns the reply, or None to quit."""
-    words = line.split()
-    match words:
-        case []:
-            return ""
-        case ["quit" | "exit"]:
-            return None
-        case ["help"]:
-            return HELP
-        case ["status"]:
-            return describe(sim)
+    match line.split():
         case ["key", "pull"]:
             sim.pull_key()
         case ["key", "insert"]:
@@ -96,12 +86,6 @@ def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0
                 return f"error: not a number of seconds: {seconds!r}"
         case ["garbage", "on" | "off" as state]:
             sim.faults.garbage_answers = state == "on"
-        case ["garbage"] | ["garbage", _]:
-            try:
-                n = int(words[1]) if len(words) > 1 else 16
-            except ValueError:
-                return f"error: not a byte count: {words[1]!r}"
-            return "sent " + sim.send_garbage(n=max(1, min(n, 4096))).hex(" ")
         case ["slip", "off"]:
             sim.belt.slip_limit_kmh = None
         case ["slip", limit]:
@@ -118,20 +102,8 @@ def apply(sim: SimulatedTreadmill, line: str) -> str | None:  # noqa: C901, PLR0
             sim.replug()
             return f"plugged in on {sim.path}"
         case _:
-            return f"error: unknown command {line.strip()!r} (try: help)"
+            return shared_command(line, help_text=HELP, status=partial(describe, sim), device=sim)
     return "ok: " + describe(sim)
-
-
-async def _read_commands(sim: SimulatedTreadmill, done: asyncio.Event) -> None:
-    if (reader := await open_stdin()) is None:
-        return  # stdin is closed, a file or /dev/null: run until a signal
-    while line := await reader.readline():
-        reply = apply(sim, line.decode(errors="replace"))
-        if reply is None:
-            break
-        if reply:
-            print(reply, flush=True)
-    done.set()
 
 
 async def _report_changes(sim: SimulatedTreadmill, interval_s: float = 0.2) -> None:
@@ -154,21 +126,10 @@ async def _report_changes(sim: SimulatedTreadmill, interval_s: float = 0.2) -> N
 
 
 async def run(personality: str, link: Path | None) -> int:
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    async with SimulatedTreadmill(personality, link=link) as sim:
-        where = f" (link {link})" if link else ""
-        print(f"simulated {personality} treadmill on {sim.path}{where}", flush=True)
-        print("type 'help' for fault-injection commands", flush=True)
-        async with asyncio.TaskGroup() as tg:
-            commands = tg.create_task(_read_commands(sim, done), name="treadctl.sim.commands")
-            reporter = tg.create_task(_report_changes(sim), name="treadctl.sim.reporter")
-            await done.wait()
-            commands.cancel()
-            reporter.cancel()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError):
-            loop.remove_signal_handler(sig)
+    with until_signal() as done:
+        async with SimulatedTreadmill(personality, link=link) as sim:
+            where = f" (link {link})" if link else ""
+            print(f"simulated {personality} treadmill on {sim.path}{where}", flush=True)
+            print("type 'help' for fault-injection commands", flush=True)
+            await serve_console(partial(apply, sim), done, _report_changes(sim))
     return 0

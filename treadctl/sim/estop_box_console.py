@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
+from functools import partial
 from pathlib import Path
 
 from treadctl.sim.estop_box import SimulatedButtonBox
-from treadctl.sim.stdin import open_stdin
+from treadctl.sim.stdin import serve_console, shared_command, until_signal
 
 HELP = """commands (one per line on stdin):
   press | release            the button goes down (STOP line at once) / comes back up
@@ -20,18 +18,9 @@ HELP = """commands (one per line on stdin):
   help | quit"""
 
 
-def apply(box: SimulatedButtonBox, line: str) -> str | None:  # noqa: C901, PLR0911, PLR0912 - one case per command
+def apply(box: SimulatedButtonBox, line: str) -> str | None:
     """Run one console command; returns the reply, or None to quit."""
-    words = line.split()
-    match words:
-        case []:
-            return ""
-        case ["quit" | "exit"]:
-            return None
-        case ["help"]:
-            return HELP
-        case ["status"]:
-            return box.describe()
+    match line.split():
         case ["press"]:
             box.press()
         case ["release"]:
@@ -40,50 +29,20 @@ def apply(box: SimulatedButtonBox, line: str) -> str | None:  # noqa: C901, PLR0
             box.silent = state == "on"
         case ["garbage", "on" | "off" as state]:
             box.bad_crc = state == "on"
-        case ["garbage"] | ["garbage", _]:
-            try:
-                n = int(words[1]) if len(words) > 1 else 16
-            except ValueError:
-                return f"error: not a byte count: {words[1]!r}"
-            return "sent " + box.send_garbage(n=max(1, min(n, 4096))).hex(" ")
         case ["unplug"]:
             box.unplug()
         case ["replug"]:
             box.replug()
         case _:
-            return f"error: unknown command {line.strip()!r} (try: help)"
+            return shared_command(line, help_text=HELP, status=box.describe, device=box)
     return "ok: " + box.describe()
 
 
-async def _read_commands(box: SimulatedButtonBox, done: asyncio.Event) -> None:
-    if (reader := await open_stdin()) is None:
-        return  # stdin is closed, a file or /dev/null: run until a signal
-    while line := await reader.readline():
-        reply = apply(box, line.decode(errors="replace"))
-        if reply is None:
-            break
-        if reply:
-            print(reply, flush=True)
-    done.set()
-
-
 async def run(link: Path | None) -> int:
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    async with SimulatedButtonBox(link=link) as box:
-        where = f" (link {link})" if link else ""
-        print(f"simulated e-stop button box on {box.path}{where}", flush=True)
-        print("type 'help' for press, release and fault-injection commands", flush=True)
-        commands = asyncio.create_task(_read_commands(box, done), name="treadctl.sim.commands")
-        try:
-            await done.wait()
-        finally:
-            commands.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await commands
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError):
-            loop.remove_signal_handler(sig)
+    with until_signal() as done:
+        async with SimulatedButtonBox(link=link) as box:
+            where = f" (link {link})" if link else ""
+            print(f"simulated e-stop button box on {box.path}{where}", flush=True)
+            print("type 'help' for press, release and fault-injection commands", flush=True)
+            await serve_console(partial(apply, box), done)
     return 0
