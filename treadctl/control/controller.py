@@ -12,12 +12,22 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import NoReturn
 
 import structlog
 
+from treadctl.control.estop import EStopInputs, EStopWire
+from treadctl.control.link import Link
+from treadctl.control.publication import Listener, Publisher
 from treadctl.core import commands as cmd
+from treadctl.core.admission import (
+    heart_rate_refusal,
+    manual_refusal,
+    not_in_mode,
+    program_refusal,
+    start_refusal,
+)
 from treadctl.core.clock import Clock
 from treadctl.core.commands import Command, Result
 from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
@@ -32,7 +42,6 @@ from treadctl.core.events import (
     SessionStarted,
     Stopping,
 )
-from treadctl.core.manual import manual_refusal
 from treadctl.core.modes import Trigger, latched_mode, transition
 from treadctl.core.program import Program
 from treadctl.core.runner import (
@@ -54,16 +63,14 @@ from treadctl.core.safety import (
     StopReason,
 )
 from treadctl.core.session import Ending, TherapySession, new_session_id
-from treadctl.core.state import Event, InputHealth, Mode, Motion, Snapshot
+from treadctl.core.snapshot import snapshot_of
+from treadctl.core.state import Event, InputHealth, Mode, Snapshot
 from treadctl.core.timeline import DeviceProfile, StepKind, build_timeline
-from treadctl.core.validation import check_program
 from treadctl.drivers.base import Driver
 from treadctl.drivers.errors import CodecError, DriverError, LinkLost, Rejected, TimedOut
 
 log = structlog.get_logger(__name__)
 
-Listener = Callable[[Snapshot | Event], None]
-ESTOP_CONFIRM_S = 1.0
 QUEUE_SIZE = 64  # untrusted commands waiting; beyond it they are answered `busy`
 ESTOP_DONE = Result.success("emergency stop: belt stopped; send reset when it is still")
 
@@ -109,30 +116,27 @@ class Controller:
         self.wall = wall
         self.tick_s = tick_s
         self.time_scale = time_scale
-        self.reconnect_s = reconnect_s
         self._mode = Mode.IDLE
         self.fault: str | None = None
-        self.link_ok = True
+        self.link = Link(driver, reconnect_s)
         self.status: DeviceStatus | None = None
         self.session: TherapySession | None = None
-        self.last_snapshot: Snapshot | None = None
+        self._publisher = Publisher()
+        self._estop = EStopWire(driver)
+        self._inputs = EStopInputs()
         # Untrusted commands only: safety inputs and e-stops never wait here (see submit()).
         self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(
             maxsize=QUEUE_SIZE
         )
         self._wake = asyncio.Event()
-        self._listeners: list[Listener] = []
         self._belt_started = False
         self._halts = 0  # e-stops so far: an await that saw this change must not write
         self._sent_speed: tuple[float, BeltDirection] | None = None
         self._sent_incline: float | None = None
         self._walk = WalkDirection.FORWARD
         self._last_status_at: float | None = None
-        self._next_reconnect = 0.0
         self._stop_reason = StopReason.COMMAND
         self._stop_detail = ""
-        self._estop_tasks: set[asyncio.Task[None]] = set()
-        self._inputs: dict[str, InputHealth] = {}  # dedicated e-stop inputs, by name
         self.ready = asyncio.Event()  # set once the treadmill answered at start-up
         self.last_tick_at: float | None = None  # monotonic end of the last tick (liveness)
 
@@ -155,6 +159,14 @@ class Controller:
     def mode(self) -> Mode:
         return self._mode
 
+    @property
+    def link_ok(self) -> bool:
+        return self.link.ok
+
+    @property
+    def last_snapshot(self) -> Snapshot | None:
+        return self._publisher.last_snapshot
+
     def _enter(self, trigger: Trigger) -> bool:
         """Take the transition `trigger` if it applies in the current mode."""
         new = transition(self._mode, trigger)
@@ -166,7 +178,7 @@ class Controller:
     # --- the outside -----------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._publisher.add(listener)
 
     def submit(self, command: Command) -> asyncio.Future[Result]:
         """Hand over a command; the future resolves when the controller has handled it.
@@ -205,8 +217,8 @@ class Controller:
     # --- safety inputs: applied at once, never queued --------------------------------------------
 
     def heart_rate(self, bpm: int) -> Result:
-        if not 20 <= bpm <= 250:
-            return Result.error("out_of_range", f"heart rate {bpm} bpm is outside 20-250")
+        if (refusal := heart_rate_refusal(bpm)) is not None:
+            return Result.error(*refusal)
         self._apply(self.supervisor.heart_rate(bpm, self.clock()))
         return Result.success()
 
@@ -234,12 +246,7 @@ class Controller:
         serial port and the state is `estop` before this returns; the confirmation follows in
         a task."""
         self._halt_now(cause, detail)
-        task = asyncio.get_running_loop().create_task(
-            self._confirm_estop(), name="treadctl.controller.estop"
-        )
-        self._estop_tasks.add(task)
-        task.add_done_callback(self._estop_tasks.discard)
-        return task
+        return self._estop.confirm()
 
     def estop_input(self, health: InputHealth, *, trip: bool) -> None:
         """A dedicated e-stop input changed (called from its reader's callback). On a trip the
@@ -248,8 +255,7 @@ class Controller:
             self.emergency_stop_now(
                 EStopCause.INPUT, f"e-stop input {health.name}: {health.detail}"
             )
-        known = health.name in self._inputs
-        self._inputs[health.name] = health
+        known = self._inputs.report(health)
         self.supervisor.input_health(health.name, None if health.healthy else health.detail)
         if known:
             self._emit(
@@ -259,11 +265,7 @@ class Controller:
     def _halt_now(self, cause: EStopCause, detail: str) -> None:
         """Write the stop, latch, and settle every consequence before returning: whatever was
         awaiting the driver meanwhile finds the mode changed and writes nothing."""
-        try:
-            self.driver.stop_now()
-        except DriverError as exc:
-            # Link gone: the treadmill's own watchdog stops the belt (rule 8).
-            log.error("emergency stop could not be written", error=str(exc))  # noqa: TRY400 - expected, no traceback
+        self._estop.write()
         first = self.supervisor.latched is None
         self.supervisor.latch(cause, detail, self.clock())
         self._enter(Trigger.ESTOP)
@@ -279,13 +281,6 @@ class Controller:
         fault = cause in (EStopCause.LINK_LOST, EStopCause.FAILURE)
         self._end_session("fault" if fault else "estop", str(cause), detail)
         self._snapshot(self.clock())  # the world sees `estop` now, not at the next tick
-
-    async def _confirm_estop(self) -> None:
-        try:
-            await self.driver.emergency_stop()
-        except DriverError as exc:
-            # Link gone: the treadmill's own watchdog stops the belt (rule 8).
-            log.error("emergency stop could not be confirmed", error=str(exc))  # noqa: TRY400 - expected, no traceback
 
     # --- the task --------------------------------------------------------------------------------
 
@@ -315,7 +310,7 @@ class Controller:
             self._halt_now(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            await self._final_stop()
+            await self._estop.on_exit(link_ok=self.link.ok)
 
     def _boundary_at(self, loop: asyncio.AbstractEventLoop) -> float:
         """Loop time of the running program's next phase boundary: a tick then puts the phase
@@ -336,16 +331,6 @@ class Controller:
             await self._driver_failed(exc)
         self.driver.release()
         self.ready.set()
-
-    async def _final_stop(self) -> None:
-        for task in list(self._estop_tasks):
-            task.cancel()
-        if not self.link_ok:
-            return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(ESTOP_CONFIRM_S):
-                await self.driver.emergency_stop()
-            log.info("belt stopped on controller exit")
 
     async def _driver_failed(self, exc: DriverError) -> Result:
         """The one boundary where a driver error becomes controller state, and the answer a
@@ -435,35 +420,18 @@ class Controller:
         return Result.success("skipped to the next phase")
 
     def _not_in_mode(self, what: str) -> Result:
-        return Result.error("not_allowed_in_mode", f"cannot {what} while {self.mode}")
+        return Result.error(*not_in_mode(what, self.mode))
 
     def _refuse_start(self, now: float) -> Result | None:
-        if (refusal := self.supervisor.input_refusal()) is not None:
-            return Result.error(*refusal)  # the input first: reset would be refused too
-        if self.mode is Mode.ESTOP:
-            return Result.error(
-                "estop_latched", "emergency stop latched: send reset when the belt is still"
-            )
-        if self.mode is Mode.FAULT:
-            return Result.error("not_allowed_in_mode", f"device fault ({self.fault}): reset first")
-        if self.mode is not Mode.IDLE:
-            return self._not_in_mode("start")
-        refusal = self.supervisor.start_refusal(now)
-        if refusal is not None:
-            return Result.error(*refusal)
-        return None
+        refusal = start_refusal(self.mode, self.fault, self.supervisor, now)
+        return None if refusal is None else Result.error(*refusal)
 
     async def _start_program(self, command: cmd.Start, now: float) -> Result:
         # What is wrong whatever the time (an unknown program, bad parameters) is said first.
-        program = self.programs.get(command.program)
-        if program is None:
-            return Result.error(
-                "unknown_program",
-                f"unknown program {command.program!r} (known: {', '.join(sorted(self.programs))})",
-            )
-        problems = check_program(program, self.profile, command.parameters)
-        if problems:
-            return Result.error("program_invalid", "; ".join(problems))
+        refusal = program_refusal(self.programs, command.program, self.profile, command.parameters)
+        if refusal is not None:
+            return Result.error(*refusal)
+        program = self.programs[command.program]
         if (refused := self._refuse_start(now)) is not None:
             return refused
         timeline = build_timeline(program, self.profile, command.parameters)
@@ -558,7 +526,7 @@ class Controller:
         if self.link_ok:
             if read:
                 actions += await self._read(now)
-        elif now >= self._next_reconnect:
+        elif self.link.due(now):
             await self._reconnect(now)
         actions += self.supervisor.tick(now)
         if (
@@ -694,29 +662,19 @@ class Controller:
     # --- faults ----------------------------------------------------------------------------------
 
     async def _link_lost(self, exc: DriverError) -> None:
-        if not self.link_ok:
+        if not self.link.lost(self.clock()):
             return
-        self.link_ok = False
         self.fault = str(exc)
         self._enter(Trigger.LINK_LOST)
-        self._next_reconnect = self.clock() + self.reconnect_s
         self._emit(
             Fault(ts=self.wall(), session_id=self._session_id(), cause="link_lost", detail=str(exc))
         )
         self._halt_now(EStopCause.LINK_LOST, str(exc))
-        with contextlib.suppress(DriverError):  # most likely gone too; the bytes were written
-            await self.driver.emergency_stop()
-        with contextlib.suppress(DriverError, OSError):
-            await self.driver.close()
+        await self.link.let_go()
 
     async def _reconnect(self, now: float) -> None:
-        self._next_reconnect = now + self.reconnect_s
-        try:
-            await self.driver.open()  # commands a stop first
-        except DriverError as exc:
-            log.debug("reconnect failed", error=str(exc))
+        if not await self.link.reopen(now):
             return
-        self.link_ok = True
         self._last_status_at = None
         self._apply(await self._read(now))  # reset needs a fresh reading of the belt
         self._emit(
@@ -756,48 +714,28 @@ class Controller:
         self.session = None
 
     def _emit(self, item: Snapshot | Event) -> None:
-        for listener in self._listeners:
-            try:
-                listener(item)
-            except Exception:  # a broken consumer must not stop the belt's owner
-                log.exception("listener failed")
+        self._publisher.tell(item)
 
     def _snapshot(self, now: float) -> None:
-        status = self.status
-        session = self.session
-        commanded = self.supervisor.commanded
-        sp = session.setpoint if session is not None else None
+        session, status = self.session, self.status
         bpm = self.supervisor.heart_rate_now(now)
         if session is not None:
             moving = status is not None and status.speed_kmh > 0
             session.account(
                 now, backward_moving=moving and self._walk is WalkDirection.BACKWARD, bpm=bpm
             )
-        phase = None
-        if sp is not None and session is not None and session.runner is not None:
-            phase = sp.step.phase.label if sp.step.phase else sp.step.name
-        snap = Snapshot(
-            ts=self.wall(),
-            mode=self.mode,
-            program=session.program if session else None,
-            phase=phase,
-            phase_index=sp.index if sp is not None else None,
-            phase_remaining_s=sp.step_remaining_s if sp is not None else None,
-            session_id=session.id if session else None,
-            target=Motion(
-                commanded.speed_kmh, self._walk, commanded.belt, self._sent_incline or 0.0
-            ),
-            actual=Motion(
-                status.speed_kmh if status else 0.0,
-                self._walk,
-                status.belt if status else BeltDirection.FORWARD,
-                status.incline_pct if status else 0.0,
-            ),
-            fault=self.fault,
-            distance_m=session.distance_m if session else 0.0,
-            elapsed_s=session.elapsed(now) if session else 0.0,
-            heart_rate_bpm=bpm,
-            estop_inputs=tuple(self._inputs.values()),
+        self._publisher.snapshot(
+            snapshot_of(
+                ts=self.wall(),
+                now=now,
+                mode=self.mode,
+                session=session,
+                status=status,
+                commanded=self.supervisor.commanded,
+                walk=self._walk,
+                incline_sent=self._sent_incline,
+                fault=self.fault,
+                heart_rate_bpm=bpm,
+                estop_inputs=self._inputs.all(),
+            )
         )
-        self.last_snapshot = snap
-        self._emit(snap)
