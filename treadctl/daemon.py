@@ -30,7 +30,8 @@ from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Mode, Snapshot
 from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.estop.inputs import EStopInput, make_input
-from treadctl.mqtt.bridge import GOODBYE_S, MqttBridge
+from treadctl.mqtt.bridge import MqttBridge
+from treadctl.mqtt.connection_loop import GOODBYE_S
 from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
@@ -155,7 +156,7 @@ class Daemon:
             bridge = MqttBridge(
                 self.settings,
                 controller,
-                programs=self.library.names,
+                programs=self.library.names(),
                 model=driver.name,
                 version=__version__,
             )
@@ -311,9 +312,8 @@ class Daemon:
         if self.controller is not None:
             self.controller.set_programs(self._programs())
         if self.bridge is not None:
-            self.bridge.programs = library.names
-            self.bridge.telemetry_period = 1.0 / new.telemetry.rate_hz
-            self.bridge.programs_changed()
+            self.bridge.set_programs(library.names())
+            self.bridge.set_telemetry_rate(new.telemetry.rate_hz)
         if self.recorder is not None:
             self.recorder.set_rate(new.telemetry.rate_hz)
         logs.set_level(new.log_level)

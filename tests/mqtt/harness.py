@@ -156,6 +156,17 @@ async def user_client(
                 await task
 
 
+def new_bridge(r: Rig, settings: Settings) -> MqttBridge:
+    """The bridge the daemon would build for this rig's controller (not running yet)."""
+    return MqttBridge(
+        settings,
+        r.controller,
+        programs=sorted(r.controller.programs),
+        model="woodway",
+        version="test",
+    )
+
+
 @contextlib.asynccontextmanager
 async def bridged(
     broker: Broker,
@@ -168,13 +179,7 @@ async def bridged(
     topics = Topics.from_settings(settings)
     watching = user_client(broker, topics, sees_commands=user_sees_commands)
     async with rig(rules) as r, watching as user:
-        bridge = MqttBridge(
-            settings,
-            r.controller,
-            programs=lambda: sorted(r.controller.programs),
-            model="woodway",
-            version="test",
-        )
+        bridge = new_bridge(r, settings)
         task = asyncio.create_task(bridge.run(), name="test.bridge")
         try:
             await asyncio.wait_for(bridge.connected.wait(), 10)

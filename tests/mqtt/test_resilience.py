@@ -133,7 +133,7 @@ async def test_broker_loss_with_continue_keeps_the_session(own_broker: Broker) -
 async def test_an_unreadable_password_file_is_retried_not_fatal(broker: Broker) -> None:
     settings = settings_for(broker, mqtt={"username": "u", "password_file": "/nonexistent/pw"})
     async with rig() as r:
-        bridge = MqttBridge(settings, r.controller, programs=list, model="woodway", version="test")
+        bridge = MqttBridge(settings, r.controller, programs=[], model="woodway", version="test")
         task = asyncio.create_task(bridge.run(), name="test.bridge")
         try:
             await asyncio.sleep(1.0)
@@ -150,7 +150,7 @@ async def test_shutdown_completes_when_the_broker_hangs(own_broker: Broker) -> N
     cancellation once left a daemon unable to exit)."""
     settings = settings_for(own_broker)
     async with rig() as r:
-        bridge = MqttBridge(settings, r.controller, programs=list, model="woodway", version="t")
+        bridge = MqttBridge(settings, r.controller, programs=[], model="woodway", version="t")
         task = asyncio.create_task(bridge.run(), name="test.bridge")
         assert own_broker.proc is not None
         try:

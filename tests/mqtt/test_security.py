@@ -25,7 +25,7 @@ import trustme
 
 from control.rig import Rig, rig
 from mqtt.brokers import MOSQUITTO, NEEDS_MOSQUITTO, Broker, TlsFiles, mosquitto_broker
-from mqtt.harness import User, protocol, settings_for
+from mqtt.harness import User, new_bridge, protocol, settings_for
 from treadctl import logs
 from treadctl.config.models import Settings
 from treadctl.core.state import Mode
@@ -180,13 +180,7 @@ def captured(
 @contextlib.asynccontextmanager
 async def bridge_running(r: Rig, settings: Settings) -> AsyncIterator[MqttBridge]:
     """Like harness.bridged, but the connection may fail: that is what some tests are about."""
-    bridge = MqttBridge(
-        settings,
-        r.controller,
-        programs=lambda: sorted(r.controller.programs),
-        model="woodway",
-        version="test",
-    )
+    bridge = new_bridge(r, settings)
     task = asyncio.create_task(bridge.run(), name="test.bridge")
     try:
         yield bridge

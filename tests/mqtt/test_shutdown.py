@@ -73,9 +73,7 @@ async def test_a_cancellation_landing_with_an_acknowledgement_still_ends_the_bri
 
     monkeypatch.setattr(aiomqtt.Client, ack, _after(getattr(aiomqtt.Client, ack), cancel_bridge))
     async with rig() as r:
-        bridge = MqttBridge(
-            settings_for(broker), r.controller, programs=list, model="w", version="t"
-        )
+        bridge = MqttBridge(settings_for(broker), r.controller, programs=[], model="w", version="t")
         bridge_task = asyncio.create_task(bridge.run(), name="test.bridge")
         try:
             ended = await _ends_within(bridge_task, BRIDGE_END_S)

@@ -1,1 +1,1 @@
-"""The MQTT interface: topics and payloads of PRODUCT.md, Home Assistant discovery, the bridge."""
+"""The MQTT interface (docs/mqtt.md): topics, payloads, Home Assistant discovery, the bridge."""

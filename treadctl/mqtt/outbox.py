@@ -1,0 +1,134 @@
+"""What the bridge publishes, and how it keeps up with a slow broker.
+
+Three streams, each coalesced its own way: responses and events queue in order (past
+OUTBOX_SIZE the oldest is dropped, with a warning); the retained state is only ever the newest,
+sent when it changed; telemetry goes out at a fixed rate from the newest snapshot and skips
+rather than bursts after a stall. What a lost connection left queued goes out after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiomqtt
+from paho.mqtt.properties import Properties
+
+from treadctl.core.state import Event, Snapshot
+from treadctl.mqtt.throttle import LogThrottle
+from treadctl.mqtt.topics import Topics
+from treadctl.tasks import checked, checkpoint
+
+OUTBOX_SIZE = 1024  # responses and events waiting for the broker
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    properties: Properties | None = None
+
+
+class Outbox:
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        telemetry_rate_hz: float,
+        wall: Callable[[], float],
+        throttle: LogThrottle,
+    ) -> None:
+        self.topics = topics
+        self.wall = wall
+        self.throttle = throttle
+        self.snapshot: Snapshot | None = None  # the newest, for telemetry and the state
+        self._telemetry_period = 1.0 / telemetry_rate_hz
+        self._queue: collections.deque[Outgoing] = collections.deque(maxlen=OUTBOX_SIZE)
+        self._queue_ready = asyncio.Event()
+        self._state_payload: bytes | None = None
+        self._state_ready = asyncio.Event()
+
+    def set_telemetry_rate(self, rate_hz: float) -> None:
+        """Takes effect from the next sample."""
+        self._telemetry_period = 1.0 / rate_hz
+
+    def queue(self, item: Outgoing) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.throttle.warn("outbox", "MQTT outbox full: dropping the oldest message")
+        self._queue.append(item)
+        self._queue_ready.set()
+
+    def event(self, event: Event) -> None:
+        payload = json.dumps(event.as_dict(), default=str).encode()
+        self.queue(Outgoing(self.topics.event, payload))
+
+    def state(self, snap: Snapshot, selected_program: str | None) -> None:
+        """The retained state from now on; sent only if it differs from the last one."""
+        self.snapshot = snap
+        body = snap.state_dict() | {"selected_program": selected_program}
+        payload = json.dumps(body).encode()
+        if payload != self._state_payload:
+            self._state_payload = payload
+            self._state_ready.set()
+
+    # --- sending, on one connection ----------------------------------------------------------
+
+    async def announce_state(self, client: aiomqtt.Client) -> None:
+        """The state a new connection owes; nothing left pending for send_state."""
+        if self._state_payload is not None:
+            self._state_ready.clear()
+            await self._publish_state(client, self._state_payload)
+
+    async def republish_state(self, client: aiomqtt.Client) -> None:
+        if self._state_payload is not None:
+            await self._publish_state(client, self._state_payload)
+
+    async def _publish_state(self, client: aiomqtt.Client, payload: bytes) -> None:
+        await checked(client.publish(self.topics.state, payload, qos=1, retain=True))
+
+    async def send_queued(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._queue_ready.wait()
+            while self._queue:
+                item = self._queue[0]
+                await client.publish(
+                    item.topic,
+                    item.payload,
+                    qos=item.qos,
+                    retain=item.retain,
+                    properties=item.properties,
+                )
+                if self._queue and self._queue[0] is item:
+                    self._queue.popleft()
+                checkpoint()  # the publish waited for its PUBACK with 3.11's wait_for
+            # Cleared only once empty: what a lost connection left behind goes out after the
+            # reconnect without waiting for something new.
+            self._queue_ready.clear()
+
+    async def send_state(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._state_ready.wait()
+            self._state_ready.clear()
+            if self._state_payload is not None:
+                await self._publish_state(client, self._state_payload)
+
+    async def send_telemetry(self, client: aiomqtt.Client) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self._telemetry_period
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a stalled loop): skip, do not burst
+                next_at = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+            snap = self.snapshot
+            if snap is not None:
+                body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}
+                payload = json.dumps(body).encode()
+                await checked(client.publish(self.topics.telemetry, payload, qos=0))
