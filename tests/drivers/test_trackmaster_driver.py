@@ -13,6 +13,7 @@ import pytest
 from treadctl.core import units
 from treadctl.core.device import BeltDirection
 from treadctl.drivers.errors import CodecError, LinkLost, Rejected, TimedOut
+from treadctl.drivers.session import MAX_MISSES, RESPONSE_TIMEOUT_S
 from treadctl.drivers.trackmaster import TrackmasterDriver, WoodwayDriver
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.sim.physics import BeltPhysics, StopCause
@@ -207,6 +208,37 @@ async def test_late_answers_time_out_then_recover(
     assert await woodway.set_speed(1.0, BeltDirection.FORWARD) == pytest.approx(
         units.tenths_mph_to_kmh(6)
     )
+
+
+async def test_a_late_answer_taken_for_the_retrys_does_not_reset_the_miss_count(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill
+) -> None:
+    woodway_sim.faults.late_s = 0.3  # past the 0.25 s timeout, within the retry's wait
+    # Answered by the first try's late answer (the same bytes as the retry's own).
+    assert await woodway.set_speed(1.0, BeltDirection.FORWARD) > 0
+    woodway_sim.faults.late_s = 0.0
+    woodway_sim.faults.silent = True
+    # That first miss still counts: the retry's own answer, arriving during the poll, is a
+    # wrong answer (2), the poll's retry goes unanswered (3 = max_misses).
+    with pytest.raises(LinkLost, match="no valid answer to 3 requests"):
+        await woodway.read_status()
+
+
+@pytest.mark.parametrize("late_s", [0.3, 0.4, 0.6])
+async def test_answers_all_late_are_a_lost_link_after_the_nominal_misses(
+    woodway: WoodwayDriver, woodway_sim: SimulatedTreadmill, late_s: float
+) -> None:
+    """A late answer arrives during the next request and looks like its answer; it must not
+    reset the miss count (before, it did, and the link took up to 5 s to be lost)."""
+    woodway_sim.faults.late_s = late_s
+    # At most one owed answer per miss between the misses, each exchange one timeout at most,
+    # then the poll's pause; 0.3 s for a loaded machine.
+    bound = (2 * MAX_MISSES - 1) * (RESPONSE_TIMEOUT_S + 0.1) + 0.3
+    started = time.monotonic()
+    with pytest.raises(LinkLost, match="no valid answer"):
+        async with asyncio.timeout(bound):
+            await poll(woodway)
+    assert time.monotonic() - started < bound
 
 
 async def test_emergency_stop_overtakes_a_command_in_flight(
