@@ -1,4 +1,4 @@
-"""CSAFE codec: the byte vectors of research/protocols.md §1.1 and §3, and fuzzing."""
+"""CSAFE codec: the byte vectors of docs/protocols.md, "CSAFE", and fuzzing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delta VFD codec: the frames of research/protocols.md §1.6, CRC checked two ways, fuzzing."""
+"""Delta VFD codec: the frames of docs/protocols.md, "Delta VFD", CRC checked two ways, fuzzing."""
 
 from __future__ import annotations
 

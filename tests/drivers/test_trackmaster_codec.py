@@ -1,4 +1,4 @@
-"""Trackmaster/Woodway codec against the byte literals of research/protocols.md §1.2-1.3."""
+"""Trackmaster/Woodway codec against the byte literals of docs/protocols.md, Trackmaster/Woodway."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """CSAFE (Communications Specification for Fitness Equipment): bytes <-> messages.
 
 Pure functions, used by the host driver and, from the other side of the wire, by the simulator.
-Facts: research/protocols.md §1.1 and §3. A standard frame is `F1 contents checksum F2`; the
+Facts: docs/protocols.md, "CSAFE". A standard frame is `F1 contents checksum F2`; the
 checksum is the XOR of the contents; F0-F3 inside the frame, the checksum included, are sent as
 `F3 0x` (x = byte & 3). Contents: short commands (0x80-0xFF, no data) and long commands
 (0x00-0x7F, a byte count, data). A reply is `status [cmd count data]…`. Integers are little-endian.

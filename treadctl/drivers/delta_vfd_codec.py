@@ -1,6 +1,6 @@
 """Delta VFD over Modbus RTU: registers, words and frames (pymodbus builds and parses the frames).
 
-Facts: research/protocols.md §1.6. Command word 0x2000 (FC06): bits 1-0 `01` stop, `10` run;
+Facts: docs/protocols.md, "Delta VFD". Command word 0x2000 (FC06): bits 1-0 `01` stop, `10` run;
 bits 5-4 `01` forward, `10` reverse. 0x2001: frequency command in 0.01 Hz. 0x2100-0x2104: fault
 code, status word, frequency command, output frequency (0.01 Hz), output current (0.1 A).
 Drive parameters sit at 0xGGnn for Pr.GG-nn (Delta's convention, e.g. Pr.05-00 at 0x0500 in the

@@ -1,7 +1,7 @@
 """Trackmaster serial protocol (and Woodway's Trackmaster-compatible dialect): bytes <-> messages.
 
 Pure functions, used by the host driver and, from the other side of the wire, by the simulator.
-Facts: research/protocols.md §1.2 (Trackmaster service manuals) and §1.3 (pyWoodway).
+Facts: docs/protocols.md, "Trackmaster/Woodway" (the service manuals, and pyWoodway).
 One opcode byte, optionally followed by four ASCII digits; no framing, no checksum.
 """
 
