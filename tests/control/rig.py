@@ -9,11 +9,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from teardown import finish
 from treadctl.control.controller import Controller
 from treadctl.core import units
-from treadctl.core.commands import Command, Result
+from treadctl.core.commands import Command, ManualSet, Result, Start
+from treadctl.core.device import WalkDirection
 from treadctl.core.program import Program
 from treadctl.core.safety import SafetyRules
 from treadctl.core.state import Event, Mode, Snapshot
@@ -94,6 +96,34 @@ class Rig:
     def event_types(self) -> list[str]:
         return [e.type for e in self.events]
 
+    async def program_to_end(self, name: str, timeout: float = 40.0) -> None:
+        """Start program `name` and wait until its session has finished."""
+        res = await self.run(Start(name))
+        assert res.ok, res.message
+        await self.until(
+            lambda: "session_finished" in self.event_types(), timeout, "program finished"
+        )
+
+    async def silenced_at_speed(self) -> float:
+        """A manual session at 1.5 km/h, then the treadmill falls silent: `fault` follows within
+        a second. Returns when the silence began."""
+        assert (await self.run(ManualSet(1.5, WalkDirection.FORWARD))).ok
+        await self.until(lambda: self.sim.belt.speed_kmh > 1.0, 10, "at speed")
+        t0 = time.monotonic()
+        self.sim.faults.silent = True
+        await self.mode(Mode.FAULT, 2)
+        assert time.monotonic() - t0 < 1.0
+        return t0
+
+    def phase_directions(self) -> list[tuple[str, str]]:
+        """(walk, belt) of each phase started, as the events said."""
+        phases = [e.details for e in self.events if e.type == "phase_started"]
+        return [(p["walk"], p["belt"]) for p in phases]
+
+    def finished(self) -> dict[str, Any]:
+        """The details of the last session_finished event."""
+        return [e for e in self.events if e.type == "session_finished"][-1].details
+
     def wire_speeds(self) -> list[WireSpeed]:
         out = []
         for r in self.sim.wire.requests:
@@ -138,12 +168,17 @@ async def rig(
         max_accel_mps2=min(rules.max_accel_mps2, 0.15),
         countdown_s=rules.reversal_countdown_s,
     )
-    async with SimulatedTreadmill("woodway", link=link, belt=belt) as sim:
-        driver = WoodwayDriver(str(link) if link else sim.path, poll_interval_s=0.1)
-        async with controller_rig(
-            sim, driver, profile, rules, time_scale=time_scale, wait_interlock=wait_interlock
-        ) as r:
-            yield r
+    async with driver_rig(
+        "woodway",
+        lambda path: WoodwayDriver(path, poll_interval_s=0.1),
+        profile,
+        rules,
+        link=link,
+        belt=belt,
+        time_scale=time_scale,
+        wait_interlock=wait_interlock,
+    ) as r:
+        yield r
 
 
 @contextlib.asynccontextmanager
@@ -154,14 +189,22 @@ async def driver_rig(
     rules: SafetyRules = FAST,
     *,
     link: Path | None = None,
+    belt: BeltPhysics | None = None,
+    time_scale: float = 1.0,
     wait_interlock: bool = True,
     programs: Mapping[str, Program] | None = None,
 ) -> AsyncIterator[Rig]:
     """Any driver against its simulator personality, through the controller."""
-    async with SimulatedTreadmill(personality, link=link) as sim:
+    async with SimulatedTreadmill(personality, link=link, belt=belt) as sim:
         driver = make_driver(str(link) if link else sim.path)
         async with controller_rig(
-            sim, driver, profile, rules, wait_interlock=wait_interlock, programs=programs
+            sim,
+            driver,
+            profile,
+            rules,
+            time_scale=time_scale,
+            wait_interlock=wait_interlock,
+            programs=programs,
         ) as r:
             yield r
 

@@ -68,11 +68,8 @@ def commanded_speeds(r: Rig) -> list[int]:
 
 async def test_a_backward_program_runs_face_away_with_the_belt_forward() -> None:
     async with console() as r:
-        res = await r.run(c.Start("retro-short"))
-        assert res.ok, res.message
-        await r.until(lambda: "session_finished" in r.event_types(), 40, "program finished")
-        phases = [e.details for e in r.events if e.type == "phase_started"]
-        assert [(p["walk"], p["belt"]) for p in phases] == [
+        await r.program_to_end("retro-short")
+        assert r.phase_directions() == [
             ("forward", "forward"),
             ("backward", "forward"),  # walking backward on a belt that runs forward
         ]
@@ -82,7 +79,7 @@ async def test_a_backward_program_runs_face_away_with_the_belt_forward() -> None
         assert all(s.actual.belt is BeltDirection.FORWARD for s in backward)
         assert min(v for _, v in r.trace) >= 0  # the belt never ran in reverse
         assert max(commanded_speeds(r)) == 10  # 1.0 km/h in 0.1 km/h: the console's units
-        ended = [e for e in r.events if e.type == "session_finished"][-1].details
+        ended = r.finished()
         assert ended["ended"] == "finished"
         assert ended["backward_s"] > 2.0
         assert r.sim.protocol.describe() == "console IDLE"
@@ -117,12 +114,7 @@ async def test_estop_puts_the_stop_frame_on_the_wire_first() -> None:
 
 async def test_silence_becomes_a_fault_within_a_second_and_the_console_is_told_to_stop() -> None:
     async with console() as r:
-        assert (await r.run(c.ManualSet(1.5, FWD))).ok
-        await r.until(lambda: r.sim.belt.speed_kmh > 1.0, 10, "at speed")
-        t0 = time.monotonic()
-        r.sim.faults.silent = True
-        await r.mode(Mode.FAULT, 2)
-        assert time.monotonic() - t0 < 1.0
+        t0 = await r.silenced_at_speed()
         await r.until(lambda: STOP in requests_since(r, t0), 1, "stop frame")
         await r.until(lambda: r.sim.belt.still, 3, "belt still")  # it still hears us
         fault = next(e for e in r.events if e.type == "fault")

@@ -1,4 +1,4 @@
-"""Every safety rule of PRODUCT.md made to happen on the simulated treadmill over a real pty.
+"""Every safety rule of docs/safety.md made to happen on the simulated treadmill over a real pty.
 
 Each test checks what the treadmill received (bytes) and did (belt speed over time).
 """
@@ -256,9 +256,7 @@ async def test_rule6_broker_loss_stops_the_belt_after_the_grace_time() -> None:
         await r.until(lambda: r.controller.mode is not Mode.RUNNING, 5, "the stop")
         assert time.monotonic() - lost_at >= 0.5  # it ran on through the grace time
         await r.mode(Mode.IDLE, 10)
-        assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "cause"
-        ] == "broker_lost"
+        assert r.finished()["cause"] == "broker_lost"
         assert r.sim.belt.still
 
 
@@ -288,9 +286,7 @@ async def test_rule6_heart_rate_signal_lost_slows_to_2_kmh_then_stops() -> None:
         assert after  # it went on at the slow speed, then ramped down
         assert max(after) <= HR_LOST_SLOW_KMH
         assert after[-1] == 0
-        assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "cause"
-        ] == "heart_rate_lost"
+        assert r.finished()["cause"] == "heart_rate_lost"
 
 
 async def test_rule6_maximum_session_duration() -> None:
@@ -298,9 +294,7 @@ async def test_rule6_maximum_session_duration() -> None:
         assert (await r.run(c.ManualSet(1.0, FWD))).ok
         await r.mode(Mode.STOPPING, 5)
         await r.mode(Mode.IDLE, 10)
-        assert [e for e in r.events if e.type == "session_finished"][-1].details[
-            "cause"
-        ] == "max_duration"
+        assert r.finished()["cause"] == "max_duration"
 
 
 # --- rule 7: 3 s start interlock after power-up and e-stop ---------------------------------------
@@ -380,7 +374,7 @@ async def test_unplug_becomes_fault_and_replug_can_be_reset(tmp_path: Path) -> N
         assert time.monotonic() - unplugged < 1.0
         res = await r.run(c.Reset())
         assert res.code == "link_lost"
-        ended = [e for e in r.events if e.type == "session_finished"][-1].details
+        ended = r.finished()
         assert (ended["ended"], ended["cause"]) == ("fault", "link_lost")
         r.sim.replug()
         await r.until(lambda: "link_restored" in r.event_types(), 5)

@@ -82,11 +82,8 @@ def accesses_since(r: Rig, t: float) -> list[Access]:
 
 async def test_a_backward_program_runs_the_belt_in_reverse() -> None:
     async with drive() as r:
-        res = await r.run(c.Start("retro-short"))
-        assert res.ok, res.message
-        await r.until(lambda: "session_finished" in r.event_types(), 40, "program finished")
-        phases = [e.details for e in r.events if e.type == "phase_started"]
-        assert [(p["walk"], p["belt"]) for p in phases] == [
+        await r.program_to_end("retro-short")
+        assert r.phase_directions() == [
             ("forward", "forward"),
             ("backward", "reverse"),
         ]
@@ -102,7 +99,7 @@ async def test_a_backward_program_runs_the_belt_in_reverse() -> None:
         assert t_rev - still_since >= RULES.reversal_standstill_s + 1.0 - 0.15  # + countdown
         # frequencies in 0.01 Hz: 1.0 km/h is 5.00 Hz
         assert max(v for _, v in writes(r, codec.REG_FREQUENCY)) == 500
-        ended = [e for e in r.events if e.type == "session_finished"][-1].details
+        ended = r.finished()
         assert ended["ended"] == "finished"
         assert r.sim.belt.still
 
@@ -150,12 +147,7 @@ async def test_unplug_is_a_fault_within_a_second_and_the_drive_stops_the_belt(
 
 async def test_silence_is_a_fault_within_a_second_and_the_stop_is_written() -> None:
     async with drive() as r:
-        assert (await r.run(c.ManualSet(1.5, FWD))).ok
-        await r.until(lambda: r.sim.belt.speed_kmh > 1.0, 10, "at speed")
-        t0 = time.monotonic()
-        r.sim.faults.silent = True
-        await r.mode(Mode.FAULT, 2)
-        assert time.monotonic() - t0 < 1.0
+        t0 = await r.silenced_at_speed()
         await r.until(lambda: codec.STOP in [v for _, v in writes(r, codec.REG_COMMAND, t0)], 1)
         await r.until(lambda: r.sim.belt.still, 3, "belt still")
         assert r.sim.belt.stop_cause is StopCause.COMMAND  # stopped by treadctl, not the drive

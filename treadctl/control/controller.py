@@ -4,6 +4,10 @@ Each tick it reads the treadmill (which also feeds the treadmill's watchdog), le
 supervisor judge the reading, advances the program runner, asks the supervisor what speed may
 reach the belt, sends it, and tells its listeners (MQTT, storage) a snapshot and any events.
 An emergency stop does not queue: `emergency_stop()` writes the stop to the wire at once.
+
+Around it: control/inbox (the untrusted commands' queue), control/estop (the stop's wire side,
+the e-stop inputs), control/link (lost and reopened), control/publication (the listeners); pure
+in core/: admission (refusals), session (a session's accounting), events, snapshot, modes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import NoReturn
 import structlog
 
 from treadctl.control.estop import EStopInputs, EStopWire
+from treadctl.control.inbox import Inbox, settle
 from treadctl.control.link import Link
 from treadctl.control.publication import Listener, Publisher
 from treadctl.core import commands as cmd
@@ -71,13 +76,7 @@ from treadctl.drivers.errors import CodecError, DriverError, LinkLost, Rejected,
 
 log = structlog.get_logger(__name__)
 
-QUEUE_SIZE = 64  # untrusted commands waiting; beyond it they are answered `busy`
 ESTOP_DONE = Result.success("emergency stop: belt stopped; send reset when it is still")
-
-
-def _settle(future: asyncio.Future[Result], result: Result) -> None:
-    if not future.done():
-        future.set_result(result)
 
 
 class Controller:
@@ -124,10 +123,7 @@ class Controller:
         self._publisher = Publisher()
         self._estop = EStopWire(driver)
         self._inputs = EStopInputs()
-        # Untrusted commands only: safety inputs and e-stops never wait here (see submit()).
-        self._queue: asyncio.Queue[tuple[Command, asyncio.Future[Result]]] = asyncio.Queue(
-            maxsize=QUEUE_SIZE
-        )
+        self._inbox = Inbox()  # untrusted commands only (see submit())
         self._wake = asyncio.Event()
         self._belt_started = False
         self._halts = 0  # e-stops so far: an await that saw this change must not write
@@ -191,7 +187,7 @@ class Controller:
             case cmd.EmergencyStop(cause=cause, detail=detail):
                 # Never queued: the stop is on the serial port before this call returns.
                 task = self.emergency_stop_now(cause, detail)
-                task.add_done_callback(lambda _: _settle(future, ESTOP_DONE))
+                task.add_done_callback(lambda _: settle(future, ESTOP_DONE))
                 return future
             case cmd.HeartRate(bpm=bpm):
                 future.set_result(self.heart_rate(bpm))
@@ -204,10 +200,7 @@ class Controller:
                 self.broker_state(connected)
                 future.set_result(Result.success())
                 return future
-        try:
-            self._queue.put_nowait((command, future))
-        except asyncio.QueueFull:
-            future.set_result(Result.error("busy", "too many commands waiting; try again"))
+        self._inbox.put(command, future)
         self._wake.set()
         return future
 
@@ -291,13 +284,13 @@ class Controller:
             deadline = loop.time()
             read = True
             while True:
-                await self._drain_commands()
+                await self._inbox.drain(self._answer)
                 await self._tick(read=read)
                 if loop.time() >= deadline:  # a regular tick, not an early wake
                     deadline = max(deadline + self.tick_s, loop.time())
                 self._wake.clear()
                 read = True
-                if self._queue.empty():
+                if self._inbox.empty():
                     wake_at = min(deadline, self._boundary_at(loop))
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout_at(wake_at):
@@ -350,14 +343,11 @@ class Controller:
 
     # --- commands --------------------------------------------------------------------------------
 
-    async def _drain_commands(self) -> None:
-        while not self._queue.empty():
-            command, future = self._queue.get_nowait()
-            try:
-                result = await self._handle(command)
-            except DriverError as exc:
-                result = await self._driver_failed(exc)
-            _settle(future, result)
+    async def _answer(self, command: Command) -> Result:
+        try:
+            return await self._handle(command)
+        except DriverError as exc:
+            return await self._driver_failed(exc)
 
     async def _handle(self, command: Command) -> Result:  # noqa: PLR0911 - one case per command
         now = self.clock()

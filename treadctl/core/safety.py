@@ -1,4 +1,4 @@
-"""The safety supervisor: every rule of PRODUCT.md that software can enforce, as pure logic.
+"""The safety supervisor: every rule of docs/safety.md that software can enforce, as pure logic.
 
 It sees every reading of the treadmill and every speed the controller wants, and decides what
 may reach the belt. It never does I/O: the controller carries out its decisions. Time comes in
