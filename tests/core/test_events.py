@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import json
 
+from treadctl.core import events as ev
 from treadctl.core.device import BeltDirection, WalkDirection
-from treadctl.core.events import (
-    CueGiven,
-    EStopInputChanged,
-    EStopLatched,
-    Fault,
-    PhaseStarted,
-    ResetDone,
-    SessionFinished,
-    SessionStarted,
-    Stopping,
-)
 from treadctl.core.safety import EStopCause, StopReason
 from treadctl.core.session import SessionSummary, TherapySession
 from treadctl.core.state import Event, InputHealth
@@ -32,25 +22,26 @@ def test_every_typed_event_is_an_event_with_the_payload_of_its_generic_form() ->
     summary = SessionSummary(61.23, 40.1, 30.0, 92, 101)
     health = InputHealth("box", "heartbeat", "silent", "no line for 0.5 s")
     cases: list[tuple[Event, str, dict[str, object]]] = [
-        (SessionStarted(ts=TS, session_id="s", program="manual"), "session_started",
+        (ev.SessionStarted(ts=TS, session_id="s", program="manual"), "session_started",
          {"program": "manual"}),
-        (SessionStarted(ts=TS, session_id="s", program="p", parameters={"x": 1.0}, planned_s=9.5),
-         "session_started", {"program": "p", "parameters": {"x": 1.0}, "planned_s": 9.5}),
-        (CueGiven(ts=TS, session_id="s", text="turn", step="walk"), "cue",
+        (ev.SessionStarted(ts=TS, session_id="s", program="p", parameters={"x": 1.0},
+                           planned_s=9.5), "session_started",
+         {"program": "p", "parameters": {"x": 1.0}, "planned_s": 9.5}),
+        (ev.CueGiven(ts=TS, session_id="s", text="turn", step="walk"), "cue",
          {"text": "turn", "step": "walk"}),
-        (SessionFinished(ts=TS, session_id="s", program="p", ended="estop", cause="command",
+        (ev.SessionFinished(ts=TS, session_id="s", program="p", ended="estop", cause="command",
                          detail="d", summary=summary), "session_finished",
          {"program": "p", "ended": "estop", "cause": "command", "detail": "d",
           "duration_s": 61.23, "distance_m": 40.1, "backward_s": 30.0,
           "heart_rate_avg_bpm": 92, "heart_rate_peak_bpm": 101}),
-        (EStopLatched(ts=TS, session_id=None, cause=EStopCause.INPUT, detail="d"), "estop",
+        (ev.EStopLatched(ts=TS, session_id=None, cause=EStopCause.INPUT, detail="d"), "estop",
          {"cause": "estop_input", "detail": "d"}),
-        (Fault(ts=TS, session_id="s", cause="link_lost", detail="gone"), "fault",
+        (ev.Fault(ts=TS, session_id="s", cause="link_lost", detail="gone"), "fault",
          {"cause": "link_lost", "detail": "gone"}),
-        (Stopping(ts=TS, session_id="s", reason=StopReason.COMMAND, detail="d"), "stopping",
+        (ev.Stopping(ts=TS, session_id="s", reason=StopReason.COMMAND, detail="d"), "stopping",
          {"reason": "stopped", "detail": "d"}),
-        (ResetDone(ts=TS, interlock_s=3.0), "reset", {"interlock_s": 3.0}),
-        (EStopInputChanged(ts=TS, session_id=None, health=health), "estop_input",
+        (ev.ResetDone(ts=TS, interlock_s=3.0), "reset", {"interlock_s": 3.0}),
+        (ev.EStopInputChanged(ts=TS, session_id=None, health=health), "estop_input",
          {"input": "box", "kind": "heartbeat", "healthy": False, "status": "silent",
           "detail": "no line for 0.5 s"}),
     ]  # fmt: skip
@@ -73,7 +64,7 @@ def test_a_phase_started_event_reports_the_speed_to_three_decimals() -> None:
         incline_pct=2.0,
         cue=None,
     )
-    event = PhaseStarted.of(TS, "s", 3, step, "retro walk")
+    event = ev.PhaseStarted.of(TS, "s", 3, step, "retro walk")
     assert event.as_dict() == {
         "type": "phase_started",
         "ts": round(TS, 3),

@@ -7,7 +7,8 @@ paused, resumed, skipped, link_restored) stay generic `Event`s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from treadctl.core.device import BeltDirection, WalkDirection
@@ -16,6 +17,8 @@ from treadctl.core.session import Ending, SessionSummary
 from treadctl.core.state import Event, InputHealth
 from treadctl.core.timeline import Step
 
+_COMMON = frozenset(("type", "ts", "session_id", "data"))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Typed(Event):
@@ -23,6 +26,16 @@ class _Typed(Event):
 
     type: str = field(default="", init=False)
     data: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The event's own fields in their order, enums as their values; an event whose
+        payload is shaped otherwise says so itself."""
+        return {f.name: _wire(getattr(self, f.name)) for f in fields(self) if f.name not in _COMMON}
+
+
+def _wire(value: object) -> object:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,10 +103,6 @@ class CueGiven(_Typed):
     text: str
     step: str  # the step's name
 
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"text": self.text, "step": self.step}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionFinished(_Typed):
@@ -122,20 +131,12 @@ class EStopLatched(_Typed):
     cause: EStopCause
     detail: str
 
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"cause": str(self.cause), "detail": self.detail}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fault(_Typed):
     type: str = field(default="fault", init=False)
     cause: str  # link_lost, or the daemon's storage
     detail: str
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"cause": self.cause, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,19 +145,11 @@ class Stopping(_Typed):
     reason: StopReason
     detail: str
 
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"reason": str(self.reason), "detail": self.detail}
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResetDone(_Typed):
     type: str = field(default="reset", init=False)
     interlock_s: float  # starts are refused for this long
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"interlock_s": self.interlock_s}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
