@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypedDict, TypeVar, Unpack
 
@@ -69,7 +68,6 @@ class Session:
         self.link = SerialLink(settings)
         self.lock = asyncio.Lock()
         self.misses = 0
-        self.last_tx = -math.inf  # loop time of the last request written
         self._halted = halted
         # Loop times until which the answers of requests without a valid answer may still come.
         self._owed: collections.deque[float] = collections.deque()
@@ -95,7 +93,6 @@ class Session:
         """On the wire at once, whatever is in flight (the e-stop path). Raises LinkLost."""
         with self._translated():
             self.link.write(data)
-        self.last_tx = asyncio.get_running_loop().time()
 
     @contextlib.asynccontextmanager
     async def turn(self, *, moves: bool = False) -> AsyncIterator[None]:
@@ -103,11 +100,6 @@ class Session:
         async with self.lock:
             self.check_halted(moves=moves)
             yield
-
-    async def request(self, request: bytes, parse: Parser[T], *, moves: bool = False) -> T:
-        """One exchange in its own turn."""
-        async with self.turn(moves=moves):
-            return await self.exchange(request, parse, moves=moves)
 
     def check_halted(self, *, moves: bool = True) -> None:
         if moves and self._halted():
@@ -123,14 +115,12 @@ class Session:
             return await self._exchange(request, parse, moves=moves)
 
     async def _exchange(self, request: bytes, parse: Parser[T], *, moves: bool) -> T:
-        loop = asyncio.get_running_loop()
         stale = self.link.discard_input()
         if stale:
             log.debug("discarded stale input", driver=self.name, data=stale.hex(" "))
         for attempt in range(self.retries + 1):
             self.check_halted(moves=moves)  # an e-stop written meanwhile (before a retry)
             self.link.write(request)
-            self.last_tx = loop.time()
             try:
                 answer = await self._await(request, parse)
             except (TimedOut, CodecError) as exc:
