@@ -20,8 +20,8 @@ class Driver(abc.ABC):
     name: ClassVar[str]
     capabilities: Capabilities
     # Set by emergency_stop: commands that would move the belt are refused until release().
-    # Checked after the session lock is taken, so a command queued behind the e-stop cannot
-    # restart the belt.
+    # The session checks it after its lock is taken and again before every retry, so neither a
+    # command queued behind the e-stop nor one waiting for its retry can restart the belt.
     halted: bool = False
     # True between a confirmed start and the next stop: a belt found stopped then was stopped
     # by the treadmill itself (its key, button or watchdog).
