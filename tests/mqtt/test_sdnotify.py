@@ -25,7 +25,8 @@ import pytest
 from mqtt.brokers import Broker
 from mqtt.harness import settings_for, user_client
 from treadctl.config.models import Settings
-from treadctl.daemon import TICK_STALE_S, Daemon
+from treadctl.daemon import Daemon
+from treadctl.daemon.systemd import TICK_STALE_S
 from treadctl.mqtt.topics import Topics
 from treadctl.sdnotify import Notifier
 
@@ -216,7 +217,7 @@ async def test_no_watchdog_ping_while_the_serial_poll_is_stalled(
     with notify_socket(tmp_path) as ns:
         async with daemon_in_process(broker, ns) as daemon:
             assert daemon.controller is not None
-            lock = daemon.controller.driver._lock  # type: ignore[attr-defined]
+            lock = daemon.controller.driver._session.lock  # type: ignore[attr-defined]
             async with lock:
                 stalled_at = time.monotonic()
                 await asyncio.sleep(TICK_STALE_S + 1.0)

@@ -28,7 +28,7 @@ from mqtt.brokers import Broker
 from mqtt.harness import BRIDGE_END_S, bridged, settings_for, user_client
 from mqtt.processes import simulator, start_daemon, write_config
 from treadctl.config.models import Settings
-from treadctl.daemon import EXIT_SHUTDOWN_STUCK, SHUTDOWN_GRACE_S
+from treadctl.daemon.shutdown import EXIT_SHUTDOWN_STUCK, SHUTDOWN_GRACE_S
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.mqtt.topics import Topics
 from treadctl.tasks import cancel_and_wait, stacks
@@ -177,10 +177,11 @@ def test_the_last_resort_says_so_and_exits_with_its_own_status() -> None:
     script = textwrap.dedent(
         """
         import asyncio, sys
-        from treadctl import daemon, logs
+        from treadctl import logs
+        from treadctl.daemon import shutdown
         logs.configure("INFO", stream=sys.stdout, json=True)
         async def main():
-            asyncio.get_running_loop().call_soon(daemon._shutdown_stuck)
+            asyncio.get_running_loop().call_soon(shutdown.shutdown_stuck)
             await asyncio.sleep(10)
         asyncio.run(main())
         """

@@ -5,19 +5,16 @@ SIGTERM or SIGINT asks for a controlled stop of the belt (bounded in time, then 
 stop), publishes `offline` and returns 0. Any task failing ends the group; the controller's
 `finally` stops the belt and the error propagates (exit 1, so systemd restarts the daemon, which
 commands a stop at start-up and resumes nothing). SIGHUP reloads what can change without a
-restart; a broken file keeps the old configuration.
+restart (reload_policy.py); a broken file keeps the old configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 import structlog
 
@@ -25,9 +22,18 @@ from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
-from treadctl.core import commands as cmd
 from treadctl.core.program import Plan, Program
-from treadctl.core.state import Event, Mode, Snapshot
+from treadctl.core.state import Event, Snapshot
+from treadctl.daemon.reload_policy import limits_apply_now, plan_reload
+from treadctl.daemon.shutdown import (
+    SHUTDOWN_GRACE_S,
+    SHUTDOWN_STOP_S,
+    SHUTDOWN_TASKS_S,
+    Shutdown,
+    shutdown_stuck,
+    stop_belt,
+)
+from treadctl.daemon.systemd import SystemdService
 from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.estop.inputs import EStopInput, make_input
 from treadctl.mqtt.bridge import MqttBridge
@@ -37,52 +43,9 @@ from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
 from treadctl.store import SessionStore, database_path
 from treadctl.store.recorder import SessionRecorder
-from treadctl.tasks import cancel_and_wait, stacks
+from treadctl.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
-
-SHUTDOWN_STOP_S = 15.0  # a controlled stop from the 6.5 km/h backward ceiling takes ~12 s
-TICK_STALE_S = 2.0  # the controller's poll loop counts as wedged after this long
-
-
-# Once the belt is stopped: MQTT (`offline`, GOODBYE_S of it, then the disconnect) and the
-# recorder get this long to end, cancelled again if they do not (a cancellation can be lost on
-# Python 3.11, see treadctl/tasks.py); what still runs is logged and the shutdown goes on.
-SHUTDOWN_TASKS_S = 5.0
-# The last resort, which a correct shutdown never reaches: after the belt is stopped, the whole
-# rest of the shutdown (the above, the controller, the database) gets this long, then the process
-# logs where it hangs and exits with EXIT_SHUTDOWN_STUCK instead of leaving the unit "stopping".
-SHUTDOWN_GRACE_S = 10.0
-# Not 0: a shutdown that needed the last resort is a bug, and the exit status says so (systemd
-# shows the unit failed; the tests, which expect 0 after SIGTERM, fail).
-EXIT_SHUTDOWN_STUCK = 3
-
-
-def _shutdown_stuck() -> None:
-    """The belt is stopped but the shutdown did not finish: say where it hangs, then exit."""
-    log.error(
-        "shutdown did not finish; exiting (the belt is stopped)", tasks=stacks(asyncio.all_tasks())
-    )
-    logging.shutdown()
-    os._exit(EXIT_SHUTDOWN_STUCK)
-
-
-class Shutdown(Exception):  # noqa: N818 - a signal, not an error
-    """Raised inside the TaskGroup to end it once the belt is stopped."""
-
-
-def status_line(snap: Snapshot) -> str:
-    """systemd's STATUS=: one line a person reads in `systemctl status`."""
-    if snap.mode is Mode.IDLE:
-        return "idle: belt stopped"
-    if snap.mode in (Mode.ESTOP, Mode.FAULT):
-        return f"{snap.mode}: {snap.fault or 'belt stopped'}; reset to continue"
-    what = snap.program or "manual"
-    phase = f", {snap.phase}" if snap.phase else ""
-    return (
-        f"{snap.mode}: {what}{phase}; walk {snap.target.walk}, belt {snap.actual.belt}, "
-        f"{snap.actual.speed_kmh:.1f} km/h"
-    )
 
 
 def estop_inputs(settings: Settings, controller: Controller) -> list[EStopInput]:
@@ -111,6 +74,7 @@ class Daemon:
         self.time_scale = time_scale
         self.sim_belt = sim_belt
         self.notifier = notifier or Notifier()
+        self.systemd = SystemdService(self.notifier)
         self.library = ProgramLibrary(settings.programs.directory)
         self.stop = asyncio.Event()
         self.controller: Controller | None = None
@@ -181,20 +145,23 @@ class Daemon:
                         tg.create_task(bridge.run(), name="treadctl.mqtt"),
                         tg.create_task(recorder.run(), name="treadctl.recorder"),
                     ]
-                    if self.notifier.watchdog_s is not None:
-                        tg.create_task(self._watchdog(), name="treadctl.watchdog")
+                    if self.systemd.watchdog_s is not None:
+                        tg.create_task(
+                            self.systemd.watchdog(lambda: controller.last_tick_at),
+                            name="treadctl.watchdog",
+                        )
                     log.info("treadctl running", device=self.settings.device.id, driver=driver.name)
-                    self.notifier.ready("idle: belt stopped")
+                    self.systemd.ready()
                     if on_ready is not None:
                         on_ready(controller, bridge)
                     await self.stop.wait()
                     log.info("shutting down: stopping the belt")
-                    self.notifier.stopping("stopping the belt")
-                    await self._stop_belt(controller, SHUTDOWN_STOP_S)
+                    self.systemd.stopping()
+                    await stop_belt(controller, SHUTDOWN_STOP_S)
                     # The belt is stopped. Whatever still has to close (MQTT, the database) gets
                     # a bounded time: a shutdown that hangs must not keep the unit "stopping".
                     self._stuck_timer = asyncio.get_running_loop().call_later(
-                        SHUTDOWN_GRACE_S, _shutdown_stuck
+                        SHUTDOWN_GRACE_S, shutdown_stuck
                     )
                     # MQTT first, bounded, while the controller still runs; the TaskGroup then
                     # ends the controller and the inputs.
@@ -212,6 +179,15 @@ class Daemon:
     def _plan_of(self, program: str) -> Plan | None:
         entry = self.library.entries.get(program)
         return entry.program.plan if entry is not None else None
+
+    def _programs(self) -> dict[str, Program]:
+        return {name: entry.program for name, entry in self.library.entries.items()}
+
+    def _on_controller(self, item: Snapshot | Event) -> None:
+        if isinstance(item, Snapshot):
+            self.systemd.status(item)
+            if self._pending is not None and limits_apply_now(item.mode):
+                self._apply_limits(self._pending)
 
     # --- storage: a failure is reported, never allowed near the belt ----------------------------
 
@@ -236,115 +212,50 @@ class Daemon:
         if self.bridge is not None:
             self.bridge.publish_event(event)
 
-    def _programs(self) -> dict[str, Program]:
-        return {name: entry.program for name, entry in self.library.entries.items()}
-
-    @staticmethod
-    async def _stop_belt(controller: Controller, timeout_s: float) -> None:
-        """A controlled stop; an emergency stop if it does not finish in time."""
-        if controller.mode in (Mode.RUNNING, Mode.PAUSED, Mode.STOPPING):
-            try:
-                async with asyncio.timeout(timeout_s):  # the Stop's own answer included
-                    while controller.mode in (Mode.RUNNING, Mode.PAUSED):
-                        result = await controller.execute(cmd.Stop())
-                        if not result.ok:  # e.g. `busy` under a flood: never ignored
-                            log.warning("shutdown stop refused; trying again", code=result.code)
-                            await asyncio.sleep(0.05)
-                    while controller.mode is Mode.STOPPING:  # noqa: ASYNC110 - no mode event
-                        await asyncio.sleep(0.05)
-            except TimeoutError:
-                log.warning("controlled stop took too long; emergency stop")
-                await controller.emergency_stop(detail="shutdown: controlled stop timed out")
-
-    # --- systemd ---------------------------------------------------------------------------------
-
-    async def _watchdog(self) -> NoReturn:
-        """WATCHDOG=1 at half of WatchdogSec=, only while the event loop keeps time and the
-        controller's serial poll loop is making progress; otherwise systemd restarts us."""
-        assert self.notifier.watchdog_s is not None
-        period = self.notifier.watchdog_s / 2
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + period
-            await asyncio.sleep(period)
-            late = loop.time() - due
-            if late > period / 2:
-                log.warning("event loop was blocked; watchdog ping skipped", late_s=round(late, 3))
-                continue
-            if self._poll_healthy():
-                self.notifier.watchdog()
-            else:
-                log.warning("controller poll loop stalled; watchdog ping skipped")
-
-    def _poll_healthy(self) -> bool:
-        controller = self.controller
-        if controller is None or controller.last_tick_at is None:
-            return False
-        return time.monotonic() - controller.last_tick_at < TICK_STALE_S
-
-    def _on_controller(self, item: Snapshot | Event) -> None:
-        if isinstance(item, Snapshot):
-            self.notifier.status(status_line(item))
-            if self._pending is not None and item.mode is Mode.IDLE:
-                self._apply_limits(self._pending)
-
     # --- reload (SIGHUP) -------------------------------------------------------------------------
 
     async def reload(self) -> bool:
-        """Re-read the configuration file and the programs directory. Programs, telemetry rate
-        and log level apply at once; limits and safety rules once the belt is idle; `device` and
-        `mqtt` need a restart. A broken file changes nothing."""
-        self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        """Re-read the configuration file and the programs directory, and apply it as
+        reload_policy.py says. A broken file changes nothing."""
+        self.systemd.reloading()
         try:
             new = await asyncio.to_thread(load_settings, self.config_path)
             library = await asyncio.to_thread(ProgramLibrary, new.programs.directory)
         except ConfigError as exc:
             log.error("reload failed; keeping the running configuration", error=str(exc))  # noqa: TRY400 - the message says it all
-            self._emit_reload_error(str(exc))
-            self.notifier.send("READY=1")
+            self._publish(Event("config_error", time.time(), None, {"detail": str(exc)}))
+            self.systemd.reloaded()
             return False
         for error in library.errors:
             log.warning("program not loaded", error=error)
-        for section in ("device", "mqtt", "storage", "estop_inputs"):
-            if getattr(new, section) != getattr(self.settings, section):
-                log.warning("changes need a restart to take effect", section=section)
+        plan = plan_reload(self.settings, new)
+        for section in plan.needs_restart:
+            log.warning("changes need a restart to take effect", section=section)
         self.library = library
         if self.controller is not None:
             self.controller.set_programs(self._programs())
         if self.bridge is not None:
             self.bridge.set_programs(library.names())
-            self.bridge.set_telemetry_rate(new.telemetry.rate_hz)
+            self.bridge.set_telemetry_rate(plan.now.telemetry.rate_hz)
         if self.recorder is not None:
-            self.recorder.set_rate(new.telemetry.rate_hz)
-        logs.set_level(new.log_level)
-        if self.controller is not None and self.controller.mode is not Mode.IDLE:
-            self._pending = new
-            log.info("new limits and safety rules apply when the belt is idle")
+            self.recorder.set_rate(plan.now.telemetry.rate_hz)
+        logs.set_level(plan.now.log_level)
+        self.settings = plan.now
+        if limits_apply_now(self.controller.mode if self.controller is not None else None):
+            self._apply_limits(plan.when_idle)
         else:
-            self._apply_limits(new)
-        self.settings = self.settings.model_copy(
-            update={
-                "telemetry": new.telemetry,
-                "programs": new.programs,
-                "log_level": new.log_level,
-            }
-        )
+            self._pending = plan.when_idle
+            log.info("new limits and safety rules apply when the belt is idle")
         self.reloads += 1
         log.info("configuration reloaded", programs=len(library.entries))
-        self.notifier.send("READY=1")
+        self.systemd.reloaded()
         return True
 
-    def _apply_limits(self, new: Settings) -> None:
+    def _apply_limits(self, settings: Settings) -> None:
         self._pending = None
-        controller = self.controller
-        if controller is None:
-            return
-        merged = self.settings.model_copy(update={"limits": new.limits, "safety": new.safety})
-        controller.set_limits(device_profile(merged), safety_rules(merged))
-        self.settings = merged
-
-    def _emit_reload_error(self, message: str) -> None:
-        self._publish(Event("config_error", time.time(), None, {"detail": message}))
+        if self.controller is not None:
+            self.controller.set_limits(device_profile(settings), safety_rules(settings))
+            self.settings = settings
 
 
 async def run_daemon(
