@@ -21,16 +21,48 @@ BELT = re.compile(r"belt: (running|stopped), (forward|reverse) ([0-9.]+) km/h")
 
 
 @dataclass
-class Sim:
-    """`treadctl sim` in its own process; its `belt:` lines with the time they arrived."""
+class Output:
+    """A process's standard output, each line handed to `take` as it arrives."""
 
     proc: asyncio.subprocess.Process
-    lines: list[tuple[float, str]] = field(default_factory=list)
 
     async def read(self) -> None:
         assert self.proc.stdout is not None
         async for raw in self.proc.stdout:
-            self.lines.append((time.monotonic(), raw.decode().rstrip()))
+            self.take(raw.decode())
+
+    def take(self, line: str) -> None:
+        raise NotImplementedError
+
+
+@contextlib.asynccontextmanager
+async def reading(output: Output, name: str, *, kill: bool = False) -> AsyncIterator[None]:
+    """`output` read by a task while the block runs; then the process, if it still runs, is
+    terminated (or killed) and waited for, and the reader ended."""
+    reader = asyncio.create_task(output.read(), name=name)
+    try:
+        yield
+    finally:
+        proc = output.proc
+        if proc.returncode is None:
+            if kill:
+                proc.kill()
+            else:
+                proc.terminate()
+            await proc.wait()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+@dataclass
+class Sim(Output):
+    """`treadctl sim` in its own process; its `belt:` lines with the time they arrived."""
+
+    lines: list[tuple[float, str]] = field(default_factory=list)
+
+    def take(self, line: str) -> None:
+        self.lines.append((time.monotonic(), line.rstrip()))
 
     def belt(self, since: float = 0.0) -> list[tuple[float, str, str, float]]:
         """(time, running|stopped, direction, km/h) for each report since `since`."""
@@ -68,19 +100,11 @@ async def simulator(link: Path) -> AsyncIterator[Sim]:
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     sim = Sim(proc)
-    reader = asyncio.create_task(sim.read(), name="test.sim.reader")
-    try:
+    async with reading(sim, "test.sim.reader"):
         async with asyncio.timeout(10):
             while not link.exists():
                 await asyncio.sleep(0.05)
         yield sim
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            await proc.wait()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
 
 
 def write_config(path: Path, broker: Broker, link: Path, device: str, extra: str = "") -> None:
@@ -100,10 +124,14 @@ async def start_daemon(config: Path) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+def version_args(broker: Broker) -> list[str]:
+    """The mosquitto clients' protocol option for this broker."""
+    return ["-V", "mqttv5" if broker.protocol == "5" else "mqttv311"]
+
+
 async def mosquitto_pub(broker: Broker, topic: str, message: str) -> None:
-    version = "mqttv5" if broker.protocol == "5" else "mqttv311"
     proc = await asyncio.create_subprocess_exec(
-        "mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-V", version,
+        "mosquitto_pub", "-h", broker.host, "-p", str(broker.port), *version_args(broker),
         "-q", "1", "-t", topic, "-m", message,
     )  # fmt: skip
     assert await proc.wait() == 0

@@ -16,8 +16,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mqtt.brokers import Broker
 from mqtt.harness import User, bridged, user_client
-from treadctl.core.device import BeltDirection, WalkDirection
-from treadctl.core.state import InputHealth, Mode, Motion, Snapshot
+from mqtt.snapshots import OK_BOX, PRESSED, idle_snapshot, running_snapshot, topics_for
+from treadctl.core.state import Mode, Snapshot
 from treadctl.mqtt import requests
 from treadctl.mqtt.discovery import FAULT_MODES, RUNNING_MODES, discovery_config
 from treadctl.mqtt.topics import COMMANDS, Topics
@@ -33,38 +33,9 @@ MODE_TEST = re.compile(r"value_json\.mode == '([a-z]+)'")
 BRIDGE_STATE_FIELDS = {"selected_program"}  # the bridge adds it to Snapshot.state_dict()
 
 
-def _topics(device_id: str = "clinic-1") -> Topics:
-    base = f"treadctl/{device_id}"
-    return Topics(
-        base=base,
-        device_id=device_id,
-        discovery_prefix="homeassistant",
-        heart_rate=f"{base}/input/heart_rate",
-    )
-
-
 def _config(topics: Topics) -> dict[str, Any]:
     return discovery_config(
         topics, programs=PROGRAMS, max_speed_kmh=6.0, model="woodway", version="1.2.3"
-    )
-
-
-def _snapshot() -> Snapshot:
-    motion = Motion(1.2, WalkDirection.BACKWARD, BeltDirection.REVERSE, 2.0)
-    return Snapshot(
-        ts=1_700_000_000.0,
-        mode=Mode.RUNNING,
-        program="backward-intervals",
-        phase="backward bout",
-        phase_index=3,
-        phase_remaining_s=42.0,
-        session_id="s1",
-        target=motion,
-        actual=motion,
-        fault=None,
-        distance_m=12.5,
-        elapsed_s=60.0,
-        heart_rate_bpm=96,
     )
 
 
@@ -135,7 +106,7 @@ def check_structure(config: dict[str, Any], topics: Topics, programs: list[str])
 
 
 def test_discovery_config_has_the_structure_home_assistant_requires() -> None:
-    topics = _topics()
+    topics = topics_for()
     config = _config(topics)
     check_structure(config, topics, PROGRAMS)
     assert config["dev"]["mdl"] == "woodway"
@@ -148,7 +119,7 @@ def test_discovery_config_has_the_structure_home_assistant_requires() -> None:
 
 
 def test_the_program_list_and_speed_limit_come_from_the_arguments() -> None:
-    topics = _topics("t2")
+    topics = topics_for("t2")
     config = discovery_config(
         topics, programs=["only-one"], max_speed_kmh=4.5, model="sim", version="0"
     )
@@ -159,8 +130,8 @@ def test_the_program_list_and_speed_limit_come_from_the_arguments() -> None:
 
 
 def test_value_templates_read_fields_the_payloads_really_have() -> None:
-    topics = _topics()
-    snap = _snapshot()
+    topics = topics_for()
+    snap = running_snapshot()
     payloads = {
         topics.state: snap.state_dict() | dict.fromkeys(BRIDGE_STATE_FIELDS),
         topics.telemetry: snap.telemetry_dict(),
@@ -180,7 +151,7 @@ def test_value_templates_read_fields_the_payloads_really_have() -> None:
 
 
 def test_binary_sensor_templates_name_real_modes() -> None:
-    cmps = _config(_topics())["cmps"]
+    cmps = _config(topics_for())["cmps"]
     running = set(MODE_TEST.findall(cmps["running"]["val_tpl"]))
     fault = set(MODE_TEST.findall(cmps["fault"]["val_tpl"]))
     assert running == {"running", "paused", "stopping"}
@@ -190,7 +161,7 @@ def test_binary_sensor_templates_name_real_modes() -> None:
 
 
 def test_command_templates_and_button_payloads_are_valid_requests() -> None:
-    topics = _topics()
+    topics = topics_for()
     cmps = _config(topics)["cmps"]
     number_body = _fill(cmps["target_speed"]["cmd_tpl"], "1.5")
     set_request = requests.parse_request("set", number_body.encode())
@@ -231,37 +202,16 @@ def telemetry_payload(snap: Snapshot) -> bytes:
     return json.dumps(snap.telemetry_dict() | {"ts": 1_700_000_000.5}).encode()
 
 
-def _still() -> Snapshot:
-    """Idle after power-up: every optional field is null."""
-    motion = Motion(0.0, WalkDirection.FORWARD, BeltDirection.FORWARD, 0.0)
-    return dataclasses.replace(
-        _snapshot(),
-        mode=Mode.IDLE,
-        program=None,
-        phase=None,
-        phase_index=None,
-        phase_remaining_s=None,
-        session_id=None,
-        target=motion,
-        actual=motion,
-        distance_m=0.0,
-        elapsed_s=0.0,
-        heart_rate_bpm=None,
-    )
-
-
-OK_BOX = InputHealth("box", "heartbeat", "ok", "3 good heartbeats in a row")
-PRESSED = InputHealth("mushroom", "modem-lines", "pressed", "loop open")
 SNAPSHOTS = {
-    "running": (_snapshot(), "backward-intervals"),
-    "idle, no input reported yet": (_still(), None),
+    "running": (running_snapshot(), "backward-intervals"),
+    "idle, no input reported yet": (idle_snapshot(), None),
     "estop, one input pressed": (
-        dataclasses.replace(_still(), mode=Mode.ESTOP, estop_inputs=(OK_BOX, PRESSED)),
+        dataclasses.replace(idle_snapshot(), mode=Mode.ESTOP, estop_inputs=(OK_BOX, PRESSED)),
         PROGRAMS[0],
     ),
     "fault, inputs healthy": (
         dataclasses.replace(
-            _snapshot(),
+            running_snapshot(),
             mode=Mode.FAULT,
             fault="link lost",
             estop_inputs=(OK_BOX, dataclasses.replace(PRESSED, status="ok")),
@@ -299,7 +249,7 @@ def _check_rendered(key: str, component: dict[str, Any], out: str) -> None:
 
 @pytest.mark.parametrize("case", list(SNAPSHOTS))
 def test_every_value_template_renders_on_the_real_payloads(case: str) -> None:
-    topics = _topics()
+    topics = topics_for()
     snap, selected = SNAPSHOTS[case]
     payloads = {
         topics.state: state_payload(snap, selected),
@@ -324,7 +274,7 @@ def test_every_value_template_renders_on_the_real_payloads(case: str) -> None:
 
 
 def test_running_values_render_as_the_entities_show_them() -> None:
-    topics = _topics()
+    topics = topics_for()
     snap, selected = SNAPSHOTS["running"]
     cmps = _config(topics)["cmps"]
     state, telemetry = state_payload(snap, selected), telemetry_payload(snap)
@@ -332,16 +282,16 @@ def test_running_values_render_as_the_entities_show_them() -> None:
     assert render(cmps["heart_rate"]["val_tpl"], telemetry) == "96"
     assert render(cmps["phase"]["val_tpl"], state) == "backward bout"
     assert render(cmps["target_speed"]["val_tpl"], state) == "1.2"
-    idle = _still()
+    idle = idle_snapshot()
     assert render(cmps["heart_rate"]["val_tpl"], telemetry_payload(idle)) == "None"
     assert render(cmps["phase"]["val_tpl"], state_payload(idle, None)) == "None"
 
 
 def test_an_empty_estop_inputs_renders_unsafe_and_does_not_raise() -> None:
     # The state carries {} until each input first reports (and on a daemon without inputs).
-    topics = _topics()
+    topics = topics_for()
     cmps = _config_with_inputs(topics)["cmps"]
-    empty = state_payload(_still(), None)
+    empty = state_payload(idle_snapshot(), None)
     assert json.loads(empty)["estop_inputs"] == {}
     for name in INPUTS:
         assert render(cmps[f"estop_input_{name}"]["val_tpl"], empty) == "ON"
@@ -353,13 +303,13 @@ def test_an_empty_estop_inputs_renders_unsafe_and_does_not_raise() -> None:
 def test_estop_input_names_are_refused_when_they_could_break_the_template() -> None:
     with pytest.raises(ValueError, match="a-z"):
         discovery_config(
-            _topics(), programs=[], max_speed_kmh=6, model="m", version="0", estop_inputs=["x')"]
+            topics_for(), programs=[], max_speed_kmh=6, model="m", version="0", estop_inputs=["x')"]
         )
 
 
 @pytest.mark.parametrize("speed", ["0", "0.1", "2.5", "6.0"])
 def test_the_number_command_template_renders_a_valid_set(speed: str) -> None:
-    cmps = _config(_topics())["cmps"]
+    cmps = _config(topics_for())["cmps"]
     # Home Assistant passes the number as a float.
     body = HA.from_string(cmps["target_speed"]["cmd_tpl"]).render(value=float(speed))
     request = requests.parse_request("set", body.encode())
@@ -369,7 +319,7 @@ def test_the_number_command_template_renders_a_valid_set(speed: str) -> None:
 
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_the_select_command_template_renders_a_valid_select(program: str) -> None:
-    cmps = _config(_topics())["cmps"]
+    cmps = _config(topics_for())["cmps"]
     body = HA.from_string(cmps["program"]["cmd_tpl"]).render(value=program)
     request = requests.parse_request("select", body.encode())
     assert isinstance(request, requests.SelectRequest)
@@ -378,7 +328,7 @@ def test_the_select_command_template_renders_a_valid_select(program: str) -> Non
 
 def test_every_command_entity_publishes_at_qos_1() -> None:
     # Not only at the root: older Home Assistant versions do not pass the root's qos down.
-    config = _config_with_inputs(_topics())
+    config = _config_with_inputs(topics_for())
     commanders = {k: c for k, c in config["cmps"].items() if "cmd_t" in c}
     assert set(commanders) == {"target_speed", "program"} | {f"button_{b}" for b in BUTTONS}
     assert {k: c.get("qos") for k, c in commanders.items()} == dict.fromkeys(commanders, 1)

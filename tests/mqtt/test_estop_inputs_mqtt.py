@@ -4,6 +4,7 @@ its changes as events, and a binary sensor per input in discovery."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,15 @@ import jinja2
 from control.estop_rig import attached, box_config, healthy, wired
 from mqtt.brokers import Broker
 from mqtt.harness import bridged, settings_for
+from mqtt.snapshots import OK_BOX, PRESSED, idle_snapshot, topics_for
 from treadctl.config.models import EStopInputConfig
 from treadctl.control.controller import Controller
 from treadctl.core import commands as c
-from treadctl.core.device import BeltDirection, WalkDirection
+from treadctl.core.device import WalkDirection
 from treadctl.core.safety import EStopCause
-from treadctl.core.state import InputHealth, Mode, Motion, Snapshot
 from treadctl.daemon import run_daemon
-from treadctl.estop.box_sim import SimulatedButtonBox
 from treadctl.mqtt.discovery import discovery_config
-from treadctl.mqtt.topics import Topics
+from treadctl.sim.estop_box import SimulatedButtonBox
 
 
 def box_state(name: str) -> Any:
@@ -61,9 +61,7 @@ async def test_state_and_events_carry_the_input_and_a_press_shows_as_estop(
 
 
 def test_discovery_has_a_safety_binary_sensor_per_input_that_renders() -> None:
-    topics = Topics(
-        base="treadctl/t1", device_id="t1", discovery_prefix="homeassistant", heart_rate="x"
-    )
+    topics = topics_for("t1")
     config = discovery_config(
         topics,
         programs=["p"],
@@ -79,26 +77,7 @@ def test_discovery_has_a_safety_binary_sensor_per_input_that_renders() -> None:
         topics.state,
     )
     assert "estop_input_mushroom" in config["cmps"]
-    motion = Motion(0.0, WalkDirection.FORWARD, BeltDirection.FORWARD, 0.0)
-    snap = Snapshot(
-        ts=0.0,
-        mode=Mode.IDLE,
-        program=None,
-        phase=None,
-        phase_index=None,
-        phase_remaining_s=None,
-        session_id=None,
-        target=motion,
-        actual=motion,
-        fault=None,
-        distance_m=0.0,
-        elapsed_s=0.0,
-        heart_rate_bpm=None,
-        estop_inputs=(
-            InputHealth("box", "heartbeat", "ok", "3 good heartbeats in a row"),
-            InputHealth("mushroom", "modem-lines", "pressed", "loop open"),
-        ),
-    )
+    snap = dataclasses.replace(idle_snapshot(), estop_inputs=(OK_BOX, PRESSED))
     env = jinja2.Environment(autoescape=False)
     render = {
         key: env.from_string(config["cmps"][key]["val_tpl"]).render(value_json=snap.state_dict())

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,26 +16,24 @@ from typing import Any
 import pytest
 
 from mqtt.brokers import NEEDS_CLIENTS, Broker
+from mqtt.processes import Output, mosquitto_pub, reading, start_daemon, version_args
 
 CLIENTS = all(shutil.which(p) for p in ("mosquitto_pub", "mosquitto_sub", "mosquitto_rr"))
 pytestmark = [pytest.mark.mosquitto_clients, pytest.mark.skipif(not CLIENTS, reason=NEEDS_CLIENTS)]
 
 
 @dataclass
-class Watch:
+class Watch(Output):
     """`mosquitto_sub -v` on the device's topics, lines parsed as they come."""
 
-    proc: asyncio.subprocess.Process
     lines: list[tuple[str, Any]] = field(default_factory=list)
 
-    async def read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            topic, _, payload = raw.decode().rstrip("\n").partition(" ")
-            try:
-                self.lines.append((topic, json.loads(payload)))
-            except ValueError:
-                self.lines.append((topic, payload))
+    def take(self, line: str) -> None:
+        topic, _, payload = line.rstrip("\n").partition(" ")
+        try:
+            self.lines.append((topic, json.loads(payload)))
+        except ValueError:
+            self.lines.append((topic, payload))
 
     async def wait_for(self, topic: str, check: Any, timeout: float = 10) -> Any:
         async with asyncio.timeout(timeout):
@@ -48,35 +44,16 @@ class Watch:
                 await asyncio.sleep(0.05)
 
 
-def _version(broker: Broker) -> list[str]:
-    return ["-V", "mqttv5" if broker.protocol == "5" else "mqttv311"]
-
-
-async def _pub(broker: Broker, topic: str, message: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "mosquitto_pub", "-h", broker.host, "-p", str(broker.port), *_version(broker),
-        "-q", "1", "-t", topic, "-m", message,
-    )  # fmt: skip
-    assert await proc.wait() == 0
-
-
 @contextlib.asynccontextmanager
 async def watching(broker: Broker, pattern: str) -> AsyncIterator[Watch]:
     proc = await asyncio.create_subprocess_exec(
-        "mosquitto_sub", "-h", broker.host, "-p", str(broker.port), *_version(broker),
+        "mosquitto_sub", "-h", broker.host, "-p", str(broker.port), *version_args(broker),
         "-v", "-t", pattern,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     watch = Watch(proc)
-    reader = asyncio.create_task(watch.read(), name="test.mosquitto_sub")
-    try:
+    async with reading(watch, "test.mosquitto_sub"):
         yield watch
-    finally:
-        proc.terminate()
-        await proc.wait()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
 
 
 @contextlib.asynccontextmanager
@@ -90,10 +67,7 @@ async def daemon(
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nprotocol = "{broker.protocol}"\n'
         "[telemetry]\nrate_hz = 10\n"
     )
-    env = os.environ | {"TREADCTL_LOG_LEVEL": "WARNING"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "treadctl", "run", "--config", str(config), env=env
-    )
+    proc = await start_daemon(config)
     try:
         yield proc, f"treadctl/{device}"
     finally:
@@ -106,17 +80,19 @@ async def test_mosquitto_clients_drive_the_daemon(broker: Broker, tmp_path: Path
     async with daemon(broker, tmp_path) as (proc, base), watching(broker, f"{base}/#") as sub:
         await sub.wait_for(f"{base}/availability", lambda p: p == "online")
         await asyncio.sleep(3.2)  # rule 7: starts are refused for 3 s after power-up
-        await _pub(broker, f"{base}/cmd/set", '{"id": 1, "speed_kmh": 1.0, "walk": "backward"}')
+        await mosquitto_pub(
+            broker, f"{base}/cmd/set", '{"id": 1, "speed_kmh": 1.0, "walk": "backward"}'
+        )
         ok = await sub.wait_for(f"{base}/response/set", lambda p: p["id"] == 1)
         assert ok["ok"] is True, ok
         moving = await sub.wait_for(
             f"{base}/telemetry", lambda p: p["speed_kmh"] > 0.5 and p["belt"] == "reverse"
         )
         assert moving["incline_pct"] == 0
-        await _pub(broker, f"{base}/cmd/set", "garbage")
+        await mosquitto_pub(broker, f"{base}/cmd/set", "garbage")
         bad = await sub.wait_for(f"{base}/response/set", lambda p: p["ok"] is False)
         assert bad["error"]["code"] == "invalid_json"
-        await _pub(broker, f"{base}/cmd/estop", "STOP!")  # any payload
+        await mosquitto_pub(broker, f"{base}/cmd/estop", "STOP!")  # any payload
         await sub.wait_for(f"{base}/state", lambda p: p["mode"] == "estop")
         await sub.wait_for(f"{base}/event", lambda p: p["type"] == "estop")
         await sub.wait_for(f"{base}/telemetry", lambda p: p["speed_kmh"] == 0, 15)

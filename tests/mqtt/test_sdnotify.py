@@ -12,12 +12,9 @@ import itertools
 import os
 import secrets
 import signal
-import socket
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,62 +26,7 @@ from treadctl.daemon import Daemon
 from treadctl.daemon.systemd import TICK_STALE_S
 from treadctl.mqtt.topics import Topics
 from treadctl.sdnotify import Notifier
-
-
-@dataclass
-class NotifySocket:
-    """A bound AF_UNIX datagram socket, read by a thread: (monotonic time, fields) per datagram."""
-
-    path: Path
-    sock: socket.socket
-    received: list[tuple[float, list[str]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return  # closed
-            with self.lock:
-                self.received.append((time.monotonic(), data.decode().split("\n")))
-
-    def datagrams(self, since: float = 0.0) -> list[tuple[float, list[str]]]:
-        with self.lock:
-            return [(at, fields) for at, fields in self.received if at >= since]
-
-    def times(self, item: str, since: float = 0.0, until: float = float("inf")) -> list[float]:
-        return [at for at, fields in self.datagrams(since) if item in fields and at <= until]
-
-    def statuses(self) -> list[str]:
-        return [f[7:] for _, fields in self.datagrams() for f in fields if f.startswith("STATUS=")]
-
-    async def wait_for(self, check: object, timeout: float = 10.0, since: float = 0.0) -> float:
-        """The time of the first datagram after `since` with a field passing check(field)."""
-        assert callable(check)
-        async with asyncio.timeout(timeout):
-            while True:
-                for at, fields in self.datagrams(since):
-                    if any(check(f) for f in fields):
-                        return at
-                await asyncio.sleep(0.01)
-        raise AssertionError  # pragma: no cover - the timeout raises first
-
-
-@contextlib.contextmanager
-def notify_socket(directory: Path) -> Iterator[NotifySocket]:
-    path = directory / "notify"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    ns = NotifySocket(path, sock)
-    reader = threading.Thread(target=ns._read, name="test.notify", daemon=True)
-    reader.start()
-    try:
-        yield ns
-    finally:
-        sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-        reader.join(2)
+from treadctl.sim.notify_socket import NotifySocket, notify_socket
 
 
 def write_config(path: Path, broker: Broker, device: str, programs: Path, rate_hz: int) -> None:
