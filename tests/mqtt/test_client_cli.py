@@ -23,6 +23,7 @@ from typing import Any
 
 from mqtt.brokers import Broker
 from mqtt.harness import Bridged, bridged
+from mqtt.processes import Output, reading
 from treadctl.core.state import Mode
 from treadctl.sim.brokers import free_port
 
@@ -228,16 +229,13 @@ async def test_status_and_status_json(broker: Broker, tmp_path: Path) -> None:
 
 
 @dataclass
-class Watching:
+class Watching(Output):
     """A `treadctl status --watch` process and its stdout lines so far."""
 
-    proc: asyncio.subprocess.Process
     lines: list[str] = field(default_factory=list)
 
-    async def read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode().rstrip("\n"))
+    def take(self, line: str) -> None:
+        self.lines.append(line.rstrip("\n"))
 
     async def line(self, check: Any, timeout: float = 15) -> str:
         async with asyncio.timeout(timeout):
@@ -255,16 +253,8 @@ async def watching(d: Daemon, *args: str) -> AsyncIterator[Watching]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV,
     )  # fmt: skip
     watch = Watching(proc)
-    reader = asyncio.create_task(watch.read(), name="test.status-watch")
-    try:
+    async with reading(watch, "test.status-watch", kill=True):
         yield watch
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
 
 
 async def test_status_watch_follows_a_session_until_sigterm(broker: Broker, tmp_path: Path) -> None:
