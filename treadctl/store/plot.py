@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import BinaryIO
 
+from treadctl.core.durations import format_clock
 from treadctl.extras import CHARTS, MissingExtraError
 
 try:
@@ -46,10 +47,9 @@ def _outcome(session: SessionRecord) -> str:
 def title(session: SessionRecord, samples: Sequence[Sample], tz: tzinfo | None = None) -> str:
     when = datetime.fromtimestamp(session.started, tz)  # tz None: local time
     summary = summarise(samples)
-    minutes, seconds = divmod(round(summary.duration_s), 60)
     return (
         f"{session.program} · {when:%a %d %b %Y %H:%M} · {_outcome(session)} · "
-        f"{minutes}:{seconds:02d} on the belt, {summary.distance_m:.0f} m"
+        f"{format_clock(summary.duration_s)} on the belt, {summary.distance_m:.0f} m"
     )
 
 
