@@ -146,14 +146,21 @@ async def user_client(
                 await client.subscribe(topic, qos=1)
             await client.subscribe(topics.response("+"), qos=1)
         await client.subscribe(topics.discovery, qos=1)
-        user = User(client, topics)
-        task = asyncio.create_task(user.collect(), name="test.user")
-        try:
+        async with collecting(client, topics) as user:
             yield user
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+
+
+@contextlib.asynccontextmanager
+async def collecting(client: aiomqtt.Client, topics: Topics) -> AsyncIterator[User]:
+    """A User on a connected, subscribed client, collecting what arrives while the block runs."""
+    user = User(client, topics)
+    task = asyncio.create_task(user.collect(), name="test.user")
+    try:
+        yield user
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
 
 
 def new_bridge(r: Rig, settings: Settings) -> MqttBridge:

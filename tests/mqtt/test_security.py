@@ -25,7 +25,7 @@ import trustme
 
 from control.rig import Rig, rig
 from mqtt.brokers import MOSQUITTO, NEEDS_MOSQUITTO, Broker, TlsFiles, mosquitto_broker
-from mqtt.harness import User, new_bridge, protocol, settings_for
+from mqtt.harness import User, collecting, new_bridge, protocol, settings_for
 from treadctl import logs
 from treadctl.config.models import Settings
 from treadctl.core.state import Mode
@@ -223,14 +223,8 @@ async def user_client(
         tls_context=tls,
     ) as client:
         await client.subscribe(f"{topics.base}/#", qos=1)
-        user = User(client, topics)
-        task = asyncio.create_task(user.collect(), name="test.user")
-        try:
+        async with collecting(client, topics) as user:
             yield user
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
 
 
 async def round_trip(user: User) -> None:

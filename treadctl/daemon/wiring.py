@@ -22,6 +22,7 @@ from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
+from treadctl.core.events import Fault
 from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Snapshot
 from treadctl.daemon.reload_policy import limits_apply_now, plan_reload
@@ -198,7 +199,7 @@ class Daemon:
         session = (
             self.controller.session.id if self.controller and self.controller.session else None
         )
-        self._publish(Event("fault", time.time(), session, {"cause": "storage", "detail": message}))
+        self._publish(Fault(ts=time.time(), session_id=session, cause="storage", detail=message))
 
     def _storage_recovered(self) -> None:
         log.warning("session storage writing again")
