@@ -142,5 +142,5 @@ def test_the_check_sees_upward_and_io_imports(tmp_path: Path) -> None:
     assert "core/ does no I/O" in found[1]
     bridge = tmp_path / "bridge.py"
     bridge.write_text("from treadctl.control.controller import Controller\n", encoding="utf-8")
-    (found,) = violations(bridge, "treadctl.mqtt.bridge")
-    assert found.endswith("imports treadctl.control.controller: adapters use a Protocol instead")
+    (upward,) = violations(bridge, "treadctl.mqtt.bridge")
+    assert upward.endswith("imports treadctl.control.controller: adapters use a Protocol instead")
