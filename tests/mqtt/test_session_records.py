@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from mqtt.brokers import Broker
@@ -25,17 +25,14 @@ from treadctl.config.models import Settings
 from treadctl.mqtt.topics import Topics
 from treadctl.store.model import Sample
 from treadctl.store.queries import get_session, load_samples
+from treadctl.store.schema import open_readonly
 
 PROGRAM = "alghadir2019-knee-oa"
 
 
-@contextlib.contextmanager
-def database(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        yield conn
-    finally:
-        conn.close()
+def database(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    """Read-only, as another process would read it (the store's own opening)."""
+    return contextlib.closing(open_readonly(path))
 
 
 def setup(tmp_path: Path, broker: Broker) -> tuple[Path, Path, Path, Topics]:
