@@ -1,4 +1,4 @@
-"""The configuration's sections and keys (PRODUCT.md, Configuration) with their bounds.
+"""The configuration's sections and keys (docs/configuration.md) with their bounds.
 
 Config may tighten the safety defaults and may loosen them only up to the hard ceilings
 below, which live in code on purpose: no file or environment variable can exceed them.
@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from treadctl.core.device import whole_steps_at_least
 
-# Hard ceilings (PRODUCT.md, Safety rules 2-3).
+# Hard ceilings (docs/safety.md, hazard table, rules 2-3).
 CEILING_SPEED_BACKWARD_KMH = 6.5
 CEILING_SPEED_FORWARD_KMH = 16.0
 CEILING_INCLINE_PCT = 15.0

@@ -1,1 +1,1 @@
-"""Dedicated e-stop inputs on their own serial ports (PRODUCT.md, Safety rule 5; docs/estop.md)."""
+"""Dedicated e-stop inputs on their own serial ports (docs/safety.md rule 5; docs/estop.md)."""
