@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import NoReturn
 
 import pytest
+from waiting import until
 
 from treadctl.core import units
 from treadctl.core.device import BeltDirection
@@ -20,12 +21,6 @@ from treadctl.sim.physics import BeltPhysics, StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
 
 TWO_MPH_KMH = units.mph_to_kmh(2.0)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 3.0, step: float = 0.02) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(step)
 
 
 async def poll(driver: TrackmasterDriver, every: float = 0.1) -> NoReturn:
@@ -95,7 +90,7 @@ async def test_woodway_reverse_ramp_readback_and_stop(
         assert seen[0] < TWO_MPH_KMH  # it ramped: the belt did not jump to speed
         assert woodway_sim.belt.speed_kmh == pytest.approx(-TWO_MPH_KMH)
         await woodway.stop()
-        await eventually(lambda: woodway_sim.belt.still)
+        await until(lambda: woodway_sim.belt.still, timeout=3.0, step=0.02)
         status = await woodway.read_status()
         assert not status.running
         assert status.speed_kmh == 0
@@ -111,9 +106,9 @@ async def test_watchdog_stops_the_belt_when_the_driver_goes_silent(
     await woodway.set_speed(TWO_MPH_KMH, BeltDirection.REVERSE)
     silent_since = time.monotonic()
     # No poll: nothing is sent from now on, as if treadctl had been killed.
-    await eventually(lambda: woodway_sim.belt.stop_cause is StopCause.WATCHDOG, timeout=2)
+    await until(lambda: woodway_sim.belt.stop_cause is StopCause.WATCHDOG, timeout=2, step=0.02)
     assert time.monotonic() - silent_since >= 0.5
-    await eventually(lambda: woodway_sim.belt.still)
+    await until(lambda: woodway_sim.belt.still, timeout=3.0, step=0.02)
     status = await woodway.read_status()
     assert not status.running
     assert status.safety_stop  # the driver sees the treadmill stopped the belt by itself
@@ -281,7 +276,9 @@ async def test_trackmaster_forward_and_incline_rounding(
     assert bytes.fromhex("a4 30 30 34 30") in trackmaster_sim.wire.rx
     with pytest.raises(Rejected):
         await trackmaster.set_incline(30)
-    await eventually(lambda: trackmaster_sim.belt.speed_kmh == pytest.approx(TWO_MPH_KMH))
+    await until(
+        lambda: trackmaster_sim.belt.speed_kmh == pytest.approx(TWO_MPH_KMH), timeout=3.0, step=0.02
+    )
     status = await trackmaster.read_status()
     assert status.speed_kmh == pytest.approx(TWO_MPH_KMH)
     assert status.belt is BeltDirection.FORWARD
@@ -292,7 +289,7 @@ async def test_direction_change_at_speed_is_refused_by_the_treadmill(
 ) -> None:
     await woodway.start()
     await woodway.set_speed(2.0, BeltDirection.FORWARD)
-    await eventually(lambda: woodway_sim.belt.speed_kmh > 0.5)
+    await until(lambda: woodway_sim.belt.speed_kmh > 0.5, timeout=3.0, step=0.02)
     with pytest.raises(Rejected, match="BE"):
         await woodway.set_speed(2.0, BeltDirection.REVERSE)
     assert woodway_sim.belt.speed_kmh > 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.framer import FramerType
+from waiting import until
 
 from treadctl.drivers import delta_vfd_codec as codec
 from treadctl.sim.console import apply
@@ -19,15 +20,6 @@ from treadctl.sim.pty_server import SimulatedTreadmill
 # late by that tick plus however late the loop ran it, which tests/loopwatch.py keeps under 0.2 s.
 # Never as late as a second timeout period.
 LATE_S = 0.25
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def say(sim: SimulatedTreadmill, line: str) -> str:
@@ -55,7 +47,7 @@ async def client(sim: SimulatedTreadmill) -> AsyncIterator[AsyncModbusSerialClie
     # close() cancels pymodbus's tasks (the serial poll, a reconnect): until they have ended
     await until(
         lambda: all(t.done() for t in asyncio.all_tasks() - before - {asyncio.current_task()}),
-        "pymodbus's tasks to end",
+        what="pymodbus's tasks to end",
     )
 
 
@@ -107,7 +99,7 @@ async def test_the_comm_loss_stop_fires_after_pr_09_03(
     await client.write_register(codec.REG_FREQUENCY, 500, device_id=1)
     await client.write_register(codec.REG_COMMAND, codec.RUN_FORWARD, device_id=1)
     assert sim.belt.running
-    await until(lambda: not sim.belt.running, "the comm-loss stop")  # the line is quiet now
+    await until(lambda: not sim.belt.running, what="the comm-loss stop")  # the line is quiet now
     assert sim.belt.stop_cause is StopCause.WATCHDOG
     assert sim.belt.watchdog_silence_s is not None
     assert 0.5 <= sim.belt.watchdog_silence_s < 0.5 + LATE_S
@@ -127,13 +119,13 @@ async def test_keep_running_on_a_dead_link_when_told_to(
     await client.write_register(codec.REG_FREQUENCY, 500, device_id=1)
     await client.write_register(codec.REG_COMMAND, codec.RUN_FORWARD, device_id=1)
     # quiet for a second, twice Pr.09-03's 0.5 s, as the drive's own clock counts it
-    await until(lambda: sim.clock() - sim.belt.last_rx > 1.0, "a second of silence")
+    await until(lambda: sim.clock() - sim.belt.last_rx > 1.0, what="a second of silence")
     sim.belt.advance(sim.clock())
     assert sim.belt.running  # the factory default: the belt runs on, blind
     # Pr.09-03 can be written over Modbus too (0.1 s units), and takes effect at once
     await client.write_register(codec.PR_09_02, 1, device_id=1)
     await client.write_register(codec.PR_09_03, 3, device_id=1)
-    await until(lambda: not sim.belt.running, "the comm-loss stop after 0.3 s")
+    await until(lambda: not sim.belt.running, what="the comm-loss stop after 0.3 s")
     assert sim.belt.stop_cause is StopCause.WATCHDOG
     assert sim.belt.watchdog_silence_s is not None
     assert 0.3 <= sim.belt.watchdog_silence_s < 0.3 + LATE_S

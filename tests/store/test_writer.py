@@ -11,13 +11,14 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import pytest
+from waiting import until
 
 from store.synth import UPHILL, PhaseSpec, record, synthesise
 from treadctl.core.program import Plan
@@ -58,16 +59,6 @@ def writer_threads() -> list[threading.Thread]:
 def _no_leaked_writer() -> object:
     yield None
     assert not writer_threads(), "a SessionStore was not closed"
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> float:
-    """Seconds until check() held."""
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - t0
 
 
 class LagProbe:
@@ -187,11 +178,11 @@ async def test_samples_are_committed_within_a_second(tmp_path: Path) -> None:
     try:
         start_session(store)
         # a session start is committed at once, not at the next interval
-        assert await eventually(lambda: count(path, "sessions") == 1) < 0.25
+        assert await until(lambda: count(path, "sessions") == 1) < 0.25
         worst = 0.0
         for n in range(1, 4):
             store.sample("s1", sample(1000.0 + n))
-            worst = max(worst, await eventually(lambda n=n: count(path) == n))  # type: ignore[misc]
+            worst = max(worst, await until(lambda n=n: count(path) == n))  # type: ignore[misc]
             await asyncio.sleep(0.13 * n)  # land at different points of the commit cycle
         assert worst < 1.0
     finally:
@@ -346,7 +337,7 @@ async def test_disk_full_is_reported_once_and_recovers(rig: Rig) -> None:
         assert "full" in errors[0]
         assert store.dropped > 0  # the queue stayed bounded
         rig.max_pages = None  # space again
-        await eventually(lambda: bool(recovered))
+        await until(lambda: bool(recovered))
     assert probe.worst < 0.1, f"event loop stalled {probe.worst:.3f} s"
     store.session_ended("s1", ended=2000.0, how="finished", cause=None, detail=None)
     await store.wait_flushed()
@@ -379,7 +370,7 @@ async def test_database_replaced_by_a_directory(rig: Rig) -> None:
         later = [sample(1100.0 + i) for i in range(50)]
         for s in later[:25]:
             store.sample("s1", s)
-        await eventually(lambda: bool(errors))
+        await until(lambda: bool(errors))
         await asyncio.sleep(0.5)  # several failed retries: still one report
         assert len(errors) == 1, errors
         assert "deleted or replaced" in errors[0]
@@ -387,7 +378,7 @@ async def test_database_replaced_by_a_directory(rig: Rig) -> None:
         path.rmdir()
         for s in later[25:]:
             store.sample("s1", s)
-        await eventually(lambda: bool(recovered))
+        await until(lambda: bool(recovered))
     assert probe.worst < 0.1, f"event loop stalled {probe.worst:.3f} s"
     store.session_ended("s1", ended=1200.0, how="finished", cause=None, detail=None)
     await store.wait_flushed()
@@ -407,7 +398,7 @@ async def test_state_directory_vanishing_is_survived(rig: Rig) -> None:
     await store.wait_flushed()
     shutil.rmtree(store.path.parent)
     store.sample("s1", sample(1002.0))
-    await eventually(lambda: bool(recovered))  # the directory is made again
+    await until(lambda: bool(recovered))  # the directory is made again
     await store.wait_flushed()
     assert len(errors) == 1
     assert store.healthy
@@ -429,12 +420,12 @@ async def test_unopenable_at_start_is_retried_not_raised(tmp_path: Path) -> None
     )
     await store.start()  # does not raise: the daemon keeps driving the belt
     try:
-        await eventually(lambda: bool(errors))
+        await until(lambda: bool(errors))
         assert not store.healthy
         start_session(store)
         store.sample("s1", sample(1001.0))
         os.unlink(blocker)  # noqa: PTH108
-        await eventually(lambda: bool(recovered))
+        await until(lambda: bool(recovered))
         await store.wait_flushed()
     finally:
         await store.close()
