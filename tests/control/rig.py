@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import waiting
+
 from teardown import finish
 from treadctl.control.controller import Controller
 from treadctl.core import units
@@ -71,12 +73,7 @@ class Rig:
         return str([e for e in self.events if e.type == "estop"][-1].details["cause"])
 
     async def until(self, check: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not check():
-                    await asyncio.sleep(0.02)
-        except TimeoutError:
-            raise AssertionError(f"timed out waiting for {what or check}") from None
+        await waiting.until(check, timeout=timeout, what=what or str(check), step=0.02)
 
     async def mode(self, mode: Mode, timeout: float = 10.0) -> None:
         await self.until(lambda: self.controller.mode is mode, timeout, f"mode {mode}")

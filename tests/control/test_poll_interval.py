@@ -12,10 +12,11 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from waiting import until
 
 from control.rig import CAPS, FAST
 from treadctl.config import load_settings
@@ -33,15 +34,6 @@ POLLS = 10  # intervals measured per case
 TOLERANCE = 0.15  # of the interval, for the median on a shared 2-core machine
 
 
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 def polls(sim: SimulatedTreadmill, since: float) -> list[float]:
     """When each status read (C0, the first request of every poll) reached the treadmill."""
     return [
@@ -53,7 +45,12 @@ def polls(sim: SimulatedTreadmill, since: float) -> list[float]:
 
 async def poll_intervals(sim: SimulatedTreadmill, n: int = POLLS) -> list[float]:
     since = time.monotonic()
-    await until(lambda: len(polls(sim, since)) > n, n * 1.0 + 5, f"{n + 1} polls on the wire")
+    await until(
+        lambda: len(polls(sim, since)) > n,
+        timeout=n * 1.0 + 5,
+        what=f"{n + 1} polls on the wire",
+        step=0.02,
+    )
     times = polls(sim, since)[: n + 1]
     return [b - a for a, b in itertools.pairwise(times)]
 
@@ -96,7 +93,7 @@ async def test_at_the_longest_allowed_interval_the_watchdog_stays_fed() -> None:
     async with controlled(longest) as (sim, controller):
         await asyncio.sleep(FAST.estop_interlock_s + 0.05)  # the power-up interlock is time
         assert (await controller.execute(c.ManualSet(1.0, WalkDirection.FORWARD))).ok
-        await until(lambda: sim.belt.speed_kmh > 0.8, 10, "belt at speed")
+        await until(lambda: sim.belt.speed_kmh > 0.8, timeout=10, what="belt at speed", step=0.02)
         since = time.monotonic()
         assert_period(await poll_intervals(sim, 8), longest)  # two seconds at speed
         assert sim.belt.running
@@ -124,7 +121,9 @@ async def test_the_daemon_polls_at_device_poll_interval_s(tmp_path: Path) -> Non
         daemon = Daemon(load_settings(config))
         task = asyncio.create_task(daemon.run(), name="test.daemon")
         try:
-            await until(lambda: daemon.controller is not None, 5, "the controller")
+            await until(
+                lambda: daemon.controller is not None, timeout=5, what="the controller", step=0.02
+            )
             assert daemon.controller is not None
             await asyncio.wait_for(daemon.controller.ready.wait(), 5)
             assert daemon.controller.tick_s == 0.2

@@ -13,18 +13,17 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from control.rig import CAPS, FAST, Rig, controller_rig, with_rules
+from control.rig import CAPS, FAST, Rig, driver_rig, with_rules
 from treadctl.core import commands as c
 from treadctl.core.device import BeltDirection, WalkDirection
 from treadctl.core.safety import EStopCause, SafetyRules
 from treadctl.core.state import Mode
 from treadctl.core.timeline import DeviceProfile
-from treadctl.daemon import Daemon
+from treadctl.daemon.shutdown import stop_belt
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.errors import LinkLost
 from treadctl.drivers.trackmaster import WoodwayDriver
 from treadctl.drivers.trackmaster_codec import Op
-from treadctl.sim.pty_server import SimulatedTreadmill
 
 FWD = WalkDirection.FORWARD
 PROFILE = DeviceProfile("woodway", CAPS, max_accel_mps2=0.15, countdown_s=1.0)
@@ -60,10 +59,9 @@ class HookedDriver(WoodwayDriver):
 
 @contextlib.asynccontextmanager
 async def hooked_rig(rules: SafetyRules = FAST) -> AsyncIterator[tuple[Rig, HookedDriver]]:
-    async with SimulatedTreadmill("woodway") as sim:
-        driver = HookedDriver(sim.path)
-        async with controller_rig(sim, driver, PROFILE, rules) as r:
-            yield r, driver
+    async with driver_rig("woodway", HookedDriver, PROFILE, rules) as r:
+        assert isinstance(r.driver, HookedDriver)
+        yield r, r.driver
 
 
 @pytest.fixture
@@ -249,7 +247,7 @@ async def test_the_shutdown_stop_is_not_lost_to_a_full_queue(
     flood = [r.controller.submit(c.Pause()) for _ in range(80)]
     assert any(f.done() and f.result().code == "busy" for f in flood)  # the queue is full
     t0 = time.monotonic()
-    await Daemon._stop_belt(r.controller, 10.0)
+    await stop_belt(r.controller, 10.0)
     assert r.controller.mode is Mode.IDLE
     assert "estop" not in r.event_types()  # a controlled stop, not the e-stop fallback
     assert Op.AUTO_STOP in r.ops_since(t0)

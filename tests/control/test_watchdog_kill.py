@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from waiting import until
+
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.sim.physics import StopCause
 from treadctl.sim.pty_server import SimulatedTreadmill
@@ -28,16 +30,14 @@ async def test_sigkill_of_the_controller_leaves_the_belt_stopped_by_the_watchdog
             assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), 15)
             assert line.strip() == b"started", line
-            async with asyncio.timeout(10):
-                while sim.belt.speed_kmh > -1.0:
-                    await asyncio.sleep(0.02)
+            await until(
+                lambda: sim.belt.speed_kmh <= -1.0, timeout=10, what="belt reversing", step=0.02
+            )
             assert sim.belt.watchdog_armed
             proc.send_signal(signal.SIGKILL)  # no finally, no goodbye: the process is gone
             await proc.wait()
             killed = time.monotonic()
-            async with asyncio.timeout(3):
-                while sim.belt.running:
-                    await asyncio.sleep(0.01)
+            await until(lambda: not sim.belt.running, timeout=3, what="the watchdog's stop")
             assert sim.belt.stop_cause is StopCause.WATCHDOG
             # the treadmill's own record: no byte after the kill, and the watchdog fired once the
             # line had been quiet for 0.5 s
@@ -47,9 +47,7 @@ async def test_sigkill_of_the_controller_leaves_the_belt_stopped_by_the_watchdog
             assert 0.5 <= silence < 0.5 + LATE_S, silence
             assert sim.belt.last_rx + silence - killed < 0.5 + LATE_S  # stopped after the kill
             assert sim.wire.rx[-1:] != bytes([Op.STOP])  # nobody sent a stop: the watchdog did it
-            async with asyncio.timeout(5):
-                while not sim.belt.still:
-                    await asyncio.sleep(0.02)
+            await until(lambda: sim.belt.still, timeout=5, what="belt still", step=0.02)
         finally:
             if proc.returncode is None:
                 proc.kill()
