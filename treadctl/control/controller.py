@@ -26,6 +26,7 @@ from treadctl.control.inbox import Inbox, settle
 from treadctl.control.link import Link
 from treadctl.control.publication import Listener, Publisher
 from treadctl.core import commands as cmd
+from treadctl.core import safety
 from treadctl.core.admission import (
     heart_rate_refusal,
     manual_refusal,
@@ -57,16 +58,7 @@ from treadctl.core.runner import (
     RunnerStatus,
     StepStarted,
 )
-from treadctl.core.safety import (
-    Action,
-    ControlledStop,
-    EStop,
-    EStopCause,
-    Notice,
-    SafetyRules,
-    SafetySupervisor,
-    StopReason,
-)
+from treadctl.core.safety import EStopCause, SafetyRules, SafetySupervisor, StopReason
 from treadctl.core.session import Ending, TherapySession, new_session_id
 from treadctl.core.snapshot import snapshot_of
 from treadctl.core.state import Event, InputHealth, Mode, Snapshot
@@ -512,7 +504,7 @@ class Controller:
         self.last_tick_at = self.clock()
 
     async def _tick_io(self, now: float, *, read: bool) -> None:
-        actions: list[Action] = []
+        actions: list[safety.Action] = []
         if self.link_ok:
             if read:
                 actions += await self._read(now)
@@ -531,7 +523,7 @@ class Controller:
         if self.link_ok:
             await self._drive(now)
 
-    async def _read(self, now: float) -> list[Action]:
+    async def _read(self, now: float) -> list[safety.Action]:
         """A status read; a missed one (timeout, noise) is survivable and says nothing."""
         try:
             status = await self.driver.read_status()
@@ -620,14 +612,14 @@ class Controller:
         )
         return True
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[safety.Action]) -> None:
         for action in actions:
             match action:
-                case EStop(cause=cause, detail=detail):
+                case safety.EStop(cause=cause, detail=detail):
                     self.emergency_stop_now(cause, detail)
-                case ControlledStop(reason=reason, detail=detail):
+                case safety.ControlledStop(reason=reason, detail=detail):
                     self._begin_stop(reason, detail)
-                case Notice(type=kind, detail=detail):
+                case safety.Notice(type=kind, detail=detail):
                     self._emit(Event(kind, self.wall(), self._session_id(), {"detail": detail}))
 
     def _program_events(self, events: list[StepStarted | Cue | Finished]) -> None:
