@@ -13,6 +13,7 @@ from mqtt.snapshots import idle_snapshot, running_snapshot, topics_for
 from treadctl.core import commands as cmd
 from treadctl.core.commands import Result
 from treadctl.core.device import WalkDirection
+from treadctl.core.person import PersonLimits
 from treadctl.mqtt.commands import CommandDecoder, answers
 from treadctl.mqtt.requests import RequestError
 
@@ -76,3 +77,43 @@ def test_answers_go_to_the_response_topic_and_where_an_mqtt5_request_asked() -> 
     assert getattr(asked[1].properties, "CorrelationData", None) == b"abc"
     wildcard = answers(topics, "pause", 7, Result.success(), _props("my/#"))
     assert [a.topic for a in wildcard] == [topics.response("pause")]
+
+
+def test_start_and_set_carry_a_person_and_their_limits() -> None:
+    decoder = CommandDecoder(PROGRAMS)
+    payload = {
+        "program": "chang2021-stroke",
+        "person": "mrs-k",
+        "limits": {"max_speed_backward_kmh": 1.5, "heart_rate_max_bpm": 120},
+    }
+    _, command = decoder.decode("start", json.dumps(payload).encode(), None)
+    assert command == cmd.Start(
+        "chang2021-stroke",
+        {},
+        "mrs-k",
+        PersonLimits(max_speed_backward_kmh=1.5, heart_rate_max_bpm=120),
+    )
+    _, command = decoder.decode("set", b'{"speed_kmh": 1, "person": "p-1", "limits": {}}', None)
+    assert command == cmd.ManualSet(1.0, WalkDirection.FORWARD, 0.0, "p-1", PersonLimits())
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "names"),
+    [
+        (b'{"program": "x", "person": "Mrs K"}', "invalid_field", "person"),
+        (b'{"program": "x", "person": ""}', "invalid_field", "person"),
+        (b'{"program": "x", "person": 7}', "invalid_field", "person"),
+        (b'{"program": "x", "limits": {"speed": 1}}', "invalid_field", "limits.speed"),
+        (b'{"program": "x", "limits": {"max_incline_pct": -1}}', "out_of_range", "limits"),
+        (b'{"program": "x", "limits": {"max_speed_backward_kmh": 0}}', "out_of_range", "limits"),
+        (b'{"program": "x", "limits": {"heart_rate_max_bpm": 1.5}}', "invalid_field", "limits"),
+        (b'{"program": "x", "limits": [1]}', "invalid_field", "limits"),
+    ],
+)
+def test_a_bad_person_or_limit_is_refused_naming_the_field(
+    payload: bytes, code: str, names: str
+) -> None:
+    with pytest.raises(RequestError) as refused:
+        CommandDecoder(PROGRAMS).decode("start", payload, None)
+    assert refused.value.code == code
+    assert names in refused.value.message

@@ -26,7 +26,7 @@ from treadctl.control.inbox import Inbox, settle
 from treadctl.control.link import Link
 from treadctl.control.publication import Listener, Publisher
 from treadctl.core import commands as cmd
-from treadctl.core import safety
+from treadctl.core import person, safety
 from treadctl.core.admission import (
     heart_rate_refusal,
     manual_refusal,
@@ -49,6 +49,7 @@ from treadctl.core.events import (
     Stopping,
 )
 from treadctl.core.modes import Trigger, latched_mode, transition
+from treadctl.core.person import PersonLimits
 from treadctl.core.program import Program
 from treadctl.core.runner import (
     Cue,
@@ -101,7 +102,8 @@ class Controller:
             )
         self.driver = driver
         self.profile = profile
-        self.supervisor = SafetySupervisor(self._fit_rules(rules))
+        self._rules = self._fit_rules(rules)  # the device's; a person's session may tighten them
+        self.supervisor = SafetySupervisor(self._rules)
         self.programs = programs
         self.clock = clock
         self.wall = wall
@@ -137,7 +139,9 @@ class Controller:
     def set_limits(self, profile: DeviceProfile, rules: SafetyRules) -> None:
         """New device limits and safety rules (a reload); the owner applies them when idle."""
         self.profile = profile
-        self.supervisor.rules = self._fit_rules(rules)
+        self._rules = self._fit_rules(rules)
+        if self.session is None:  # else when the session ends (its person's limits hold till then)
+            self.supervisor.rules = self._rules
 
     def set_programs(self, programs: Mapping[str, Program]) -> None:
         """The programs a later `start` may name (a reload); a running program keeps its own."""
@@ -404,8 +408,11 @@ class Controller:
     def _not_in_mode(self, what: str) -> Result:
         return Result.error(*not_in_mode(what, self.mode))
 
-    def _refuse_start(self, now: float) -> Result | None:
-        refusal = start_refusal(self.mode, self.fault, self.supervisor, now)
+    def _refuse_start(self, now: float, limits: PersonLimits | None) -> Result | None:
+        hr_limit = limits is not None and limits.heart_rate_max_bpm is not None
+        refusal = start_refusal(
+            self.mode, self.fault, self.supervisor, now, heart_rate_limit=hr_limit
+        )
         return None if refusal is None else Result.error(*refusal)
 
     async def _start_program(self, command: cmd.Start, now: float) -> Result:
@@ -414,14 +421,30 @@ class Controller:
         if refusal is not None:
             return Result.error(*refusal)
         program = self.programs[command.program]
-        if (refused := self._refuse_start(now)) is not None:
+        if command.limits is not None and (
+            refusal := person.program_refusal(
+                program, command.parameters, command.limits, self._rules
+            )
+        ):
+            return Result.error(*refusal)
+        if (refused := self._refuse_start(now, command.limits)) is not None:
             return refused
         timeline = build_timeline(program, self.profile, command.parameters)
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
         if (refused := await self._start_belt()) is not None:
             return refused
-        self.session = TherapySession(new_session_id(self.wall()), program.name, now, runner=runner)
-        self.supervisor.session_start(now)
+        self._begin_session(
+            TherapySession(
+                new_session_id(self.wall()),
+                program.name,
+                now,
+                runner=runner,
+                person=command.person,
+                limits=command.limits,
+            ),
+            now,
+        )
+        assert self.session is not None
         self._emit(
             SessionStarted(
                 ts=self.wall(),
@@ -429,29 +452,72 @@ class Controller:
                 program=program.name,
                 parameters=dict(timeline.parameters),
                 planned_s=timeline.total_s,
+                person=command.person,
             )
         )
         self._program_events(runner.start())
         return Result.success(f"started {program.name} ({self.session.id})")
 
-    async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
-        if (problem := manual_refusal(command, self.supervisor.rules, self.profile)) is not None:
-            return Result.error(*problem)
-        if (
-            self.mode is Mode.RUNNING
-            and self.session is not None
-            and self.session.manual is not None
+    def _set_limits_refusal(
+        self, command: cmd.ManualSet, running: TherapySession | None
+    ) -> tuple[Result | None, PersonLimits | None]:
+        """A set's person limits: a running session's, only ever tightened by the set."""
+        if running is not None and command.person not in (None, running.person):
+            return Result.error(
+                "not_allowed_in_mode", f"a session for {running.person or 'nobody'} is running"
+            ), None
+        limits = command.limits
+        if running is not None:
+            limits = running.limits if limits is None else person.combined(running.limits, limits)
+        if limits is not None and (
+            refusal := person.target_refusal(
+                command.walk,
+                command.speed_kmh,
+                command.incline_pct,
+                limits=limits,
+                rules=self._rules,
+                what="target",
+            )
         ):
-            self.session.manual = command
+            return Result.error(*refusal), None
+        return None, limits
+
+    async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
+        running = self.session if self.mode is Mode.RUNNING else None
+        if running is not None and running.manual is None:
+            running = None  # a program's session: the set is judged as a start, and refused
+        refused, limits = self._set_limits_refusal(command, running)
+        if refused is not None:
+            return refused
+        if (problem := manual_refusal(command, self._rules, self.profile)) is not None:
+            return Result.error(*problem)
+        if running is not None:
+            running.manual = command
+            running.limits = limits
+            self.supervisor.rules = self._session_rules(limits)
             return Result.success("target changed")
-        refused = self._refuse_start(now)
+        refused = self._refuse_start(now, limits)
         if refused is not None:
             return refused
         if (refused := await self._start_belt()) is not None:
             return refused
-        self.session = TherapySession(new_session_id(self.wall()), "manual", now, manual=command)
-        self.supervisor.session_start(now)
-        self._emit(SessionStarted(ts=self.wall(), session_id=self.session.id, program="manual"))
+        self._begin_session(
+            TherapySession(
+                new_session_id(self.wall()),
+                "manual",
+                now,
+                manual=command,
+                person=command.person,
+                limits=command.limits,
+            ),
+            now,
+        )
+        assert self.session is not None
+        self._emit(
+            SessionStarted(
+                ts=self.wall(), session_id=self.session.id, program="manual", person=command.person
+            )
+        )
         return Result.success(f"manual session {self.session.id}")
 
     async def _start_belt(self) -> Result | None:
@@ -673,6 +739,15 @@ class Controller:
     def _session_id(self) -> str | None:
         return self.session.id if self.session else None
 
+    def _session_rules(self, limits: PersonLimits | None) -> SafetyRules:
+        return self._rules if limits is None else person.session_rules(self._rules, limits)
+
+    def _begin_session(self, session: TherapySession, now: float) -> None:
+        """The session's person's limits hold from its first set-point to its end."""
+        self.session = session
+        self.supervisor.rules = self._session_rules(session.limits)
+        self.supervisor.session_start(now)
+
     def _end_session(self, ended: Ending, cause: str | None, detail: str) -> None:
         """`cause` says why (None when finished)."""
         session = self.session
@@ -682,11 +757,13 @@ class Controller:
         if session.runner is not None and session.runner.status is RunnerStatus.RUNNING:
             session.runner.abort()
         self.supervisor.session_end()
+        self.supervisor.rules = self._rules  # the person's limits end with their session
         self._emit(
             SessionFinished(
                 ts=self.wall(),
                 session_id=session.id,
                 program=session.program,
+                person=session.person,
                 ended=ended,
                 cause=cause,
                 detail=detail,

@@ -34,9 +34,14 @@ def not_in_mode(what: str, mode: Mode) -> Refusal:
 
 
 def start_refusal(
-    mode: Mode, fault: str | None, supervisor: SafetySupervisor, now: float
+    mode: Mode,
+    fault: str | None,
+    supervisor: SafetySupervisor,
+    now: float,
+    *,
+    heart_rate_limit: bool = False,
 ) -> Refusal | None:
-    """Whether a session may start now, whatever it is."""
+    """Whether a session may start now, whatever it is (`heart_rate_limit`: a person's own)."""
     if (refusal := supervisor.input_refusal()) is not None:
         return refusal  # the input first: reset would be refused too
     if mode is Mode.ESTOP:
@@ -45,7 +50,7 @@ def start_refusal(
         return "not_allowed_in_mode", f"device fault ({fault}): reset first"
     if mode is not Mode.IDLE:
         return not_in_mode("start", mode)
-    return supervisor.start_refusal(now)
+    return supervisor.start_refusal(now, heart_rate_limit=heart_rate_limit)
 
 
 def program_refusal(

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from treadctl.core.device import WalkDirection
+from treadctl.core.person import PersonLimits
 from treadctl.core.safety import EStopCause
 
 
@@ -13,6 +14,8 @@ from treadctl.core.safety import EStopCause
 class Start:
     program: str
     parameters: Mapping[str, float] = field(default_factory=dict)
+    person: str | None = None  # pseudonymous id (core/person.py)
+    limits: PersonLimits | None = None  # the person's, tighter than the device's where given
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,8 @@ class ManualSet:
     speed_kmh: float
     walk: WalkDirection = WalkDirection.FORWARD
     incline_pct: float = 0.0
+    person: str | None = None
+    limits: PersonLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)

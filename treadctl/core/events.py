@@ -45,15 +45,17 @@ class SessionStarted(_Typed):
     program: str  # a program name, or "manual"
     parameters: dict[str, Any] | None = None  # a program's; None for a manual session
     planned_s: float | None = None
+    person: str | None = None
 
     @property
     def details(self) -> dict[str, Any]:
         if self.parameters is None:
-            return {"program": self.program}
+            return {"program": self.program, "person": self.person}
         return {
             "program": self.program,
             "parameters": self.parameters,
             "planned_s": self.planned_s,
+            "person": self.person,
         }
 
 
@@ -113,11 +115,13 @@ class SessionFinished(_Typed):
     cause: str | None  # why it stopped; None when the program finished
     detail: str
     summary: SessionSummary
+    person: str | None = None
 
     @property
     def details(self) -> dict[str, Any]:
         return {
             "program": self.program,
+            "person": self.person,
             "ended": self.ended,
             "cause": self.cause,
             "detail": self.detail,

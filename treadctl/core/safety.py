@@ -196,7 +196,10 @@ class SafetySupervisor:
         self.interlock_until = max(self.interlock_until, now + self.rules.estop_interlock_s)
         self.mismatch_since = None
 
-    def start_refusal(self, now: float) -> tuple[str, str] | None:
+    def start_refusal(
+        self, now: float, *, heart_rate_limit: bool = False
+    ) -> tuple[str, str] | None:
+        """`heart_rate_limit`: the session brings a heart-rate maximum of its own (a person's)."""
         if (refusal := self.input_refusal()) is not None:
             return refusal
         if self.latched is not None:
@@ -212,7 +215,8 @@ class SafetySupervisor:
             return "interlock_active", message
         if not self.belt_still():
             return "belt_moving", "the belt is still moving"
-        if self.rules.heart_rate_max_bpm is not None and not self._hr_fresh(now):
+        limited = heart_rate_limit or self.rules.heart_rate_max_bpm is not None
+        if limited and not self._hr_fresh(now):
             return "no_heart_rate", "a heart-rate limit is set but there is no heart-rate signal"
         return None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from treadctl.core.commands import ManualSet
+from treadctl.core.person import PersonLimits
 from treadctl.core.runner import ProgramRunner, SetPoint
 
 # How a session ended; `fault` is an e-stop for a lost link or a failure.
@@ -50,6 +51,8 @@ class TherapySession:
     started: float
     runner: ProgramRunner | None = None
     manual: ManualSet | None = None
+    person: str | None = None
+    limits: PersonLimits | None = None  # the person's, for this session only
     paused_at: float | None = None
     paused_total: float = 0.0
     distance_m: float = 0.0

@@ -47,4 +47,5 @@ def snapshot_of(
         elapsed_s=session.elapsed(now) if session else 0.0,
         heart_rate_bpm=heart_rate_bpm,
         estop_inputs=estop_inputs,
+        person=session.person if session else None,
     )

@@ -74,12 +74,14 @@ class Snapshot:
     elapsed_s: float
     heart_rate_bpm: int | None
     estop_inputs: tuple[InputHealth, ...] = ()
+    person: str | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """The retained `state` payload."""
         return {
             "mode": self.mode.value,
             "program": self.program,
+            "person": self.person,
             "phase": self.phase,
             "session_id": self.session_id,
             "target": self.target.as_dict(),

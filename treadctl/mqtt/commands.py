@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 from treadctl.core import commands as cmd
 from treadctl.core.commands import Command, Result
 from treadctl.core.device import WalkDirection
+from treadctl.core.person import PersonLimits
 from treadctl.core.state import Mode, Snapshot
 from treadctl.mqtt import requests
 from treadctl.mqtt.outbox import Outgoing
@@ -47,7 +48,9 @@ class CommandDecoder:
 
     def _to_command(self, name: str, request: Request, snap: Snapshot | None) -> Command | None:
         match request:
-            case requests.StartRequest(program=program, parameters=parameters):
+            case requests.StartRequest(
+                program=program, parameters=parameters, person=person, limits=limits
+            ):
                 program = program or self.selected_program
                 if program is None:
                     raise RequestError(
@@ -55,13 +58,17 @@ class CommandDecoder:
                         'no program given and none selected: send {"program": NAME}',
                         request.id,
                     )
-                return cmd.Start(program, parameters)
-            case requests.SetRequest(speed_kmh=speed, walk=walk, incline_pct=incline):
+                return cmd.Start(program, parameters, person, person_limits(limits))
+            case requests.SetRequest(
+                speed_kmh=speed, walk=walk, incline_pct=incline, person=person, limits=limits
+            ):
                 keep_walk, keep_incline = manual_target(snap)
                 return cmd.ManualSet(
                     speed,
                     WalkDirection(walk) if walk is not None else keep_walk,
                     incline if incline is not None else keep_incline,
+                    person,
+                    person_limits(limits),
                 )
             case requests.SelectRequest(program=program):
                 if program not in self.programs:
@@ -71,6 +78,10 @@ class CommandDecoder:
                 self.selected_program = program
                 return None
         return SIMPLE[name]
+
+
+def person_limits(limits: requests.LimitsRequest | None) -> PersonLimits | None:
+    return None if limits is None else PersonLimits(**limits.model_dump())
 
 
 def manual_target(snap: Snapshot | None) -> tuple[WalkDirection, float]:

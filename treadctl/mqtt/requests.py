@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from treadctl.config.models import CEILING_INCLINE_PCT, CEILING_SPEED_FORWARD_KMH
+from treadctl.core.person import PERSON_ID
 
 MAX_PAYLOAD = 16 * 1024
 OUT_OF_RANGE_ERRORS = frozenset(
@@ -32,12 +33,30 @@ class EmptyRequest(Request):
     """stop, pause, resume, skip, estop, reset, heartbeat: nothing but the optional id."""
 
 
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class LimitsRequest(BaseModel):
+    """A person's limits (docs/mqtt.md, People): each optional, only ever tightening."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    max_speed_backward_kmh: PositiveNumber | None = None
+    max_speed_forward_kmh: PositiveNumber | None = None
+    max_incline_pct: PositiveNumber | None = None
+    heart_rate_max_bpm: Annotated[int, Field(gt=0, le=250)] | None = None
+
+
+PersonId = Annotated[str, Field(pattern=f"^{PERSON_ID.pattern}$")]
+
+
 class StartRequest(Request):
     program: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     """A program name; omitted: the program chosen with `select`."""
     parameters: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
         default_factory=dict
     )
+    person: PersonId | None = None
+    limits: LimitsRequest | None = None
 
 
 class SetRequest(Request):
@@ -48,6 +67,8 @@ class SetRequest(Request):
         Annotated[float, Field(ge=0, le=CEILING_INCLINE_PCT, allow_inf_nan=False)] | None
     ) = None
     """Omitted: keep the current incline (flat when idle)."""
+    person: PersonId | None = None
+    limits: LimitsRequest | None = None
 
 
 class SelectRequest(Request):
