@@ -64,7 +64,11 @@ def add_config_option(parser: argparse.ArgumentParser, help_: str = CONFIG_HELP)
     parser.add_argument("--config", dest="config_path", type=Path, metavar="FILE", help=help_)
 
 
-def parse_params(items: Iterable[str]) -> dict[str, float]:
+def parse_params(
+    items: Iterable[str],
+    option: str = "--param",
+    example: str = "comfortable_backward_kmh=1.2",
+) -> dict[str, float]:
     """`--param NAME=NUMBER` options as a dict; a malformed one is a UsageError."""
     out: dict[str, float] = {}
     for item in items:
@@ -74,9 +78,7 @@ def parse_params(items: Iterable[str]) -> dict[str, float]:
         except ValueError:
             number = math.nan
         if not sep or not name.strip() or not math.isfinite(number):
-            raise UsageError(
-                f"--param {item!r}: use NAME=NUMBER, e.g. comfortable_backward_kmh=1.2"
-            )
+            raise UsageError(f"{option} {item!r}: use NAME=NUMBER, e.g. {example}")
         out[name.strip()] = number
     return out
 

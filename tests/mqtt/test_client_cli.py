@@ -174,6 +174,23 @@ async def test_start_passes_parameters(broker: Broker, tmp_path: Path) -> None:
         assert event["program"] == PROGRAM
 
 
+async def test_start_for_a_person_with_their_limits(broker: Broker, tmp_path: Path) -> None:
+    async with daemon(broker, tmp_path) as d:
+        person = ("--person", "mrs-k", "--limit", "max_speed_backward_kmh=0.5")
+        beyond = await d.cli("start", PROGRAM, *person, "--param", "comfortable_backward_kmh=0.8")
+        refused(beyond, "limit_exceeded")
+        assert "max_speed_backward_kmh = 0.5" in beyond.err
+        assert d.b.rig.controller.mode is Mode.IDLE
+        assert not d.b.rig.sim.belt.running
+
+        run = await d.cli("start", PROGRAM, *person, "--param", "comfortable_backward_kmh=0.5")
+        ok(run, rf"ok: started {PROGRAM} \(\S+\)")
+        event = await d.b.user.wait_for(d.b.topics.event, lambda e: e["type"] == "session_started")
+        assert event["person"] == "mrs-k"
+        state = await d.b.user.wait_for(d.b.topics.state, lambda s: s["mode"] == "running")
+        assert state["person"] == "mrs-k"
+
+
 async def test_pause_resume_skip_stop(broker: Broker, tmp_path: Path) -> None:
     async with daemon(broker, tmp_path) as d:
         b = d.b
@@ -386,3 +403,18 @@ async def test_malformed_arguments_are_usage_errors(tmp_path: Path) -> None:
         assert f"--param {param!r}: use NAME=NUMBER" in run.err, run
     assert runs[-1].code == 2, runs[-1]
     assert "--timeout" in runs[-1].err, runs[-1]
+    people = await asyncio.gather(
+        treadctl("start", PROGRAM, "--person", "Mrs K", *c),
+        treadctl("start", PROGRAM, "--person", "p", "--limit", "max_incline_pct=-1", *c),
+        treadctl("start", PROGRAM, "--limit", "speed=2", *c),
+        treadctl("start", PROGRAM, "--limit", "fast", *c),
+    )
+    expected = [
+        "--person: a pseudonymous id",
+        "--limit max_incline_pct: must be a positive number",
+        "--limit: unknown key speed",
+        "--limit 'fast': use NAME=NUMBER",
+    ]
+    for run, message in zip(people, expected, strict=True):
+        assert run.code == 2, run
+        assert message in run.err, run

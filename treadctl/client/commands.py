@@ -12,10 +12,11 @@ import json
 import sys
 from typing import Any
 
-from treadctl.cli_support import ExitCode, Subparsers, add_config_option, parse_params
+from treadctl.cli_support import ExitCode, Subparsers, UsageError, add_config_option, parse_params
 from treadctl.client import render as show
 from treadctl.client.transport import Retained, Target, load_target, read_status, request
 from treadctl.client.watch import run_until_interrupted, watch
+from treadctl.core.person import PersonError, PersonLimits, check_person_id
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 3600.0
@@ -56,7 +57,26 @@ def _command_body(args: argparse.Namespace) -> dict[str, Any]:
     parameters = parse_params(args.param or [])
     if parameters:
         body["parameters"] = parameters
+    try:
+        if args.person is not None:
+            body["person"] = check_person_id(args.person)
+        if args.limit:
+            given = parse_params(args.limit, "--limit", "max_speed_backward_kmh=1.5")
+            if (bpm := given.get("heart_rate_max_bpm")) is not None and bpm.is_integer():
+                given["heart_rate_max_bpm"] = int(bpm)
+            body["limits"] = PersonLimits.from_mapping(given).as_dict()
+    except PersonError as exc:
+        raise UsageError(_as_option(exc)) from None
     return body
+
+
+def _as_option(exc: PersonError) -> str:
+    """A person error named by the option that carried it (`--limit max_incline_pct: …`)."""
+    field, _, why = str(exc).partition(": ")
+    if field == "person":
+        return f"--person: {why}"
+    name = field.removeprefix("limits").lstrip(".")
+    return f"--limit {name}: {why}" if name else f"--limit: {why}"
 
 
 def cmd_command(args: argparse.Namespace) -> int:
@@ -141,6 +161,19 @@ def add_parser(sub: Subparsers) -> None:
         action="append",
         metavar="NAME=NUMBER",
         help="a per-session program parameter, e.g. comfortable_backward_kmh=1.2 (repeatable)",
+    )
+    start.add_argument(
+        "--person",
+        metavar="ID",
+        help="who walks: a pseudonymous id (a-z, 0-9, '-'), recorded with the session",
+    )
+    start.add_argument(
+        "--limit",
+        action="append",
+        metavar="NAME=NUMBER",
+        help="the person's own limit for this session, tighter than the treadmill's: "
+        "max_speed_backward_kmh, max_speed_forward_kmh, max_incline_pct, heart_rate_max_bpm "
+        "(repeatable)",
     )
     _common(start, json_help=response_json)
     start.set_defaults(func=cmd_command, client_command="start")

@@ -82,6 +82,8 @@ def state_summary(state: dict[str, Any], *, device: str, availability: str | Non
     ]
     if state.get("selected_program"):
         rows.append(("selected", str(state["selected_program"])))
+    if state.get("person"):
+        rows.insert(2, ("person", str(state["person"])))
     lines += [f"  {key:<9}{value}" for key, value in rows]
     return lines
 
@@ -91,6 +93,8 @@ def state_line(state: dict[str, Any]) -> str:
     parts = [_text(state.get("mode"))]
     if state.get("program"):
         parts.append(f"program {state['program']}")
+    if state.get("person"):
+        parts.append(f"person {state['person']}")
     if state.get("phase"):
         parts.append(f"phase {state['phase']!r}")
     parts.append(f"target {motion(state.get('target'))}")
