@@ -31,6 +31,7 @@ from treadctl.core.admission import (
     heart_rate_refusal,
     manual_refusal,
     not_in_mode,
+    person_set_refusal,
     program_refusal,
     start_refusal,
 )
@@ -458,37 +459,13 @@ class Controller:
         self._program_events(runner.start())
         return Result.success(f"started {program.name} ({self.session.id})")
 
-    def _set_limits_refusal(
-        self, command: cmd.ManualSet, running: TherapySession | None
-    ) -> tuple[Result | None, PersonLimits | None]:
-        """A set's person limits: a running session's, only ever tightened by the set."""
-        if running is not None and command.person not in (None, running.person):
-            return Result.error(
-                "not_allowed_in_mode", f"a session for {running.person or 'nobody'} is running"
-            ), None
-        limits = command.limits
-        if running is not None:
-            limits = running.limits if limits is None else person.combined(running.limits, limits)
-        if limits is not None and (
-            refusal := person.target_refusal(
-                command.walk,
-                command.speed_kmh,
-                command.incline_pct,
-                limits=limits,
-                rules=self._rules,
-                what="target",
-            )
-        ):
-            return Result.error(*refusal), None
-        return None, limits
-
     async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
         running = self.session if self.mode is Mode.RUNNING else None
         if running is not None and running.manual is None:
             running = None  # a program's session: the set is judged as a start, and refused
-        refused, limits = self._set_limits_refusal(command, running)
-        if refused is not None:
-            return refused
+        refusal, limits = person_set_refusal(command, running, self._rules)
+        if refusal is not None:
+            return Result.error(*refusal)
         if (problem := manual_refusal(command, self._rules, self.profile)) is not None:
             return Result.error(*problem)
         if running is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from treadctl.core import person
 from treadctl.core.commands import ManualSet
 from treadctl.core.device import BeltDirection, WalkDirection
+from treadctl.core.person import PersonLimits
 from treadctl.core.program import Program
 from treadctl.core.safety import SafetyRules, SafetySupervisor
+from treadctl.core.session import TherapySession
 from treadctl.core.state import Mode
 from treadctl.core.timeline import DeviceProfile
 from treadctl.core.validation import check_program
@@ -98,3 +101,28 @@ def manual_refusal(
     if profile.belt_for(command.walk) is BeltDirection.REVERSE and not caps.reverse:
         return "not_supported", f"the {profile.driver} driver cannot run the belt in reverse"
     return None
+
+
+def person_set_refusal(
+    command: ManualSet, running: TherapySession | None, rules: SafetyRules
+) -> tuple[Refusal | None, PersonLimits | None]:
+    """A `set`'s person limits (a running manual session's, only ever tightened by the set),
+    or why the set is refused: another person than the session's, a target beyond a limit."""
+    if running is not None and command.person not in (None, running.person):
+        who = running.person or "nobody"
+        return ("not_allowed_in_mode", f"a session for {who} is running"), None
+    limits = command.limits
+    if running is not None:
+        limits = running.limits if limits is None else person.combined(running.limits, limits)
+    if limits is not None and (
+        refusal := person.target_refusal(
+            command.walk,
+            command.speed_kmh,
+            command.incline_pct,
+            limits=limits,
+            rules=rules,
+            what="target",
+        )
+    ):
+        return refusal, None
+    return None, limits
