@@ -399,7 +399,8 @@ running_again() { [ "$(show NRestarts)" -gt "$1" ] && [ "$(show SubState)" = run
 restarted_after() {   # WHAT RESULT SECONDS: the unit failed with RESULT and is running again
     local what=$1 result=$2 t0=$SECONDS new
     wait_for "$3" running_again "$restarts" || { echo "not running again within $3 s"; return 1; }
-    in_journal "$unit" "Failed with result '$result'" \
+    # journald may store systemd's own line a moment after the unit runs again: wait for it.
+    wait_for 10 in_journal "$unit" "Failed with result '$result'" \
         || { echo "no \"Failed with result '$result'\" in the journal"; return 1; }
     new=$(show MainPID)
     echo "$what: failed with result '$result', running again as pid $new (was $pid)" \
