@@ -121,6 +121,7 @@ def record(
     how: EndedHow | None = "finished",
     cause: str | None = None,
     parameters: dict[str, float] | None = None,
+    person: str | None = None,
 ) -> None:
     """Feed a synthetic session to the store the way the daemon would."""
     planned = sum(spec.duration_s for spec, _ in synth.phases) or None
@@ -133,8 +134,11 @@ def record(
         plan=plan,
         planned_s=float(planned) if planned else None,
         started=synth.started,
+        person=person,
     )
-    store.event(synth.session_id, synth.started, "session_started", {"program": program})
+    store.event(
+        synth.session_id, synth.started, "session_started", {"program": program, "person": person}
+    )
     starts = iter(synth.phases)
     next_phase = next(starts, None)
     index = 0
@@ -167,11 +171,13 @@ def record(
 
 
 async def populate(path: Path) -> dict[str, Synth]:
-    """A small history: a full uphill session, a stopped manual one without heart rate."""
+    """A small history: a full uphill session of mrs-k, a stopped manual one of nobody, without
+    heart rate."""
     store = SessionStore(path)
     await store.start()
     uphill = synthesise("20261124T091500-ab12", 1_795_511_700.0, UPHILL)
-    record(store, uphill, program="backward-uphill", plan=Plan(sessions_per_week=3, weeks=4))
+    plan = Plan(sessions_per_week=3, weeks=4)
+    record(store, uphill, program="backward-uphill", plan=plan, person="mrs-k")
     manual = synthesise(
         "20261126T170000-cd34",
         1_795_712_400.0,

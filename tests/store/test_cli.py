@@ -36,9 +36,12 @@ def db(history: tuple[Path, dict[str, Synth]]) -> str:
 def test_list(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["sessions", "list", "--db", db]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["id", "started", "program"]
+    assert lines[0].split() == [
+        "id", "started", "program", "person", "length", "distance", "backward", "ended"
+    ]  # fmt: skip
     assert lines[1].startswith(UPHILL_ID)
-    assert "backward-uphill" in lines[1]
+    assert lines[1].split()[3:5] == ["backward-uphill", "mrs-k"]
+    assert lines[2].split()[4] == "-"  # the manual session has no person
     assert "finished" in lines[1]
     assert "22:17" in lines[1]  # time on the belt
     assert lines[2].startswith(MANUAL_ID)
@@ -60,6 +63,7 @@ def test_show_by_unique_prefix(db: str, capsys: pytest.CaptureFixture[str]) -> N
     assert run(["sessions", "show", "20261124", "--db", db]) == EXIT_OK
     out = capsys.readouterr().out
     assert f"session   {UPHILL_ID}" in out
+    assert "\nperson    mrs-k\n" in out
     assert "plan      3 a week for 4 weeks" in out
     assert "backward, 7.5 %" in out
     assert "session_finished" in out

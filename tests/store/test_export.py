@@ -33,9 +33,12 @@ def test_csv_round_trip(history: tuple[Path, dict[str, Synth]]) -> None:
         with closing(open_readonly(path)) as db:
             samples = load_samples(db, synth.session_id)
         out = io.StringIO()
-        write_csv(samples, out)
+        person = "mrs-k" if synth is synths["uphill"] else None
+        write_csv(samples, out, person=person)
         rows = list(csv.DictReader(io.StringIO(out.getvalue())))
         assert tuple(rows[0]) == CSV_COLUMNS
+        assert CSV_COLUMNS[-1] == "person"
+        assert {row["person"] for row in rows} == {person or ""}
         back = [Sample(**{c: from_cell(c, row[c]) for c in SAMPLE_COLUMNS}) for row in rows]  # type: ignore[arg-type]
         assert back == synth.samples
         for row in rows:  # the readable column says the same instant as the raw one
@@ -56,6 +59,7 @@ def test_json_round_trip(history: tuple[Path, dict[str, Synth]]) -> None:
     assert document["format"] == "treadctl-session"
     assert [Sample(**row) for row in document["samples"]] == synth.samples
     assert document["session"]["id"] == synth.session_id
+    assert document["session"]["person"] == "mrs-k"
     assert document["session"]["started_utc"] == "2026-11-24T09:15:00.000Z"
     assert document["session"]["ended_how"] == "finished"
     assert [p["label"] for p in document["phases"]] == [spec.label for spec, _ in synth.phases]

@@ -60,6 +60,9 @@ def test_list_filters(history: tuple[Path, dict[str, Synth]]) -> None:
         since = datetime(2026, 11, 25, tzinfo=UTC)
         assert [x.id for x in list_sessions(db, since=since)] == ["20261126T170000-cd34"]
         assert list_sessions(db, program="nope") == []
+        assert [x.id for x in list_sessions(db, person="mrs-k")] == ["20261124T091500-ab12"]
+        assert [x.person for x in list_sessions(db)] == ["mrs-k", None]
+        assert list_sessions(db, person="nobody") == []
 
 
 def test_unique_prefixes(history: tuple[Path, dict[str, Synth]]) -> None:

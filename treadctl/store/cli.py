@@ -1,4 +1,4 @@
-"""`treadctl sessions list|show|export|plot|adherence`: read the recorded sessions.
+"""`treadctl sessions list|show|export|plot|adherence|delete`: the recorded sessions.
 
 Exit codes (docs/cli.md): 0 ok, 1 runtime failure (unknown session, unreadable database,
 unwritable output), 2 bad usage or configuration.
@@ -26,17 +26,29 @@ from treadctl.cli_support import (
     load_config,
 )
 from treadctl.core.durations import format_clock
+from treadctl.core.person import PersonError, check_person_id
 from treadctl.core.program import Plan
 from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
 from treadctl.store.model import Sample, SessionDetail, SessionRecord
 from treadctl.store.paths import database_path
 from treadctl.store.queries import get_session, list_sessions, load_samples, resolve_id
-from treadctl.store.schema import StoreError, open_readonly
+from treadctl.store.rows import delete_person
+from treadctl.store.schema import StoreError, open_readonly, open_writer
+
+
+def _path(args: argparse.Namespace) -> Path:
+    return args.db if args.db is not None else database_path(load_config(args.config_path))
 
 
 def _open(args: argparse.Namespace) -> sqlite3.Connection:
-    path: Path = args.db if args.db is not None else database_path(load_config(args.config_path))
-    return open_readonly(path)
+    return open_readonly(_path(args))
+
+
+def _person(text: str) -> str:
+    try:
+        return check_person_id(text)
+    except PersonError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _since(text: str) -> datetime:
@@ -75,24 +87,26 @@ def _summary_value(session: SessionRecord, key: str) -> Any:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with closing(_open(args)) as db:
-        sessions = list_sessions(db, since=args.since, program=args.program)
+        sessions = list_sessions(db, since=args.since, program=args.program, person=args.person)
     if args.json:
         json.dump([s.as_dict() for s in sessions], sys.stdout, indent=1)
         sys.stdout.write("\n")
         return ExitCode.OK
     if not sessions:
-        print("no sessions recorded" + (" that match" if args.since or args.program else ""))
+        filtered = args.since or args.program or args.person
+        print("no sessions recorded" + (" that match" if filtered else ""))
         return ExitCode.OK
+    width = max(len("person"), *(len(s.person or "-") for s in sessions))  # ids are never cut
     print(
-        f"{'id':<21} {'started':<16}  {'program':<24} {'length':>8} {'distance':>9} "
-        f"{'backward':>8}  ended"
+        f"{'id':<21} {'started':<16}  {'program':<24} {'person':<{width}} {'length':>8} "
+        f"{'distance':>9} {'backward':>8}  ended"
     )
     for s in sessions:
         distance = _summary_value(s, "distance_m")
         shown = "-" if distance is None else f"{distance:.0f} m"
         print(
             f"{s.id:<21} {_local(s.started):<16}  {s.program[:24]:<24} "
-            f"{_clock(s.duration_s):>8} {shown:>9} "
+            f"{s.person or '-':<{width}} {_clock(s.duration_s):>8} {shown:>9} "
             f"{_clock(_summary_value(s, 'backward_s')):>8}  {_outcome(s)}"
         )
     return ExitCode.OK
@@ -106,6 +120,7 @@ def _describe_session(s: SessionRecord) -> list[str]:
     lines = [
         f"session   {s.id}",
         f"program   {s.program}" + (f" ({params})" if params else ""),
+        f"person    {s.person or '-'}",
         f"device    {s.device_id} ({s.driver} driver)",
     ]
     if s.plan_sessions_per_week and s.plan_weeks:
@@ -176,7 +191,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     def write(out: TextIO) -> None:
         if args.format == "csv":
-            export.write_csv(samples, out)
+            export.write_csv(samples, out, person=detail.session.person)
         else:
             export.write_json(detail, samples, out)
 
@@ -263,6 +278,44 @@ def cmd_adherence(args: argparse.Namespace) -> int:
     return ExitCode.FAILURE if missing_plan and args.program else ExitCode.OK
 
 
+# --- delete ------------------------------------------------------------------------------------
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """A person's sessions out of this treadmill's store, after `--yes`; exit 1 unless all went."""
+    person: str = args.person
+    with closing(_open(args)) as db:
+        sessions = list_sessions(db, person=person)
+    if not sessions:
+        print(f"no sessions of {person} recorded")
+        return ExitCode.OK
+    if not args.yes:
+        for s in sessions:
+            print(f"{s.id}  {_local(s.started)}  {s.program}  {_outcome(s)}")
+        print(
+            f"nothing deleted: {len(sessions)} session(s) of {person}; "
+            "add --yes to delete them with their phases, events and samples",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILURE
+    with closing(open_writer(_path(args))) as db:
+        result = delete_person(db, person)
+    print(f"deleted {len(result.deleted)} session(s) of {person}")
+    if not result.checkpointed:
+        print(
+            "the freed pages stay in the write-ahead log until the daemon's next checkpoint",
+            file=sys.stderr,
+        )
+    if result.still_open:
+        print(
+            f"not deleted, still open (running, or left by a crash until the daemon starts "
+            f"again): {', '.join(result.still_open)}; delete again once they have ended",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
 # --- wiring ------------------------------------------------------------------------------------
 
 
@@ -287,7 +340,9 @@ def _reading(command: Handler) -> Handler:
 
 def add_parser(sub: Subparsers) -> None:
     """Add `sessions` and its actions to the `treadctl` command's subparsers."""
-    sessions = sub.add_parser("sessions", help="list, show, export and plot recorded sessions")
+    sessions = sub.add_parser(
+        "sessions", help="list, show, export, plot and delete recorded sessions"
+    )
     actions = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
 
     def action(name: str, func: Handler, help_: str) -> argparse.ArgumentParser:
@@ -303,6 +358,7 @@ def add_parser(sub: Subparsers) -> None:
     p = action("list", cmd_list, "sessions in start order")
     p.add_argument("--since", type=_since, metavar="DATE", help="from this date on (YYYY-MM-DD)")
     p.add_argument("--program", metavar="NAME", help="only this program's sessions")
+    p.add_argument("--person", type=_person, metavar="ID", help="only this person's sessions")
     p.add_argument("--json", action="store_true", help="as JSON, for scripts")
     p = action("show", cmd_show, "one session: how it went, its phases and events")
     session_id(p)
@@ -316,3 +372,6 @@ def add_parser(sub: Subparsers) -> None:
     p = action("adherence", cmd_adherence, "sessions per week against the program's plan")
     p.add_argument("--program", metavar="NAME", help="one program (default: each with a plan)")
     p.add_argument("--since", type=_since, metavar="DATE", help="ignore sessions before DATE")
+    p = action("delete", cmd_delete, "delete a person's sessions from this treadmill's store")
+    p.add_argument("--person", type=_person, metavar="ID", required=True, help="the person's id")
+    p.add_argument("--yes", action="store_true", help="really delete (else only list them)")

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from treadctl.store.model import SAMPLE_COLUMNS, Sample, SessionDetail
 
-CSV_COLUMNS: tuple[str, ...] = ("time_utc", *SAMPLE_COLUMNS)
+CSV_COLUMNS: tuple[str, ...] = ("time_utc", *SAMPLE_COLUMNS, "person")
 JSON_FORMAT = "treadctl-session"
 JSON_VERSION = 1
 
@@ -22,15 +22,17 @@ def iso_utc(ts: float) -> str:
     return text.removesuffix("+00:00") + "Z"
 
 
-def write_csv(samples: Sequence[Sample], out: TextIO) -> None:
-    """One header row, then one row per sample; empty cells for missing values.
+def write_csv(samples: Sequence[Sample], out: TextIO, *, person: str | None = None) -> None:
+    """One header row, then one row per sample; empty cells for missing values. The last
+    column is the session's person (the same on every row), so exports can be put together.
 
     Floats are written with repr(), so reading them back with float() gives the same number.
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for sample in samples:
-        writer.writerow([iso_utc(sample.ts), *("" if v is None else v for v in astuple(sample))])
+        values = ("" if v is None else v for v in astuple(sample))
+        writer.writerow([iso_utc(sample.ts), *values, person or ""])
 
 
 def session_document(detail: SessionDetail, samples: Sequence[Sample]) -> dict[str, Any]:

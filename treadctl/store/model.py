@@ -64,6 +64,7 @@ class SessionRecord:
     end_cause: str | None = None
     end_detail: str | None = None
     summary: dict[str, Any] | None = None
+    person: str | None = None  # the pseudonymous id who walked (core/person.py), never a name
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> SessionRecord:

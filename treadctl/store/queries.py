@@ -88,9 +88,13 @@ def summarise(samples: Sequence[Sample]) -> Summary:
 
 
 def list_sessions(
-    conn: sqlite3.Connection, *, since: datetime | None = None, program: str | None = None
+    conn: sqlite3.Connection,
+    *,
+    since: datetime | None = None,
+    program: str | None = None,
+    person: str | None = None,
 ) -> list[SessionRecord]:
-    """Sessions in start order, optionally from `since` on and of one program."""
+    """Sessions in start order, optionally from `since` on, of one program, of one person."""
     clauses: list[str] = []
     params: list[Any] = []
     if since is not None:
@@ -99,6 +103,9 @@ def list_sessions(
     if program is not None:
         clauses.append("program = ?")
         params.append(program)
+    if person is not None:
+        clauses.append("person = ?")
+        params.append(person)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = conn.execute(f"{_SESSION_SELECT}{where} ORDER BY started, id", params).fetchall()
     return [SessionRecord.from_row(row) for row in rows]

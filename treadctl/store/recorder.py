@@ -55,6 +55,7 @@ class SessionRecorder:
                     plan=self.plan_of(item.program),
                     planned_s=item.planned_s,
                     started=item.ts,
+                    person=item.person,
                 )
             case PhaseStarted():
                 self.store.phase_started(

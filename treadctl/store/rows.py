@@ -1,5 +1,5 @@
 """What the writer thread writes: one record per recording call, the SQL that stores it, and the
-closing of sessions a crash left open.
+closing of sessions a crash left open; and the deleting of a person's sessions (the CLI's).
 
 The records carry the model's own shapes (`SessionRecord`, `PhaseRecord`, `EventRecord`,
 `Sample`) with the session they belong to; only the writer thread touches a connection here.
@@ -24,7 +24,7 @@ from treadctl.store.model import (
 from treadctl.store.queries import load_samples, summarise
 
 # The columns a session has when it starts: the rest are written when it ends.
-_STARTED_COLUMNS = SESSION_COLUMNS[: SESSION_COLUMNS.index("started") + 1]
+_STARTED_COLUMNS = (*SESSION_COLUMNS[: SESSION_COLUMNS.index("started") + 1], "person")
 _INSERT_SAMPLE = (
     f"INSERT INTO samples (session_id, {', '.join(SAMPLE_COLUMNS)})"  # noqa: S608 - constants
     f" VALUES ({', '.join('?' * (len(SAMPLE_COLUMNS) + 1))})"
@@ -173,3 +173,39 @@ def recover_interrupted(conn: sqlite3.Connection, device_id: str | None = None) 
             conn.execute("ROLLBACK")
         raise
     return [str(row[0]) for row in open_sessions]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonDeleted:
+    deleted: list[str]  # the ids deleted, with their phases, events and samples
+    still_open: list[str]  # the person's sessions left because they have not ended
+    checkpointed: bool  # the write-ahead log was emptied into the file (no reader in the way)
+
+
+def delete_person(conn: sqlite3.Connection, person: str) -> PersonDeleted:
+    """Delete the ended sessions of `person` with their phases, events and samples.
+
+    An open session may be running right now (its daemon goes on writing into it), or was left
+    by a crash and is closed when its daemon starts again; it can be deleted then. The
+    connection must be open_writer's (autocommit, foreign keys on: the cascade removes the
+    phases, events and samples). secure_delete overwrites the freed pages with zeros, and the
+    checkpoint moves that into the file and empties the write-ahead log, unless a reader (the
+    daemon's writer included) is in the way: the daemon's own checkpoints do it later then.
+    """
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = conn.execute(
+            "SELECT id, ended IS NULL FROM sessions WHERE person = ? ORDER BY started, id",
+            (person,),
+        ).fetchall()
+        deleted = [str(sid) for sid, still_open in found if not still_open]
+        still_open = [str(sid) for sid, open_ in found if open_]
+        conn.executemany("DELETE FROM sessions WHERE id = ?", [(sid,) for sid in deleted])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    return PersonDeleted(deleted, still_open, checkpointed=busy == 0)

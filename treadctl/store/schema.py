@@ -77,8 +77,19 @@ _V1 = (
     "CREATE INDEX samples_session_ts ON samples (session_id, ts)",
 )
 
+# Who walked: the pseudonymous id of core/person.py (never a name), NULL when none was given
+# and for every session recorded before version 2.
+_V2 = (
+    """
+    ALTER TABLE sessions ADD COLUMN person TEXT CHECK (
+        person IS NULL OR (length(person) BETWEEN 1 AND 32 AND person NOT GLOB '*[^a-z0-9-]*')
+    )
+    """,
+    "CREATE INDEX sessions_person ON sessions (person, started)",
+)
+
 # Append only; never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -170,6 +170,7 @@ class SessionStore:
         plan: Plan | None,
         planned_s: float | None,
         started: float,
+        person: str | None = None,
     ) -> None:
         session = SessionRecord(
             session_id,
@@ -181,6 +182,7 @@ class SessionStore:
             plan.weeks if plan else None,
             planned_s,
             started,
+            person=person,
         )
         self._backlog.put(SessionStarted(session), urgent=True)
 
