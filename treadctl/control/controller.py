@@ -434,30 +434,16 @@ class Controller:
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
         if (refused := await self._start_belt()) is not None:
             return refused
-        self._begin_session(
-            TherapySession(
-                new_session_id(self.wall()),
-                program.name,
-                now,
-                runner=runner,
-                person=command.person,
-                limits=command.limits,
-            ),
+        session = self._begin_session(
+            command,
             now,
-        )
-        assert self.session is not None
-        self._emit(
-            SessionStarted(
-                ts=self.wall(),
-                session_id=self.session.id,
-                program=program.name,
-                parameters=dict(timeline.parameters),
-                planned_s=timeline.total_s,
-                person=command.person,
-            )
+            name=program.name,
+            runner=runner,
+            parameters=dict(timeline.parameters),
+            planned_s=timeline.total_s,
         )
         self._program_events(runner.start())
-        return Result.success(f"started {program.name} ({self.session.id})")
+        return Result.success(f"started {program.name} ({session.id})")
 
     async def _manual(self, command: cmd.ManualSet, now: float) -> Result:
         running = self.session if self.mode is Mode.RUNNING else None
@@ -478,24 +464,8 @@ class Controller:
             return refused
         if (refused := await self._start_belt()) is not None:
             return refused
-        self._begin_session(
-            TherapySession(
-                new_session_id(self.wall()),
-                "manual",
-                now,
-                manual=command,
-                person=command.person,
-                limits=command.limits,
-            ),
-            now,
-        )
-        assert self.session is not None
-        self._emit(
-            SessionStarted(
-                ts=self.wall(), session_id=self.session.id, program="manual", person=command.person
-            )
-        )
-        return Result.success(f"manual session {self.session.id}")
+        session = self._begin_session(command, now)
+        return Result.success(f"manual session {session.id}")
 
     async def _start_belt(self) -> Result | None:
         """Start the belt at zero speed (watchdog armed) and enter `running`; the refusal when
@@ -719,11 +689,41 @@ class Controller:
     def _session_rules(self, limits: PersonLimits | None) -> SafetyRules:
         return self._rules if limits is None else person.session_rules(self._rules, limits)
 
-    def _begin_session(self, session: TherapySession, now: float) -> None:
-        """The session's person's limits hold from its first set-point to its end."""
+    def _begin_session(
+        self,
+        command: cmd.Start | cmd.ManualSet,
+        now: float,
+        *,
+        name: str = "manual",
+        runner: ProgramRunner | None = None,
+        parameters: dict[str, float] | None = None,
+        planned_s: float | None = None,
+    ) -> TherapySession:
+        """A program's session (`runner`) or a manual one; its person's limits hold from its
+        first set-point to its end."""
+        session = TherapySession(
+            new_session_id(self.wall()),
+            name,
+            now,
+            runner=runner,
+            manual=command if isinstance(command, cmd.ManualSet) else None,
+            person=command.person,
+            limits=command.limits,
+        )
         self.session = session
         self.supervisor.rules = self._session_rules(session.limits)
         self.supervisor.session_start(now)
+        self._emit(
+            SessionStarted(
+                ts=self.wall(),
+                session_id=session.id,
+                program=name,
+                parameters=parameters,
+                planned_s=planned_s,
+                person=command.person,
+            )
+        )
+        return session
 
     def _end_session(self, ended: Ending, cause: str | None, detail: str) -> None:
         """`cause` says why (None when finished)."""
