@@ -12,6 +12,7 @@ import pytest
 
 from store.synth import PhaseSpec, Synth, record, synthesise
 from treadctl.cli_support import ExitCode, dispatch
+from treadctl.core.program import Plan
 from treadctl.store import SessionStore
 from treadctl.store.cli import add_parser
 
@@ -113,6 +114,33 @@ def test_adherence_uses_the_stored_plan(db: str, capsys: pytest.CaptureFixture[s
     assert out.startswith("backward-uphill: plan 3 sessions a week for 4 weeks, from 2026-11-23")
     assert "2026-W48" in out
     assert "manual" not in out  # manual sessions have no plan
+
+
+async def test_adherence_of_one_person(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two people on the same program: each one's weeks count only their own sessions."""
+    path = tmp_path / "s.db"
+    store = SessionStore(path)
+    await store.start()
+    plan = Plan(sessions_per_week=3, weeks=4)
+    days = [1_767_348_000.0, 1_767_441_600.0, 1_767_528_000.0]  # 2, 3 and 4 Jan 2026
+    for n, (started, who) in enumerate(zip(days, ["mrs-k", "mrs-k", "mr-b"], strict=True)):
+        synth = synthesise(f"2026010{n}-x", started, [PhaseSpec("b", "backward", 1.2, 60)])
+        record(store, synth, program="backward-intervals", plan=plan, person=who)
+    await store.close()
+    argv = ["sessions", "adherence", "--db", str(path)]
+    assert run([*argv, "--person", "mrs-k"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("backward-intervals for mrs-k: plan 3 sessions a week for 4 weeks")
+    assert "2026-W01  2025-12-29  2/3  short" in out
+    assert run([*argv, "--person", "mr-b"]) == EXIT_OK
+    assert "2026-W01  2025-12-29  1/3  short" in capsys.readouterr().out
+    assert run([*argv]) == EXIT_OK  # everyone together, as before
+    assert "2026-W01  2025-12-29  3/3\n" in capsys.readouterr().out
+    assert run([*argv, "--person", "nobody-here"]) == EXIT_OK
+    assert "no completed program sessions of nobody-here" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:  # a name is not an id: argparse's usage error
+        run([*argv, "--person", "Mrs K"])
+    assert exit_info.value.code == EXIT_USAGE
 
 
 async def test_adherence_falls_back_to_the_program_library(

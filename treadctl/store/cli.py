@@ -257,11 +257,12 @@ def _render_adherence(program: str, result: Adherence) -> list[str]:
 
 def cmd_adherence(args: argparse.Namespace) -> int:
     with closing(_open(args)) as db:
-        sessions = list_sessions(db, since=args.since, program=args.program)
+        sessions = list_sessions(db, since=args.since, program=args.program, person=args.person)
     counted = [s for s in sessions if counts_toward_plan(s)]
     programs = [args.program] if args.program else sorted({s.program for s in counted} - {"manual"})
     if not programs:
-        print("no completed program sessions to measure against a plan")
+        whose = f" of {args.person}" if args.person else ""
+        print(f"no completed program sessions{whose} to measure against a plan")
         return ExitCode.OK
     out: list[str] = []
     missing_plan = False
@@ -273,7 +274,8 @@ def cmd_adherence(args: argparse.Namespace) -> int:
             missing_plan = True
             continue
         starts = [(datetime.fromtimestamp(s.started, UTC), s.program) for s in counted]
-        out += _render_adherence(program, adherence(starts, plan, program=program))
+        title = f"{program} for {args.person}" if args.person else program
+        out += _render_adherence(title, adherence(starts, plan, program=program))
     print("\n".join(out))
     return ExitCode.FAILURE if missing_plan and args.program else ExitCode.OK
 
@@ -372,6 +374,7 @@ def add_parser(sub: Subparsers) -> None:
     p = action("adherence", cmd_adherence, "sessions per week against the program's plan")
     p.add_argument("--program", metavar="NAME", help="one program (default: each with a plan)")
     p.add_argument("--since", type=_since, metavar="DATE", help="ignore sessions before DATE")
+    p.add_argument("--person", type=_person, metavar="ID", help="only this person's sessions")
     p = action("delete", cmd_delete, "delete a person's sessions from this treadmill's store")
     p.add_argument("--person", type=_person, metavar="ID", required=True, help="the person's id")
     p.add_argument("--yes", action="store_true", help="really delete (else only list them)")
