@@ -11,7 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXTRAS_PACKAGES = ("amqtt", "matplotlib", "numpy")
+EXTRAS_PACKAGES = (
+    "amqtt",
+    "matplotlib",
+    "numpy",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "starlette",
+    "uvicorn",
+    "fit_tool",
+)
 WITHOUT_EXTRAS = (
     "import sys\n"
     f"sys.modules.update(dict.fromkeys({EXTRAS_PACKAGES!r}))\n"

@@ -5,7 +5,8 @@ needs one imports it where it is used and raises `MissingExtraError` naming the 
 from __future__ import annotations
 
 CHARTS = "charts"  # matplotlib (and numpy): `treadctl sessions plot`, the demo's chart
-DEMO = "demo"  # the charts and the embedded broker (amqtt): `treadctl demo`
+CLINIC = "clinic"  # the clinic service: SQLAlchemy, Alembic, psycopg, Starlette, uvicorn, fit-tool
+DEMO = "demo"  # the charts, the clinic and the embedded broker (amqtt): `treadctl demo`
 
 
 class MissingExtraError(ImportError):
