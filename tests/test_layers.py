@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     "treadctl.devices": 4,
     "treadctl.sim": 4,
     "treadctl.daemon": 5,
+    # The clinic service: beside the daemon, over the broker; reads the store's session format.
+    "treadctl.clinic": 5,
     "treadctl.sdnotify": 5,
     "treadctl.cli": 6,
     "treadctl.cli_support": 6,
