@@ -1,0 +1,153 @@
+"""Opening the clinic database (SQLite by default, PostgreSQL at scale) and migrating it.
+
+One URL says which: `sqlite:///path/clinic.db` or `postgresql://user@host/db` (psycopg 3 is the
+driver either way it is spelled). A new SQLite file is created private to the service's user
+(0600 in a 0700 directory): it holds health data. Alembic migrates the schema to the newest
+revision on every open; a database migrated by a newer treadctl is refused, never changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from treadctl.extras import CLINIC, MissingExtraError
+
+try:
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import Engine, create_engine, event, text
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+    from sqlalchemy.orm import Session, sessionmaker
+except ModuleNotFoundError as exc:  # the daemon's install has no database layer
+    raise MissingExtraError(CLINIC, "the clinic service", exc.name) from exc
+
+FILENAME = "clinic.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Held while migrating so two services starting at once do not both migrate (PostgreSQL).
+_MIGRATION_LOCK = 0x74726561  # "trea"
+
+
+class DatabaseError(Exception):
+    """The clinic database cannot be used; the message says which and why."""
+
+
+def default_url(environ: Mapping[str, str] | None = None) -> str:
+    """$STATE_DIRECTORY/clinic.db (systemd's StateDirectory=), else
+    $XDG_STATE_HOME/treadctl/clinic.db, whose default is ~/.local/state/treadctl/clinic.db."""
+    env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return f"sqlite:///{Path(state) / FILENAME}"
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return f"sqlite:///{base / 'treadctl' / FILENAME}"
+
+
+def parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"database: {url!r} is not a database URL "
+            "(sqlite:///path/clinic.db or postgresql://user@host/db)"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise DatabaseError("database: an SQLite URL needs a file: sqlite:///path/clinic.db")
+        return parsed.set(drivername="sqlite")
+    raise DatabaseError(f"database: {backend} is not supported (SQLite or PostgreSQL)")
+
+
+def describe(url: URL) -> str:
+    """The URL without its password, for logs and messages."""
+    return url.render_as_string(hide_password=True)
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by its owner only."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")  # the cascades when a person is deleted
+    cursor.execute("PRAGMA journal_mode = WAL")  # the CLI reads while the service writes
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+class Database:
+    """An engine and a session factory over one migrated database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = parse_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            _private_file(Path(str(self.url.database)).expanduser())
+        self.engine: Engine = create_engine(self.url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision this treadctl knows."""
+        config = _alembic_config()
+        known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+        try:
+            with self.engine.begin() as conn:
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current is not None and current not in known:
+                    raise DatabaseError(
+                        f"{describe(self.url)}: the clinic database was migrated by a newer "
+                        f"treadctl (revision {current}); upgrade treadctl"
+                    )
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise DatabaseError(f"{describe(self.url)}: cannot open: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"{describe(self.url)}: cannot migrate: {exc}") from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str) -> Database:
+    """A migrated database, ready to use. Raises DatabaseError with a readable message."""
+    database = Database(url)
+    try:
+        database.migrate()
+    except BaseException:
+        database.close()
+        raise
+    return database
