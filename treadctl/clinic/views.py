@@ -51,7 +51,7 @@ class ProgressionRule:
     """+step_pct a week on one parameter unless a symptom guard holds it or steps it back
     (docs/clinic.md, Progression). Always capped by the person's limits."""
 
-    parameter: str = "speed_kmh"
+    parameter: str = "comfortable_backward_kmh"
     step_pct: float = 10.0
     step_back_pct: float = 10.0
     pain_rise_max: int = 2  # a rise of this many points (after − before) holds progression
