@@ -294,6 +294,17 @@ class StorageConfig(Section):
     """Session database; defaults to $STATE_DIRECTORY/sessions.db or ~/.local/state/treadctl/."""
 
 
+class ClinicConfig(Section):
+    """The clinic service (`treadctl clinic`, docs/clinic.md); the daemon does not read it."""
+
+    database: Annotated[str, Field(min_length=1)] | None = None
+    """A database URL: sqlite:///path/clinic.db (default $STATE_DIRECTORY/clinic.db or
+    ~/.local/state/treadctl/clinic.db) or postgresql://user@host/db."""
+    host: str = "127.0.0.1"
+    """Where the web API listens; put a TLS proxy in front for the LAN (docs/clinic.md)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8470
+
+
 HEARTBEAT_ONLY = ("baudrate",)
 MODEM_LINES_ONLY = ("output", "input", "poll_interval_s", "pulse_test_s")
 
@@ -360,6 +371,7 @@ class Settings(BaseSettings):
     programs: ProgramsConfig = ProgramsConfig()
     storage: StorageConfig = StorageConfig()
     estop_inputs: tuple[EStopInputConfig, ...] = ()
+    clinic: ClinicConfig = ClinicConfig()
 
     @model_validator(mode="after")
     def _min_speed_within_the_start_speed(self) -> Self:
