@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """Started once (about a second): tests take their own database from it, `postgres_url`."""
+    """Started once (1-1.5 s): tests take their own database from it, `postgres_url`."""
     server: PostgresServer | None = None
     try:
         server = PostgresServer().start()
