@@ -34,6 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "mosquitto_clients: the test drives the daemon with mosquitto_pub/sub/rr (skipped where "
         "mosquitto-clients is not installed, so CI's embedded-broker pass leaves it out)",
     )
+    config.addinivalue_line(
+        "markers",
+        "postgres: the test uses the tests' PostgreSQL server (tests/clinic/postgres.py)",
+    )
 
 
 def pytest_collection_finish() -> None:
