@@ -1,0 +1,317 @@
+"""The clinic service's web API (JSON over HTTP, docs/clinic.md): what the CLI does, for the
+dashboard and for a clinic's own systems.
+
+Errors are JSON `{"error": {"code", "message"}}`: 400 bad input (the message names the field),
+404 unknown id, 409 a conflict (archived person, limits that forbid the program), 502/504 the
+treadmill did not take or answer a command. Database work runs in Starlette's thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from treadctl.clinic import people, prescriptions, record, steps
+from treadctl.clinic.annotations import annotate, session_row
+from treadctl.clinic.broker import BrokerLink, NoAnswerError
+from treadctl.clinic.database import Database
+from treadctl.clinic.errors import ClinicError, ConflictError, FormError, NotFoundError
+from treadctl.clinic.forms import (
+    AnnotationForm,
+    MeasureForm,
+    PersonEdit,
+    PersonForm,
+    PrescriptionForm,
+    parse,
+)
+from treadctl.clinic.views import PersonRecord
+from treadctl.core.program import Program
+
+Clock = Callable[[], datetime]
+MAX_BODY = 64 * 1024
+T = TypeVar("T")
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def ok(value: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(_plain(value), status_code=status)
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+_STATUS: tuple[tuple[type[ClinicError], int, str], ...] = (
+    (FormError, 400, "bad_request"),
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (NoAnswerError, 504, "no_answer"),
+)
+
+
+def _translate(exc: ClinicError) -> JSONResponse:
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            return error(status, code, str(exc))
+    return error(400, "refused", str(exc))
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise FormError(f"body: larger than {MAX_BODY} bytes")
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise FormError(f"body: not JSON ({exc})") from None
+
+
+class ClinicApi:
+    """Routes over one database, the program library and the broker link."""
+
+    def __init__(
+        self,
+        database: Database,
+        programs: Mapping[str, Program],
+        broker: BrokerLink | None,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = database
+        self.programs = programs
+        self.broker = broker
+        self.now = clock
+
+    def app(self) -> Starlette:
+        def route(path: str, handler: Callable[[Request], Awaitable[Response]], *methods: str):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            return Route(path, self._guarded(handler), methods=list(methods))
+
+        return Starlette(
+            routes=[
+                route("/api/health", self.health, "GET"),
+                route("/api/people", self.people_list, "GET"),
+                route("/api/people", self.people_add, "POST"),
+                route("/api/people/{person}", self.person_show, "GET"),
+                route("/api/people/{person}", self.person_edit, "PATCH"),
+                route("/api/people/{person}", self.person_delete, "DELETE"),
+                route("/api/people/{person}/archive", self.person_archive, "POST"),
+                route("/api/people/{person}/record", self.person_record, "GET"),
+                route("/api/people/{person}/report", self.person_report, "GET"),
+                route("/api/people/{person}/measures", self.measure_add, "POST"),
+                route("/api/prescriptions", self.prescriptions_list, "GET"),
+                route("/api/prescriptions", self.prescription_add, "POST"),
+                route("/api/prescriptions/{id:int}/end", self.prescription_end, "POST"),
+                route("/api/steps", self.steps_list, "GET"),
+                route("/api/steps/{id:int}/{decision}", self.step_decide, "POST"),
+                route("/api/sessions", self.sessions_list, "GET"),
+                route("/api/sessions/{session}", self.session_show, "GET"),
+                route("/api/sessions/{session}/annotation", self.session_annotate, "PUT"),
+                route("/api/sessions/{session}/fit", self.session_fit, "GET"),
+                route("/api/treadmills/{device}/start", self.treadmill_start, "POST"),
+            ]
+        )
+
+    async def _tx(self, work: Callable[[Session], T]) -> T:
+        """`work` in one transaction, on a worker thread: the event loop (and the broker link
+        on it) never waits for the database."""
+
+        def run() -> T:
+            with self.db.session() as db:
+                return work(db)
+
+        return await asyncio.to_thread(run)
+
+    @staticmethod
+    def _guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ClinicError as exc:
+                return _translate(exc)
+
+        return guarded
+
+    # --- people ------------------------------------------------------------------------------
+
+    async def health(self, _request: Request) -> Response:
+        connected = self.broker is not None and self.broker.connected.is_set()
+        return ok({"database": "ok", "broker": "connected" if connected else "disconnected"})
+
+    async def people_list(self, request: Request) -> Response:
+        archived = _flag(request, "archived")
+        return ok(await self._tx(lambda db: people.list_people(db, archived=archived)))
+
+    async def people_add(self, request: Request) -> Response:
+        form, now = parse(PersonForm, await _body(request)), self.now()
+        return ok(await self._tx(lambda db: people.add_person(db, form, now=now)), 201)
+
+    async def person_show(self, request: Request) -> Response:
+        person = request.path_params["person"]
+        return ok(await self._tx(lambda db: people.get_person(db, person)))
+
+    async def person_edit(self, request: Request) -> Response:
+        person, body = request.path_params["person"], await _body(request)
+        restore = isinstance(body, dict) and body.pop("restore", False) is True
+        form = parse(PersonEdit, body)
+        return ok(await self._tx(lambda db: people.edit_person(db, person, form, restore=restore)))
+
+    async def person_archive(self, request: Request) -> Response:
+        person, now = request.path_params["person"], self.now()
+        return ok(await self._tx(lambda db: people.archive_person(db, person, now=now)))
+
+    async def person_delete(self, request: Request) -> Response:
+        person = request.path_params["person"]
+        return ok(await self._tx(lambda db: people.delete_person(db, person)))
+
+    async def _record(self, request: Request) -> PersonRecord:
+        person, now = request.path_params["person"], self.now()
+        return await self._tx(lambda db: record.person_record(db, person, now=now))
+
+    async def person_record(self, request: Request) -> Response:
+        return ok(await self._record(request))
+
+    async def person_report(self, request: Request) -> Response:
+        from treadctl.clinic.report import render_html, render_pdf  # noqa: PLC0415 - matplotlib
+
+        names = _flag(request, "names")
+        found = await self._record(request)
+        if request.query_params.get("format", "html") == "pdf":
+            pdf = await asyncio.to_thread(render_pdf, found, names=names)
+            return Response(pdf, media_type="application/pdf")
+        page = await asyncio.to_thread(render_html, found, names=names)
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    async def measure_add(self, request: Request) -> Response:
+        body = await _body(request)
+        if isinstance(body, dict):
+            body = {**body, "person": request.path_params["person"]}
+        form = parse(MeasureForm, body)
+        return ok(await self._tx(lambda db: people.add_measure(db, form)), 201)
+
+    # --- prescriptions and progression -------------------------------------------------------
+
+    async def prescriptions_list(self, request: Request) -> Response:
+        person = request.query_params.get("person")
+        return ok(await self._tx(lambda db: prescriptions.list_prescriptions(db, person)))
+
+    async def prescription_add(self, request: Request) -> Response:
+        form, now = parse(PrescriptionForm, await _body(request)), self.now()
+        made = await self._tx(
+            lambda db: prescriptions.add_prescription(db, form, self.programs, now=now)
+        )
+        return ok(made, 201)
+
+    async def prescription_end(self, request: Request) -> Response:
+        number, now = request.path_params["id"], self.now()
+        return ok(await self._tx(lambda db: prescriptions.end_prescription(db, number, now=now)))
+
+    async def steps_list(self, request: Request) -> Response:
+        pending, person = _flag(request, "pending"), request.query_params.get("person")
+        return ok(
+            await self._tx(lambda db: steps.list_steps(db, person_id=person, pending=pending))
+        )
+
+    async def step_decide(self, request: Request) -> Response:
+        decision = request.path_params["decision"]
+        if decision not in {"approve", "reject"}:
+            raise NotFoundError(f"{decision!r}: approve or reject")
+        body = await _body(request)
+        by = body.get("by") if isinstance(body, dict) else None
+        if not isinstance(by, str) or not by.strip():
+            raise FormError("by: who decides (a therapist's name)")
+        number, now, approve = request.path_params["id"], self.now(), decision == "approve"
+        return ok(
+            await self._tx(lambda db: steps.decide(db, number, approve=approve, by=by, now=now))
+        )
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    async def sessions_list(self, request: Request) -> Response:
+        person, device = request.query_params.get("person"), request.query_params.get("device")
+        return ok(
+            await self._tx(lambda db: record.list_sessions(db, person_id=person, device_id=device))
+        )
+
+    async def session_show(self, request: Request) -> Response:
+        session = request.path_params["session"]
+        return ok(await self._tx(lambda db: record.get_session(db, session)))
+
+    async def session_annotate(self, request: Request) -> Response:
+        form, now = parse(AnnotationForm, await _body(request)), self.now()
+        session = request.path_params["session"]
+        return ok(await self._tx(lambda db: annotate(db, session, form, now=now)))
+
+    async def session_fit(self, request: Request) -> Response:
+        from treadctl.clinic.fit import fit_bytes  # noqa: PLC0415 - fit-tool, when asked
+
+        session = request.path_params["session"]
+        document = await self._tx(lambda db: session_row(db, session).document)
+        try:
+            data = fit_bytes(document)
+        except ValueError as exc:
+            raise ConflictError(f"no FIT file for this session: {exc}") from exc
+        return Response(
+            data,
+            media_type="application/vnd.ant.fit",
+            headers={"Content-Disposition": f'attachment; filename="{session}.fit"'},
+        )
+
+    # --- treadmills --------------------------------------------------------------------------
+
+    async def treadmill_start(self, request: Request) -> Response:
+        """Start a session for a person on a treadmill: resolved here (prescription, saved
+        parameters, limits), enforced there (the daemon takes the tighter limits)."""
+        body = await _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("person"), str):
+            raise FormError("person: the person's id")
+        person, program, parameters = body["person"], body.get("program"), body.get("parameters")
+        if program is not None and not isinstance(program, str):
+            raise FormError("program: a program name")
+        if parameters is not None and (
+            not isinstance(parameters, dict)
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in parameters.values()
+            )
+        ):
+            raise FormError("parameters: an object of numbers")
+        plan = await self._tx(
+            lambda db: prescriptions.resolve_start(
+                db, person, self.programs, program=program, parameters=parameters
+            )
+        )
+        if self.broker is None:
+            raise NoAnswerError("the clinic service has no broker connection")
+        answer = await self.broker.command(request.path_params["device"], "start", plan.payload())
+        if not answer.get("ok"):
+            problem = answer.get("error") or {}
+            return error(
+                502, str(problem.get("code", "refused")), str(problem.get("message", answer))
+            )
+        return ok({"ok": True, "sent": plan.payload(), "prescription": plan.prescription_id})
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in {"1", "true", "yes"}
