@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from treadctl.cli_support import ExitCode, Subparsers, UsageError, add_config_option, parse_params
+from treadctl.client import clinic_start
 from treadctl.client import render as show
 from treadctl.client.transport import Retained, Target, load_target, read_status, request
 from treadctl.client.watch import run_until_interrupted, watch
@@ -83,6 +84,8 @@ def cmd_command(args: argparse.Namespace) -> int:
     name: str = args.client_command
     body = _command_body(args)
     target = load_target(args.config_path)
+    if name == "start" and "person" in body:
+        body = clinic_start.resolve(target.settings, body)
     response = asyncio.run(request(target, name, body, args.timeout))
     return _print_response(name, response, as_json=args.json)
 
@@ -165,7 +168,8 @@ def add_parser(sub: Subparsers) -> None:
     start.add_argument(
         "--person",
         metavar="ID",
-        help="who walks: a pseudonymous id (a-z, 0-9, '-'), recorded with the session",
+        help="who walks: a pseudonymous id (a-z, 0-9, '-'), recorded with the session; with a "
+        "clinic database, their active prescription (or PROGRAM) and limits are sent",
     )
     start.add_argument(
         "--limit",

@@ -8,12 +8,15 @@ revision on every open; a database migrated by a newer treadctl is refused, neve
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
+
+from treadctl.clinic.location import default_url
 from treadctl.extras import CLINIC, MissingExtraError
 
 try:
@@ -28,26 +31,19 @@ try:
 except ModuleNotFoundError as exc:  # the daemon's install has no database layer
     raise MissingExtraError(CLINIC, "the clinic service", exc.name) from exc
 
-FILENAME = "clinic.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Held while migrating so two services starting at once do not both migrate (PostgreSQL).
 _MIGRATION_LOCK = 0x74726561  # "trea"
 
 
+__all__ = ["Database", "DatabaseError", "default_url", "describe", "open_database", "parse_url"]
+# Alembic says what it loads at INFO; the service says itself which migrations ran.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+log = structlog.get_logger("treadctl.clinic")
+
+
 class DatabaseError(Exception):
     """The clinic database cannot be used; the message says which and why."""
-
-
-def default_url(environ: Mapping[str, str] | None = None) -> str:
-    """$STATE_DIRECTORY/clinic.db (systemd's StateDirectory=), else
-    $XDG_STATE_HOME/treadctl/clinic.db, whose default is ~/.local/state/treadctl/clinic.db."""
-    env = os.environ if environ is None else environ
-    state = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if state:
-        return f"sqlite:///{Path(state) / FILENAME}"
-    xdg = env.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
-    return f"sqlite:///{base / 'treadctl' / FILENAME}"
 
 
 def parse_url(url: str) -> URL:
@@ -127,6 +123,9 @@ class Database:
                     )
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+                head = head_revision()
+                if current != head:
+                    log.info("clinic database migrated", database=describe(self.url), to=head)
         except OperationalError as exc:
             raise DatabaseError(f"{describe(self.url)}: cannot open: {exc.orig}") from exc
         except SQLAlchemyError as exc:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,10 +26,14 @@ from treadctl.config.models import (
     CEILING_INCLINE_PCT,
     CEILING_SPEED_BACKWARD_KMH,
     CEILING_SPEED_FORWARD_KMH,
+    Settings,
 )
 from treadctl.core.person import PersonLimits, program_refusal
 from treadctl.core.program import Program
 from treadctl.core.safety import SafetyRules
+from treadctl.programs.library import ProgramLibrary
+
+log = structlog.get_logger("treadctl.clinic")
 
 # The widest any treadmill may be configured: against these, only the person's limits refuse.
 CEILING_RULES = SafetyRules(
@@ -37,6 +42,14 @@ CEILING_RULES = SafetyRules(
     max_incline_forward_pct=CEILING_INCLINE_PCT,
     max_incline_backward_pct=CEILING_INCLINE_PCT,
 )
+
+
+def programs_of(settings: Settings) -> dict[str, Program]:
+    """The programs a prescription may name: the built-ins and `programs.directory`'s."""
+    library = ProgramLibrary(settings.programs.directory)
+    for problem in library.errors:
+        log.warning("program file skipped", problem=problem)
+    return {name: entry.program for name, entry in library.entries.items()}
 
 
 def parameter_problems(program: Program, parameters: Mapping[str, float]) -> list[str]:

@@ -23,10 +23,10 @@ from treadctl.clinic.api import ClinicApi
 from treadctl.clinic.broker import BrokerLink
 from treadctl.clinic.database import Database, default_url, describe, open_database
 from treadctl.clinic.ingest import store_record
+from treadctl.clinic.prescriptions import programs_of
 from treadctl.clinic.steps import propose_due
 from treadctl.config.models import Settings
 from treadctl.core.program import Program
-from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
 
 log = structlog.get_logger("treadctl.clinic")
@@ -55,13 +55,6 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def programs_of(settings: Settings) -> dict[str, Program]:
-    library = ProgramLibrary(settings.programs.directory)
-    for problem in library.errors:
-        log.warning("program file skipped", problem=problem)
-    return {name: entry.program for name, entry in library.entries.items()}
 
 
 class ClinicService:
