@@ -29,6 +29,7 @@ from treadctl.core.durations import format_clock
 from treadctl.core.person import PersonError, check_person_id
 from treadctl.core.program import Plan
 from treadctl.store.adherence import Adherence, adherence, counts_toward_plan
+from treadctl.store.delivery import delivered_at
 from treadctl.store.model import Sample, SessionDetail, SessionRecord
 from treadctl.store.paths import database_path
 from treadctl.store.queries import get_session, list_sessions, load_samples, resolve_id
@@ -148,8 +149,15 @@ def _describe_session(s: SessionRecord) -> list[str]:
 def cmd_show(args: argparse.Namespace) -> int:
     with closing(_open(args)) as db:
         detail = get_session(db, resolve_id(db, args.id))
+        delivered = delivered_at(db, detail.session.id)
     s = detail.session
     lines = _describe_session(s)
+    if s.ended is not None:  # docs/sessions.md, "Shared with the clinic service"
+        lines.append(
+            "clinic    not acknowledged yet"
+            if delivered is None
+            else f"clinic    acknowledged {_local(delivered, '%Y-%m-%d %H:%M:%S')} (local time)"
+        )
     if detail.phases:
         lines += [
             "",

@@ -88,8 +88,20 @@ _V2 = (
     "CREATE INDEX sessions_person ON sessions (person, started)",
 )
 
+# When the clinic service acknowledged the session's record (Unix time; docs/mqtt.md, "Session
+# records for the clinic service"); NULL until then, and for every session recorded before
+# version 3, which the daemon therefore sends once a clinic service is online. Nothing is deleted
+# on an ack: the daemon keeps its own records.
+_V3 = (
+    "ALTER TABLE sessions ADD COLUMN delivered REAL",
+    """
+    CREATE INDEX sessions_undelivered ON sessions (device_id, started)
+        WHERE delivered IS NULL AND ended IS NOT NULL
+    """,
+)
+
 # Append only; never edit a migration that has shipped.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
