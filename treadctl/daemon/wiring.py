@@ -22,7 +22,7 @@ from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
-from treadctl.core.events import Fault
+from treadctl.core.events import Fault, SessionFinished
 from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Snapshot
 from treadctl.daemon.reload_policy import limits_apply_now, plan_reload
@@ -39,10 +39,13 @@ from treadctl.devices import device_profile, open_device, safety_rules
 from treadctl.estop.inputs import EStopInput, make_input
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.mqtt.connection_loop import GOODBYE_S
+from treadctl.mqtt.records import RESEND_S, RecordShipper
+from treadctl.mqtt.topics import Topics
 from treadctl.programs.library import ProgramLibrary
 from treadctl.sdnotify import Notifier
 from treadctl.sim.physics import BeltPhysics
 from treadctl.store import SessionStore, database_path
+from treadctl.store.delivery import Deliveries
 from treadctl.store.recorder import SessionRecorder
 from treadctl.tasks import cancel_and_wait
 
@@ -69,8 +72,10 @@ class Daemon:
         time_scale: float = 1.0,
         sim_belt: BeltPhysics | None = None,
         notifier: Notifier | None = None,
+        record_resend_s: float = RESEND_S,
     ) -> None:
         self.settings = settings
+        self.record_resend_s = record_resend_s
         self.config_path = config_path
         self.time_scale = time_scale
         self.sim_belt = sim_belt
@@ -83,6 +88,7 @@ class Daemon:
         self.store: SessionStore | None = None
         self._stuck_timer: asyncio.TimerHandle | None = None
         self.recorder: SessionRecorder | None = None
+        self.records: RecordShipper | None = None
         self.reloads = 0  # successful reloads (tests and status)
         self._pending: Settings | None = None  # reloaded limits waiting for an idle belt
 
@@ -118,12 +124,20 @@ class Daemon:
                 tick_s=self.settings.device.poll_interval_s,
                 time_scale=self.time_scale,
             )
+            # Ended sessions go to the clinic service from the store, in worker threads.
+            self.records = RecordShipper(
+                Topics.from_settings(self.settings),
+                Deliveries(store.path, self.settings.device.id),
+                flushed=store.wait_flushed,
+                resend_s=self.record_resend_s,
+            )
             bridge = MqttBridge(
                 self.settings,
                 controller,
                 programs=self.library.names(),
                 model=driver.name,
                 version=__version__,
+                records=self.records,
             )
             recorder = SessionRecorder(
                 store,
@@ -185,6 +199,9 @@ class Daemon:
         return {name: entry.program for name, entry in self.library.entries.items()}
 
     def _on_controller(self, item: Snapshot | Event) -> None:
+        # After the recorder's listener: the session's end is queued for the store already.
+        if isinstance(item, SessionFinished) and self.records is not None:
+            self.records.session_ended()
         if isinstance(item, Snapshot):
             self.systemd.status(item)
             if self._pending is not None and limits_apply_now(item.mode):

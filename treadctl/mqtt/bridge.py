@@ -30,6 +30,7 @@ from treadctl.mqtt.connection_loop import TASKS_END_S, ConnectionLoop
 from treadctl.mqtt.discovery import discovery_payload
 from treadctl.mqtt.outbox import Outbox
 from treadctl.mqtt.port import ControllerPort
+from treadctl.mqtt.records import RecordShipper
 from treadctl.mqtt.requests import RequestError, RequestId
 from treadctl.mqtt.throttle import LogThrottle
 from treadctl.mqtt.topics import Topics
@@ -53,6 +54,7 @@ class MqttBridge:
         version: str,
         backoff: Backoff | None = None,
         wall: Callable[[], float] = time.time,
+        records: RecordShipper | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.mqtt
@@ -78,6 +80,7 @@ class MqttBridge:
             broker_state=controller.broker_state,
             throttle=self._throttle,
         )
+        self._records = records  # ended sessions for the clinic service (records.py)
         self._tasks: set[asyncio.Task[Any]] = set()
         controller.add_listener(self._on_controller)
 
@@ -123,18 +126,21 @@ class MqttBridge:
     # --- one connection --------------------------------------------------------------------------
 
     async def _online(self, client: aiomqtt.Client) -> None:
-        """After `online`: discovery and the current state."""
+        """After `online`: the clinic's topics, discovery and the current state."""
+        if self._records is not None:
+            await self._records.subscribe(client)
         if self.config.discovery:
             await self._publish_discovery(client)
         await self._outbox.announce_state(client)
 
     def _workers(self, client: aiomqtt.Client) -> dict[str, Coroutine[Any, Any, None]]:
+        records = self._records.workers(client) if self._records is not None else {}
         return {
             "treadctl.mqtt.receive": self._receive(client),
             "treadctl.mqtt.outbox": self._outbox.send_queued(client),
             "treadctl.mqtt.state": self._outbox.send_state(client),
             "treadctl.mqtt.telemetry": self._outbox.send_telemetry(client),
-        }
+        } | records
 
     # --- inbound ---------------------------------------------------------------------------------
 
@@ -160,6 +166,8 @@ class MqttBridge:
             self._heart_rate(payload)
         elif topic == self.topics.ha_status and payload.strip() == b"online":
             self._spawn(self._rediscover(client), "treadctl.mqtt.rediscover")
+        elif self._records is not None and self._records.handles(topic):
+            self._records.on_message(topic, payload)
 
     def _on_estop_message(self, message: aiomqtt.Message) -> None:
         # Whatever the payload: stop first, read it afterwards.

@@ -72,6 +72,21 @@ class Topics:
         return None
 
     @property
+    def record(self) -> str:
+        """Each ended session's record, for the clinic service (records.py)."""
+        return f"{self.base}/record"
+
+    @property
+    def record_ack(self) -> str:
+        return f"{self.base}/record/ack"
+
+    @property
+    def clinic_availability(self) -> str:
+        """The clinic service's own `online`/`offline`, beside the devices: {prefix}/clinic/…"""
+        prefix = self.base.removesuffix(f"/{self.device_id}")
+        return f"{prefix}/clinic/availability"
+
+    @property
     def discovery(self) -> str:
         return f"{self.discovery_prefix}/device/treadctl_{self.device_id}/config"
 
