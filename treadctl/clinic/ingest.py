@@ -144,6 +144,10 @@ def store_record(db: Session, data: Any, *, now: datetime) -> tuple[str, bool]:
     samples = [Sample(**s.model_dump()) for s in doc.samples]
     summary = summarise(samples)
     started = _when(part.started)
+    # looked up before the row is added: the query would flush the half-filled new row
+    prescription_id = (
+        None if part.person is None else _prescription(db, part.person, part.program, started)
+    )
     row = db.get(SessionRow, part.id)
     new = row is None
     if row is None:
@@ -151,9 +155,7 @@ def store_record(db: Session, data: Any, *, now: datetime) -> tuple[str, bool]:
         db.add(row)
     row.device_id = part.device_id
     row.person_id = part.person
-    row.prescription_id = (
-        None if part.person is None else _prescription(db, part.person, part.program, started)
-    )
+    row.prescription_id = prescription_id
     row.program = part.program
     row.parameters = dict(part.parameters)
     row.started = started
