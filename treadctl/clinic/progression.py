@@ -44,6 +44,31 @@ def propose(
     """`week`: the sessions of the prescription that week; `target`: sessions a week the plan
     asks for; `floor`: the parameter's minimum; `allowed(value)`: the value keeps every phase
     within the program's range and the person's limits."""
+    proposal = _judge(rule, current, week, target=target, floor=floor, allowed=allowed)
+    if proposal.new_value <= floor or allowed(proposal.new_value):
+        return proposal
+    # limits tightened since the value was set: a hold (or a short step back) would keep it
+    # beyond them, so step down to what they allow
+    value = proposal.new_value
+    while value > floor and not allowed(value):
+        value = max(floor, _round(value - RESOLUTION))
+    return Proposal(
+        "step_back",
+        value,
+        f"{proposal.reason}; {proposal.new_value:g} is beyond the person's limits: "
+        f"step back to {value:g}",
+    )
+
+
+def _judge(
+    rule: ProgressionRule,
+    current: float,
+    week: Sequence[SessionDose],
+    *,
+    target: int,
+    floor: float,
+    allowed: Callable[[float], bool],
+) -> Proposal:
     adverse = [(s, e) for s in week if s.annotation for e in s.annotation.adverse_events]
     rises = [
         (s, rise)
