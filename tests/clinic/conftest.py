@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinic.postgres import PostgresError, PostgresServer
+from mqtt.brokers import Broker, any_broker
 
 POSTGRES_FIXTURES = {"postgres_server", "postgres_url"}
 
@@ -51,3 +52,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/clinic.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The clinic's tests' broker (mosquitto, or the embedded one: docs/testing.md)."""
+    b = any_broker(tmp_path_factory.mktemp("clinic-broker")).start()
+    yield b
+    b.kill()
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A broker of the test's own, for tests that stop it."""
+    b = any_broker(tmp_path_factory.mktemp("own-broker")).start()
+    yield b
+    b.kill()

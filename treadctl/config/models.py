@@ -302,7 +302,8 @@ class ClinicConfig(Section):
     ~/.local/state/treadctl/clinic.db) or postgresql://user@host/db."""
     host: str = "127.0.0.1"
     """Where the web API listens; put a TLS proxy in front for the LAN (docs/clinic.md)."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 8470
+    port: Annotated[int, Field(ge=0, le=65535)] = 8470
+    """0: a free port, which the service logs when it is ready."""
 
 
 HEARTBEAT_ONLY = ("baudrate",)
