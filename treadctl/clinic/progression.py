@@ -9,6 +9,7 @@ changes nothing until a therapist approves it (`clinic/steps.py`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,11 @@ class Proposal:
 
 def _round(value: float) -> float:
     return round(round(value / RESOLUTION) * RESOLUTION, 3)
+
+
+def _round_down(value: float) -> float:
+    """A step back rounds down: rounded to the nearest, a small one could end above the start."""
+    return round(math.floor(value / RESOLUTION + 1e-6) * RESOLUTION, 3)
 
 
 def _day(session: SessionDose) -> str:
@@ -77,7 +83,7 @@ def _judge(
         if rise >= rule.pain_rise_max
     ]
     if adverse or len(rises) >= 2:
-        value = max(floor, _round(current * (1 - rule.step_back_pct / 100)))
+        value = max(floor, _round_down(current * (1 - rule.step_back_pct / 100)))
         if adverse:
             session, event = adverse[0]
             why = f"adverse event ({event.category}) on {_day(session)}"
