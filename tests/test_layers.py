@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     # Command-line front ends that live beside what they show.
     "treadctl.store.cli": 6,
     "treadctl.programs.commands": 6,
+    "treadctl.clinic.cli": 6,
     "treadctl.clinic.serve": 6,
 }
 NAMES = {

@@ -174,6 +174,7 @@ def add_demo_parser(sub: Subparsers) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from treadctl.client import commands as client  # noqa: PLC0415 - keeps `--version` fast
+    from treadctl.clinic import cli as clinic_cli  # noqa: PLC0415
     from treadctl.clinic import serve as clinic  # noqa: PLC0415
     from treadctl.programs import commands as programs  # noqa: PLC0415
     from treadctl.store import cli as sessions  # noqa: PLC0415
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         programs.add_parser,
         client.add_parser,
         sessions.add_parser,
+        clinic_cli.add_parsers,
         clinic.add_parser,
         add_demo_parser,
     ):
