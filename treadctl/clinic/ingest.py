@@ -103,8 +103,8 @@ def deviations(doc: SessionDocument) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for event in sorted(doc.events, key=lambda e: e.ts):
         kind = _DEVIATIONS.get(event.type)
-        if kind is None:
-            continue
+        if kind is None or event.details.get("reason") == "finished":
+            continue  # the controller's own stop at the program's end is no deviation
         cause = event.details.get("cause") or event.details.get("reason") or "operator"
         out.append({"kind": kind, "at_s": round(event.ts - doc.session.started, 3), "cause": cause})
     if doc.session.ended_how == "interrupted":
