@@ -25,6 +25,8 @@ from treadctl.store.queries import summarise
 
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
+# Unix seconds a datetime can hold (1970 to the end of 9999): beyond, a record is malformed.
+Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0, le=253402300000)]
 
 
 class _Doc(BaseModel):
@@ -37,8 +39,8 @@ class SessionPart(_Doc):
     program: Id
     parameters: dict[str, Any] = Field(default_factory=dict)
     planned_s: Seconds | None = None
-    started: Seconds
-    ended: Seconds  # only ended sessions are sent
+    started: Timestamp
+    ended: Timestamp  # only ended sessions are sent
     ended_how: Literal["finished", "stopped", "estop", "fault", "interrupted"]
     end_cause: Annotated[str, Field(max_length=200)] | None = None
     end_detail: str | None = None
