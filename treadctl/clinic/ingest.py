@@ -7,6 +7,7 @@ worked out here, once, from the samples: prescribed against delivered (CERT/TIDi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -79,11 +80,32 @@ class SessionDocument(_Doc):
 assert (JSON_FORMAT, JSON_VERSION) == ("treadctl-session", 1)
 
 
+def _non_finite(data: Any) -> str | None:
+    """Where the first NaN or infinity is, if any: the record is kept whole (parameters,
+    phases, events' details) and JSON has no such numbers (PostgreSQL refuses them)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where
+        if isinstance(value, dict):
+            items: list[tuple[Any, Any]] = list(value.items())
+        elif isinstance(value, list):
+            items = list(enumerate(value))
+        else:
+            continue
+        stack.extend((f"{where}.{key}" if where else str(key), v) for key, v in reversed(items))
+    return None
+
+
 def parse_document(data: Any) -> SessionDocument:
     try:
-        return SessionDocument.model_validate(data)
+        doc = SessionDocument.model_validate(data)
     except ValidationError as exc:
         raise FormError(f"session record: {explain(exc)}") from None
+    if (where := _non_finite(data)) is not None:
+        raise FormError(f"session record: {where}: Input should be a finite number")
+    return doc
 
 
 def _backward_speed(samples: Sequence[Sample]) -> float | None:
