@@ -35,6 +35,13 @@ def test_demo_runs_a_backward_program_end_to_end(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "alghadir2019-knee-oa" in shown.stdout
     assert "finished" in shown.stdout
+    # walked by the demo's person, whose record reached the clinic service and its report
+    assert "walking: demo-walker (a pseudonym)" in out
+    report = re.search(r"demo-walker's report: (\S+\.html)", out)
+    assert report is not None, out
+    page = Path(report[1]).read_text()
+    assert "demo-walker" in page
+    assert '<table id="sessions">' in page
 
 
 def test_demo_with_an_unknown_program_is_a_usage_error() -> None:

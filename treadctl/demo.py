@@ -25,6 +25,8 @@ import aiomqtt
 
 from treadctl.cli_support import CommandError, ExitCode, UsageError
 from treadctl.client.transport import decode
+from treadctl.clinic import demo as clinic_demo
+from treadctl.clinic.prescriptions import StartPlan
 from treadctl.config.models import Settings, StorageConfig
 from treadctl.core.durations import format_clock
 from treadctl.core.timeline import build_timeline
@@ -41,6 +43,7 @@ from treadctl.store.schema import open_readonly
 
 DEFAULT_PROGRAM = "alghadir2019-knee-oa"
 TARGET_S = 60.0  # about a minute by default
+CLINIC_WAIT_S = 15.0  # for the session's record to reach the clinic service
 BAR = 24
 
 
@@ -216,6 +219,18 @@ async def run(
             file=out,
             flush=True,
         )
+        clinic = await stack.enter_async_context(
+            clinic_demo.running(settings, demo_database(settings).parent)
+        )
+        plan = await asyncio.to_thread(clinic.prepare, entry.program.name)
+        print(
+            f"clinic service: {clinic.api} (its database: {clinic.database.url.database})\n"
+            f"walking: {plan.person} (a pseudonym), prescribed {plan.program} "
+            f"{plan.plan.get('sessions_per_week', '?')}x a week, limit "
+            f"{plan.limits.get('max_speed_backward_kmh', '-')} km/h backward",
+            file=out,
+            flush=True,
+        )
         daemon = Daemon(settings, time_scale=speedup)
         daemon_task = asyncio.create_task(daemon.run(), name="treadctl.demo.daemon")
         loop = asyncio.get_running_loop()
@@ -224,8 +239,11 @@ async def run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, user.cancel)
         display = Display(out, speedup, out.isatty())
+        delivered = False
         try:
-            ended = await _watch(settings, entry.program.name, display, daemon_task)
+            ended = await _watch(settings, plan.payload(), display, daemon_task)
+            if display.session_id is not None:
+                delivered = await clinic.wait_for(display.session_id, CLINIC_WAIT_S)
         except asyncio.CancelledError:
             print("\ninterrupted: stopping the belt", file=out, flush=True)
             ended = "interrupted"
@@ -235,7 +253,9 @@ async def run(
             daemon.stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await daemon_task
-    print("demo finished: belt stopped", file=out, flush=True)
+        print("demo finished: belt stopped", file=out, flush=True)
+        if display.session_id is not None:
+            await _clinic_report(clinic, plan, delivered=delivered, out=out)
     if display.session_id is not None:
         database = settings.storage.path
         assert database is not None
@@ -253,8 +273,24 @@ async def run(
     return ExitCode.OK if ended == "finished" else ExitCode.FAILURE
 
 
+async def _clinic_report(
+    clinic: clinic_demo.DemoClinic, plan: StartPlan, *, delivered: bool, out: TextIO
+) -> None:
+    if not delivered:
+        print("the clinic service did not receive the session in time", file=out, flush=True)
+        return
+    directory = Path(str(clinic.database.url.database)).parent
+    report = await asyncio.to_thread(clinic.write_report, directory / f"report-{plan.person}.html")
+    print(
+        f"the clinic has the session; {plan.person}'s report: {report}\n"
+        f"  (`treadctl report {plan.person} --database {clinic.database.url}`)",
+        file=out,
+        flush=True,
+    )
+
+
 async def _watch(
-    settings: Settings, program: str, display: Display, daemon_task: asyncio.Task[int]
+    settings: Settings, body: dict[str, Any], display: Display, daemon_task: asyncio.Task[int]
 ) -> str:
     """Start the program over MQTT and follow it to its end; returns how it ended."""
     topics = Topics.from_settings(settings)
@@ -266,7 +302,7 @@ async def _watch(
         tls=tls_context(settings.mqtt),
     ) as client:
         await client.subscribe(f"{topics.base}/#", qos=1)
-        follower = _Follower(client, topics, program, display)
+        follower = _Follower(client, topics, body, display)
         async with asyncio.timeout(15) as deadline:  # for the daemon to come online
             async for message in client.messages:
                 if daemon_task.done():
@@ -283,7 +319,7 @@ async def _watch(
 class _Follower:
     client: aiomqtt.Client
     topics: Topics
-    program: str
+    body: dict[str, Any]  # the start: program, parameters, person, limits
     display: Display
     started: bool = False
 
@@ -292,7 +328,7 @@ class _Follower:
         if topic == topics.availability and payload == "online" and not self.started:
             self.started = True
             display.message("daemon online; starting the program (3 s start interlock)")
-            await _start(self.client, topics, self.program)
+            await _start(self.client, topics, self.body)
         elif not isinstance(payload, dict):
             return None
         elif topic == topics.telemetry:
@@ -304,7 +340,7 @@ class _Follower:
             if error.get("code") not in ("interlock_active", "estop_input"):  # both pass
                 raise DemoError(f"start refused: {error.get('message')}")
             await asyncio.sleep(0.5)
-            await _start(self.client, topics, self.program)
+            await _start(self.client, topics, self.body)
         elif topic == topics.event:
             match payload.get("type"):
                 case "session_started":
@@ -317,6 +353,6 @@ class _Follower:
         return None
 
 
-async def _start(client: aiomqtt.Client, topics: Topics, program: str) -> None:
-    body = json.dumps({"id": secrets.token_hex(4), "program": program})
-    await client.publish(topics.cmd("start"), body, qos=1)
+async def _start(client: aiomqtt.Client, topics: Topics, body: dict[str, Any]) -> None:
+    payload = json.dumps({"id": secrets.token_hex(4), **body})
+    await client.publish(topics.cmd("start"), payload, qos=1)
