@@ -144,6 +144,8 @@ def _prescribed(ax: Axes, record: PersonRecord, end: float) -> None:
     for step in record.steps:
         if step.status != "approved" or step.prescription_id != chosen.id:
             continue
+        if step.new_value == step.old_value:  # a hold changes nothing to mark
+            continue
         effective = days(step.decided or _midnight(step.week_start + timedelta(days=7)))
         times.append(effective)
         values.append(step.new_value)
@@ -243,7 +245,7 @@ def draw_symptoms(container: FigureBase, record: PersonRecord) -> None:
         frameon=False,
     )
     borg_ax.set_ylim(6, 20)
-    borg_ax.set_yticks([6, 9, 13, 17, 20])
+    borg_ax.set_yticks([6, 13, 20])
     borg_ax.set_ylabel("Borg (6–20)")
     borg_ax.grid(visible=True, axis="y", alpha=0.3)
     borg_ax.set_xlabel("session # (as in the sessions table)")

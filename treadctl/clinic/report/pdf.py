@@ -29,6 +29,7 @@ from treadctl.clinic.views import PersonRecord
 
 PAGE_IN = (11.69, 8.27)  # A4 landscape
 MARGIN_IN = 0.45
+FOOTER_IN = 0.2
 TABLE_PT, LINE_PT = 6.8, 9.0  # monospaced table text and its line pitch
 TABLE_CHARS = 168  # DejaVu Sans Mono is 0.6 em wide: 6.8 pt × 0.6 × 168 ≈ the page's width
 LEADING = 1.45  # line pitch of the first page's text, in font sizes
@@ -44,13 +45,16 @@ STYLE: dict[str, dict[str, Any]] = {
 
 
 def _lines_per_page() -> int:
-    usable_pt = (PAGE_IN[1] - 2 * MARGIN_IN - 0.25) * 72  # 0.25 in for the footer
+    usable_pt = (PAGE_IN[1] - 2 * MARGIN_IN - FOOTER_IN) * 72
     return int(usable_pt // LINE_PT)
 
 
 def _page() -> Figure:
-    pad = MARGIN_IN / 2  # constrained layout's pads are per side, in inches
-    fig = Figure(figsize=PAGE_IN, layout=ConstrainedLayoutEngine(w_pad=pad, h_pad=pad))
+    """A page whose charts keep within the margins (the layout's rect), close to each other."""
+    left, bottom = MARGIN_IN / PAGE_IN[0], (MARGIN_IN + FOOTER_IN) / PAGE_IN[1]
+    rect = (left, bottom, 1 - 2 * left, 1 - bottom - MARGIN_IN / PAGE_IN[1])
+    engine = ConstrainedLayoutEngine(w_pad=0.04, h_pad=0.04, rect=rect)
+    fig = Figure(figsize=PAGE_IN, layout=engine)
     FigureCanvasPdf(fig)
     return fig
 
@@ -108,7 +112,7 @@ def _draw_charts(
 ) -> None:
     for box, chart in zip(boxes, shown, strict=True):
         chart.draw(box, record)
-        box.suptitle(chart.title, size=10, weight="bold", ha="left", x=0.01)
+        box.suptitle(chart.title, size=10, weight="bold", ha="left", x=0.0)
 
 
 def _chart_boxes(fig: Figure, heights: Sequence[float]) -> list[SubFigure]:
