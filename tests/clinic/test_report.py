@@ -166,6 +166,23 @@ def test_a_person_with_nothing_yet() -> None:
         assert page.texts[key].strip()  # says there is nothing rather than showing nothing
 
 
+def prescribed_not_walked() -> PersonRecord:
+    """A prescription in its first week and a baseline measure, no session yet."""
+    base = mrs_k()
+    first = replace(base.adherence[0], sessions=0, complete=False, backward_min=0.0)
+    return replace(base, sessions=(), steps=(), measures=base.measures[:1], adherence=(first,))
+
+
+def test_a_prescription_not_walked_yet_charts_the_plan_and_the_measure() -> None:
+    page = Page(render_html(prescribed_not_walked()))
+    assert page.texts["summary"] == "No sessions recorded yet."
+    figures = [attrs.get("id") for tag, attrs in page.tags if tag == "figure"]
+    assert figures == ["chart-dose", "chart-measures"]
+    pdf = render_pdf(prescribed_not_walked())
+    assert pages(pdf) == 2  # the header and both charts; the tables
+    assert "Timed Up and Go (s)" in text(pdf)
+
+
 # --- PDF -----------------------------------------------------------------------------------------
 
 

@@ -333,6 +333,12 @@ def tables(record: PersonRecord) -> tuple[Table, ...]:
     )
 
 
+def _nothing_walked(record: PersonRecord) -> str:
+    if record.adherence or record.measures:  # the plan's weeks or the measures still chart
+        return "No sessions recorded yet."
+    return "No sessions recorded yet: nothing to chart."
+
+
 def build(record: PersonRecord, *, names: bool = False) -> Report:
     person = record.person.display(names=names)
     return Report(
@@ -343,7 +349,7 @@ def build(record: PersonRecord, *, names: bool = False) -> Report:
         facts=facts(record, names=names),
         summary=summary(record),
         alerts=alerts(record),
-        no_sessions=None if record.sessions else "No sessions recorded yet: nothing to chart.",
+        no_sessions=None if record.sessions else _nothing_walked(record),
         tables=tables(record),
     )
 
