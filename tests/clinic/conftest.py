@@ -30,8 +30,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     except PostgresError as e:
         error = str(e)
     if server is None:
-        # CI installs the server: a missing one is a failure there, never a skip
-        pytest.fail(error, pytrace=False)
+        # As with mosquitto (docs/testing.md): a machine without PostgreSQL's server skips these
+        # tests, saying why; CI installs it and fails on any skipped test (.ci/run).
+        pytest.skip(error)
     try:
         yield server
     finally:
