@@ -122,6 +122,21 @@ def propose_due(
     return made
 
 
+def _check_now(programs: Mapping[str, Program], row: PrescriptionRow, step: StepRow) -> None:
+    program = programs.get(row.program)
+    if program is None:
+        raise ConflictError(f"step {step.id}: program {row.program!r} unknown")
+    try:
+        check_for_person(
+            program, {**row.parameters, step.parameter: step.new_value}, row.person.limits
+        )
+    except ClinicError as exc:
+        raise ConflictError(
+            f"step {step.id}: {step.new_value:g} is beyond the person's limits now ({exc}); "
+            "propose the week again"
+        ) from None
+
+
 def list_steps(
     db: Session, *, person_id: str | None = None, pending: bool = False
 ) -> list[ProgressionStep]:
@@ -133,7 +148,17 @@ def list_steps(
     return [convert.step(s) for s in db.scalars(query)]
 
 
-def decide(db: Session, step_id: int, *, approve: bool, by: str, now: datetime) -> ProgressionStep:
+def decide(
+    db: Session,
+    step_id: int,
+    *,
+    approve: bool,
+    by: str,
+    now: datetime,
+    programs: Mapping[str, Program] | None = None,
+) -> ProgressionStep:
+    """With `programs`, an approval is checked against the person's limits as they are now
+    (they may have been tightened since the step was proposed)."""
     step = db.get(StepRow, step_id)
     if step is None:
         raise NotFoundError(f"step {step_id}: no such progression step")
@@ -149,6 +174,8 @@ def decide(db: Session, step_id: int, *, approve: bool, by: str, now: datetime) 
                 f"step {step_id}: {step.parameter} is {current:g} now, not the {step.old_value:g} "
                 "it was proposed from; propose the week again"
             )
+        if programs is not None:
+            _check_now(programs, prescription, step)
         prescription.parameters = {**prescription.parameters, step.parameter: step.new_value}
     step.status = "approved" if approve else "rejected"
     step.decided_by = by
