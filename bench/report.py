@@ -5,10 +5,11 @@ Run: uv run python bench/report.py [--runs 10] [--json PATH]
 The record is made in this process (no database): one person on a 3/week × 12 weeks
 prescription, 36 annotated sessions (a few paused, one e-stopped, two adverse events), five
 outcome measures taken every four weeks, a progression step proposed each week. The first call
-of each is reported alone (it loads Jinja2's template and matplotlib's fonts); the runs after it
-give the median and p90. Baseline in the same run, as no other report generator does the same
-work: matplotlib writing a bare figure of the same size (one empty axes) to PDF, and to PNG at
-the HTML charts' size; the ratios say how many such bare figures one report costs.
+of each is reported alone (it loads Jinja2's template and matplotlib's fonts); then rounds of
+one call of each in turn (so that the machine's load falls on all alike) give the median and
+p90. Baseline in the same run, as no other report generator does the same work: matplotlib
+writing a bare figure of the same size (one empty axes) to PDF, and to PNG at the HTML charts'
+size; the ratios say how many such bare figures one report costs.
 """
 
 from __future__ import annotations
@@ -190,23 +191,30 @@ def bare_png() -> bytes:
     return out.getvalue()
 
 
-def timed(work: Callable[[], object], runs: int) -> dict[str, Any]:
-    """The first call alone, then `runs` more: median and p90 in seconds, and the output size."""
-    t0 = time.perf_counter()
-    result = work()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(runs):
+def timed(works: dict[str, Callable[[], str | bytes]], runs: int) -> dict[str, dict[str, Any]]:
+    """Each work's first call alone, then `runs` rounds of one call of each in turn: median and
+    p90 in seconds, and the output's size."""
+    first: dict[str, float] = {}
+    size: dict[str, int] = {}
+    for name, work in works.items():
         t0 = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - t0)
-    size = len(result) if isinstance(result, str | bytes) else 0
+        size[name] = len(work())
+        first[name] = time.perf_counter() - t0
+    times: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(runs):
+        for name, work in works.items():
+            t0 = time.perf_counter()
+            work()
+            times[name].append(time.perf_counter() - t0)
     return {
-        "first_s": round(first, 4),
-        "median_s": round(statistics.median(times), 4),
-        "p90_s": round(pct(times, 90), 4),
-        "runs": runs,
-        "bytes": size,
+        name: {
+            "first_s": round(first[name], 4),
+            "median_s": round(statistics.median(times[name]), 4),
+            "p90_s": round(pct(times[name], 90), 4),
+            "runs": runs,
+            "bytes": size[name],
+        }
+        for name in works
     }
 
 
@@ -216,12 +224,13 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     record = full_record()
-    figures = {
-        "html": timed(lambda: render_html(record), args.runs),
-        "pdf": timed(lambda: render_pdf(record), args.runs),
-        "bare_pdf_page": timed(bare_pdf, args.runs),
-        "bare_png_chart": timed(bare_png, args.runs),
+    works: dict[str, Callable[[], str | bytes]] = {
+        "html": lambda: render_html(record),
+        "pdf": lambda: render_pdf(record),
+        "bare_pdf_page": bare_pdf,
+        "bare_png_chart": bare_png,
     }
+    figures = timed(works, args.runs)
     ratios = {
         "pdf_to_bare_pdf_page": ratio(
             figures["pdf"]["median_s"], figures["bare_pdf_page"]["median_s"]
