@@ -119,26 +119,20 @@ def test_unknown_and_archived_people_are_refused(clinic: Clinic) -> None:
     assert clinic.json("prescriptions", "list") == []
 
 
-def test_a_complete_week_proposes_a_step_that_takes_effect_once_approved(clinic: Clinic) -> None:
-    add_person(clinic, "max_speed_backward_kmh=2.5")
+def first_week_walked(clinic: Clinic, limit: str, *rule: str) -> date:
+    """Mrs K. with `limit`, a prescription with a progression rule from next Monday, and the
+    three sessions of its first week; that Monday."""
+    add_person(clinic, limit)
     monday = next_monday()
-    clinic.ok(
-        "prescriptions",
-        "add",
-        "mrs-k",
-        PROGRAM,
-        *PLAN,
-        "--start",
-        monday.isoformat(),
-        "--progression",
-    )
-    store_sessions(
-        clinic.url,
-        *(
-            session_document(f"w1-{n}", started=at_ten(monday + timedelta(days=n)))
-            for n in range(3)
-        ),
-    )
+    start = ("--start", monday.isoformat())
+    clinic.ok("prescriptions", "add", "mrs-k", PROGRAM, *PLAN, *start, "--progression", *rule)
+    days = (monday + timedelta(days=n) for n in range(3))
+    store_sessions(clinic.url, *(session_document(f"w1-{d:%a}", started=at_ten(d)) for d in days))
+    return monday
+
+
+def test_a_complete_week_proposes_a_step_that_takes_effect_once_approved(clinic: Clinic) -> None:
+    monday = first_week_walked(clinic, "max_speed_backward_kmh=2.5")
     assert "no complete week" in clinic.ok(
         "prescriptions", "propose", "--today", monday.isoformat()
     )
@@ -191,27 +185,7 @@ def test_a_complete_week_proposes_a_step_that_takes_effect_once_approved(clinic:
 
 
 def test_a_step_is_capped_by_the_persons_limits(clinic: Clinic) -> None:
-    add_person(clinic, "max_speed_backward_kmh=1.3")
-    monday = next_monday()
-    clinic.ok(
-        "prescriptions",
-        "add",
-        "mrs-k",
-        PROGRAM,
-        *PLAN,
-        "--start",
-        monday.isoformat(),
-        "--progression",
-        "--step-pct",
-        "25",
-    )
-    store_sessions(
-        clinic.url,
-        *(
-            session_document(f"w1-{n}", started=at_ten(monday + timedelta(days=n)))
-            for n in range(3)
-        ),
-    )
+    monday = first_week_walked(clinic, "max_speed_backward_kmh=1.3", "--step-pct", "25")
     proposed = clinic.ok(
         "prescriptions", "propose", "--today", (monday + timedelta(days=7)).isoformat()
     )
