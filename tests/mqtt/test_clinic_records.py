@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 import secrets
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 import waiting
 from store.synth import PhaseSpec, record, synthesise
@@ -130,7 +132,13 @@ class Running:
 
 async def history(db: Path, count: int, *, duration_s: int = 30, rate_hz: float = 1.0) -> list[str]:
     """`count` ended sessions recorded before the daemon starts (no clinic was there): their ids,
-    oldest first."""
+    oldest first. Made up in a loop of their own: thousands of samples would hold up this one."""
+    return await asyncio.to_thread(
+        asyncio.run, _history(db, count, duration_s=duration_s, rate_hz=rate_hz)
+    )
+
+
+async def _history(db: Path, count: int, *, duration_s: int, rate_hz: float) -> list[str]:
     store = SessionStore(db, max_queued_samples=10_000)
     await store.start()
     ids = []
@@ -140,7 +148,7 @@ async def history(db: Path, count: int, *, duration_s: int = 30, rate_hz: float 
             walk = [PhaseSpec("backward", "backward", 1.2, duration_s)]
             synth = synthesise(session_id, T0 + 3600 * n, walk, rate_hz=rate_hz)
             record(store, synth, program="manual", person="mr-b")
-            await store.wait_flushed()  # within the store's backlog, and the loop breathes
+            await store.wait_flushed()  # within the store's backlog
             ids.append(session_id)
     finally:
         await store.close()
@@ -155,6 +163,7 @@ async def running(
     resend_s: float = 60.0,
     before: int = 0,
     clinic: str | None = None,
+    safety: dict[str, Any] | None = None,
 ) -> AsyncIterator[Running]:
     """The daemon on the simulated treadmill, the clinic client connected; `before` sessions in
     its file from an earlier run; `clinic`: the clinic's retained status before the daemon
@@ -168,6 +177,7 @@ async def running(
             device={"id": DEVICE, "driver": "woodway", "port": sim.path},
             mqtt={"prefix": f"p{secrets.token_hex(4)}"},
             storage={"path": str(db)},
+            safety=safety or {},
         )
         topics = Topics.from_settings(settings)
         daemon = Daemon(settings, record_resend_s=resend_s)
@@ -192,8 +202,12 @@ async def running(
                 try:
                     assert await asyncio.wait_for(task, 25) == 0
                 finally:
-                    # the clinic's retained status is this test's own: leave none behind
-                    await user.client.publish(topics.clinic_availability, b"", qos=1, retain=True)
+                    # the clinic's retained status is this test's own: leave none behind (a
+                    # test that restarted the broker has none, and this client's link is gone)
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await user.client.publish(
+                            topics.clinic_availability, b"", qos=1, retain=True
+                        )
 
 
 def valid(document: dict[str, Any], session_id: str, person: str) -> None:
@@ -270,6 +284,44 @@ async def test_the_retained_online_at_connect_and_a_restarted_clinic_gets_the_un
         await r.ack_session(ids[1])  # a re-ack is harmless
         await r.until_delivered(ids)
         assert r.records.sent == 2
+
+
+async def test_a_session_that_ends_while_the_clinic_and_the_broker_are_down_arrives_when_back(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    async with running(own_broker, tmp_path, safety={"broker_loss_s": 1.0}) as r:
+        await r.clinic("online")
+        async with asyncio.timeout(15):
+            while not (await r.user.request("set", {"speed_kmh": 1.0, "person": "mrs-k"}))["ok"]:
+                await asyncio.sleep(0.2)  # the power-up interlock
+        await r.rig.until(lambda: r.rig.sim.belt.speed_kmh > 0.8, 10, "at speed")
+        session_id = r.rig.controller.session.id if r.rig.controller.session else None
+        await r.clinic("offline")  # the clinic service goes (its last will says so)
+        await own_broker.akill()  # and the broker, mid-session
+        # safety.broker_loss_s = 1: a controlled stop ends the session while both are down
+        await r.rig.mode(Mode.IDLE, 15)
+        assert r.daemon.store is not None
+        await r.daemon.store.wait_flushed()
+        assert r.delivered() == {session_id: None}
+        assert r.records.sent == 0
+        await own_broker.astart()  # a fresh broker: no retained status, the clinic unknown
+        bridge = r.daemon.bridge
+        assert bridge is not None
+        await r.rig.until(lambda: bridge.connections >= 2, 15, "reconnected")
+        async with user_client(own_broker, r.topics) as clinic:
+            back = dataclasses.replace(r, user=clinic)
+            assert (await clinic.request("heartbeat"))["ok"]  # subscribed again
+            assert back.received() == []  # nothing before the clinic says it is there
+            await back.clinic("online")  # the clinic service is back
+            (document,) = await back.records_seen(1)
+            valid(document, str(session_id), "mrs-k")
+            assert (document["session"]["ended_how"], document["session"]["end_cause"]) == (
+                "stopped",
+                "broker_lost",
+            )
+            await back.ack_session(str(session_id))
+            await back.until_delivered([str(session_id)])
+            await clinic.client.publish(r.topics.clinic_availability, b"", qos=1, retain=True)
 
 
 async def test_an_unacknowledged_record_is_sent_again_every_resend_interval(

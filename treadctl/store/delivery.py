@@ -21,14 +21,13 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-from treadctl.store.export import session_document
-from treadctl.store.queries import UnknownSessionError, get_session, load_samples
+from treadctl.store.export import sample_object, session_document
+from treadctl.store.queries import UnknownSessionError, get_session, sample_rows
 from treadctl.store.schema import BUSY_TIMEOUT_MS, StoreError, open_readonly
 
 _COMPACT = (",", ":")
-_SAMPLES_PER_SLICE = 500  # about 100 kB of JSON, well under a millisecond to encode
+_SAMPLES_PER_SLICE = 250  # about 50 kB of JSON: a millisecond or two of work
 
 
 def undelivered_ids(conn: sqlite3.Connection, device_id: str) -> list[str]:
@@ -49,33 +48,27 @@ def delivered_at(conn: sqlite3.Connection, session_id: str) -> float | None:
 
 
 def record_payload(conn: sqlite3.Connection, session_id: str) -> bytes | None:
-    """The record as sent: `sessions export --format json`'s document, compact. None for a
-    session deleted meanwhile (or not ended: only ended sessions are sent)."""
+    """The record as sent: `sessions export --format json`'s document, compact, byte for byte
+    `json.dumps(session_document(...), separators=(",", ":"))`. None for a session deleted
+    meanwhile (or not ended: only ended sessions are sent).
+
+    Built a slice of samples at a time straight from the rows, offering the GIL to the event
+    loop after each: one encoder call holds it throughout, a 30-minute session has 18 000
+    samples, and the loop (an e-stop included) must not wait for all of them."""
     try:
         detail = get_session(conn, session_id)
     except UnknownSessionError:
         return None
     if detail.session.ended is None:
         return None
-    document = session_document(detail, load_samples(conn, session_id))
-    return _compact(document).encode()
-
-
-def _compact(document: dict[str, Any]) -> str:
-    """`json.dumps(document, separators=(",", ":"))`, byte for byte, with the samples (the
-    last key, and nearly all of a long session) encoded a slice at a time: one encoder call
-    holds the GIL throughout, and the event loop waits for it (an e-stop included)."""
-    head = {key: value for key, value in document.items() if key != "samples"}
-    samples = document["samples"]
-    parts = [json.dumps(head, separators=_COMPACT)[:-1], ',"samples":[']
-    for start in range(0, len(samples), _SAMPLES_PER_SLICE):
-        if start:
-            parts.append(",")
-        parts.append(
-            json.dumps(samples[start : start + _SAMPLES_PER_SLICE], separators=_COMPACT)[1:-1]
-        )
+    head = json.dumps(session_document(detail, []), separators=_COMPACT)
+    parts = [head.removesuffix("]}")]  # the samples come last: `…,"samples":[`
+    for n, rows in enumerate(sample_rows(conn, session_id, batch=_SAMPLES_PER_SLICE)):
+        encoded = json.dumps([sample_object(row) for row in rows], separators=_COMPACT)
+        parts.extend(("," if n else "", encoded[1:-1]))
+        time.sleep(0)  # a thread waiting for the GIL (the event loop's) takes it now
     parts.append("]}")
-    return "".join(parts)
+    return "".join(parts).encode()
 
 
 def mark_delivered(

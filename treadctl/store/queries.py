@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -29,6 +29,7 @@ __all__ = [
     "load_samples",
     "open_readonly",
     "resolve_id",
+    "sample_rows",
     "summarise",
 ]
 
@@ -156,7 +157,15 @@ def get_session(conn: sqlite3.Connection, session_id: str) -> SessionDetail:
 
 
 def load_samples(conn: sqlite3.Connection, session_id: str) -> list[Sample]:
-    rows = conn.execute(
+    return [Sample(*row) for rows in sample_rows(conn, session_id) for row in rows]
+
+
+def sample_rows(
+    conn: sqlite3.Connection, session_id: str, *, batch: int = 1000
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The session's samples in time order as plain rows (SAMPLE_COLUMNS), `batch` at a time."""
+    cursor = conn.execute(
         f"{_SAMPLE_SELECT} WHERE session_id = ? ORDER BY ts, rowid", (session_id,)
-    ).fetchall()
-    return [Sample(*row) for row in rows]
+    )
+    while rows := cursor.fetchmany(batch):
+        yield rows
