@@ -20,7 +20,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from treadctl.cli_support import CommandError, Handler, UsageError, add_config_option, load_config
+from treadctl.cli_support import (
+    CommandError,
+    Handler,
+    Subparsers,
+    UsageError,
+    add_config_option,
+    load_config,
+)
 from treadctl.clinic.errors import ClinicError, FormError
 from treadctl.core.person import PersonError, check_person_id
 
@@ -122,6 +129,25 @@ def clinic_command(handler: ClinicHandler) -> Handler:
             raise CommandError(f"{exc.filename or ''}: {exc.strerror or exc}") from exc
 
     return run
+
+
+def clinic_parser(
+    parent: Subparsers, name: str, func: ClinicHandler, help_: str
+) -> argparse.ArgumentParser:
+    """A command on the clinic database: the database options, its errors as exit codes."""
+    p = parent.add_parser(name, help=help_, description=help_)
+    add_database_options(p)
+    p.set_defaults(func=clinic_command(func))
+    return p
+
+
+def command_group(
+    sub: Subparsers, name: str, help_: str
+) -> Callable[[str, ClinicHandler, str], argparse.ArgumentParser]:
+    """`treadctl NAME ACTION …`: adds NAME and returns what adds each of its actions."""
+    group = sub.add_parser(name, help=help_)
+    actions = group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+    return functools.partial(clinic_parser, actions)
 
 
 # --- argument types ----------------------------------------------------------------------------

@@ -13,10 +13,8 @@ from typing import Any
 from treadctl.cli_support import ExitCode, Subparsers, UsageError, parse_params
 from treadctl.clinic.cli import text
 from treadctl.clinic.cli.common import (
-    ClinicHandler,
-    add_database_options,
-    clinic_command,
     clinic_database,
+    command_group,
     local_day,
     now,
     numbers,
@@ -229,14 +227,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Subparsers) -> None:
-    people = sub.add_parser("people", help="the clinic's people: add, list, show, edit, delete")
-    actions = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
-
-    def action(name: str, func: ClinicHandler, help_: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help_, description=help_)
-        add_database_options(p)
-        p.set_defaults(func=clinic_command(func))
-        return p
+    action = command_group(sub, "people", "the clinic's people: add, list, show, edit, delete")
 
     def names(p: argparse.ArgumentParser) -> None:
         p.add_argument("--names", action="store_true", help="show names and notes, not only ids")

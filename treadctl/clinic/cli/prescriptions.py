@@ -14,10 +14,8 @@ from typing import Any
 from treadctl.cli_support import ExitCode, Subparsers, UsageError, parse_params
 from treadctl.clinic.cli import text
 from treadctl.clinic.cli.common import (
-    ClinicHandler,
-    add_database_options,
     by_whom,
-    clinic_command,
+    command_group,
     day,
     now,
     person_id,
@@ -174,17 +172,9 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Subparsers) -> None:
-    parser = sub.add_parser(
-        "prescriptions", help="a person's prescriptions and their progression steps"
+    action = command_group(
+        sub, "prescriptions", "a person's prescriptions and their progression steps"
     )
-    actions = parser.add_subparsers(dest="prescriptions_command", required=True, metavar="ACTION")
-
-    def action(name: str, func: ClinicHandler, help_: str) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, help=help_, description=help_)
-        add_database_options(p)
-        p.set_defaults(func=clinic_command(func))
-        return p
-
     p = action("add", cmd_add, "prescribe a program; it becomes the person's active one")
     p.add_argument("person", metavar="PERSON", type=person_id, help="the person's id")
     p.add_argument("program", metavar="PROGRAM", help="a program's name (treadctl programs list)")

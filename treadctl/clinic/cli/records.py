@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from treadctl.cli_support import ExitCode, Subparsers, UsageError
 from treadctl.clinic.cli import text
 from treadctl.clinic.cli.common import (
-    ClinicHandler,
-    add_database_options,
-    clinic_command,
+    clinic_parser,
+    command_group,
     day,
     now,
     person_id,
@@ -206,15 +205,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Subparsers) -> None:
-    def command(
-        parent: Subparsers, name: str, func: ClinicHandler, help_: str
-    ) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_, description=help_)
-        add_database_options(p)
-        p.set_defaults(func=clinic_command(func))
-        return p
-
-    p = command(sub, "annotate", cmd_annotate, "after a session: pain, exertion, adverse events")
+    p = clinic_parser(
+        sub, "annotate", cmd_annotate, "after a session: pain, exertion, adverse events"
+    )
     p.add_argument("session", metavar="SESSION", help="a session id, or its unique beginning")
     p.add_argument("--pain-before", type=int, metavar="N", help="pain before, 0-10")
     p.add_argument("--pain-after", type=int, metavar="N", help="pain after, 0-10")
@@ -230,20 +223,21 @@ def add_parsers(sub: Subparsers) -> None:
         f"{', '.join(ADVERSE_CATEGORIES)}",
     )
 
-    measures = sub.add_parser("measures", help="a person's outcome measures over time")
-    actions = measures.add_subparsers(dest="measures_command", required=True, metavar="ACTION")
-    p = command(actions, "add", cmd_measures_add, "record an outcome measure")
+    measures = command_group(sub, "measures", "a person's outcome measures over time")
+    p = measures("add", cmd_measures_add, "record an outcome measure")
     p.add_argument("person", metavar="PERSON", type=person_id)
     p.add_argument("name", metavar="NAME", help=f"the measure: usually {USUAL_MEASURES}")
     p.add_argument("value", metavar="VALUE", help="a number")
     p.add_argument("--unit", metavar="U", help="e.g. s, m/s, m, points")
     p.add_argument("--on", type=day, metavar="YYYY-MM-DD", help="when measured (default: today)")
     p.add_argument("--notes", metavar="TEXT")
-    p = command(actions, "list", cmd_measures_list, "a person's measures, oldest first")
+    p = measures("list", cmd_measures_list, "a person's measures, oldest first")
     p.add_argument("person", metavar="PERSON", type=person_id)
     p.add_argument("--json", action="store_true", help="as JSON, for scripts")
 
-    p = command(sub, "report", cmd_report, "a person's report (HTML, PDF) or export (CSV, JSON)")
+    p = clinic_parser(
+        sub, "report", cmd_report, "a person's report (HTML, PDF) or export (CSV, JSON)"
+    )
     p.add_argument("person", metavar="PERSON", type=person_id)
     p.add_argument(
         "--format",
@@ -253,6 +247,6 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
     p.add_argument("--names", action="store_true", help="name the person (else the pseudonym)")
 
-    p = command(sub, "fit", cmd_fit, "a session as a FIT file (Garmin Connect, Strava)")
+    p = clinic_parser(sub, "fit", cmd_fit, "a session as a FIT file (Garmin Connect, Strava)")
     p.add_argument("session", metavar="SESSION", help="a session id, or its unique beginning")
     p.add_argument("--out", type=Path, metavar="FILE.fit", required=True)
