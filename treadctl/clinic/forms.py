@@ -7,6 +7,7 @@ treadmill is fine, the daemon then keeps its own (docs/mqtt.md, People).
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -135,9 +136,34 @@ def explain(exc: ValidationError) -> str:
 F = TypeVar("F", bound=_Form)
 
 
+def unstorable(data: Any) -> str | None:
+    """The first value in `data` (JSON-like) that a database cannot keep as it is, named
+    `where: why`: NaN or infinity (JSON has no such numbers), a NUL character (PostgreSQL's
+    text refuses it; SQLite would keep it, so the two refuse alike here)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where or 'body'}: Input should be a finite number"
+        if isinstance(value, str) and "\x00" in value:
+            return f"{where or 'body'}: NUL characters are not allowed"
+        if isinstance(value, dict):
+            items: list[tuple[Any, Any]] = list(value.items())
+            stack.extend((where, key) for key in value)  # a key is named by its object
+        elif isinstance(value, list | tuple):
+            items = list(enumerate(value))
+        else:
+            continue
+        stack.extend((f"{where}.{key}" if where else str(key), v) for key, v in reversed(items))
+    return None
+
+
 def parse(form: type[F], data: Any) -> F:
     """`data` as `form`, or FormError naming every wrong field."""
     try:
-        return form.model_validate(data)
+        parsed = form.model_validate(data)
     except ValidationError as exc:
         raise FormError(explain(exc)) from None
+    if (problem := unstorable(parsed.model_dump())) is not None:
+        raise FormError(problem)
+    return parsed

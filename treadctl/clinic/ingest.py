@@ -7,7 +7,6 @@ worked out here, once, from the samples: prescribed against delivered (CERT/TIDi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -18,7 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from treadctl.clinic.errors import FormError
-from treadctl.clinic.forms import PersonId, explain
+from treadctl.clinic.forms import PersonId, explain, unstorable
 from treadctl.clinic.tables import PrescriptionRow, SessionRow
 from treadctl.store.export import JSON_FORMAT, JSON_VERSION
 from treadctl.store.model import Sample
@@ -80,31 +79,14 @@ class SessionDocument(_Doc):
 assert (JSON_FORMAT, JSON_VERSION) == ("treadctl-session", 1)
 
 
-def _non_finite(data: Any) -> str | None:
-    """Where the first NaN or infinity is, if any: the record is kept whole (parameters,
-    phases, events' details) and JSON has no such numbers (PostgreSQL refuses them)."""
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        where, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            return where
-        if isinstance(value, dict):
-            items: list[tuple[Any, Any]] = list(value.items())
-        elif isinstance(value, list):
-            items = list(enumerate(value))
-        else:
-            continue
-        stack.extend((f"{where}.{key}" if where else str(key), v) for key, v in reversed(items))
-    return None
-
-
 def parse_document(data: Any) -> SessionDocument:
     try:
         doc = SessionDocument.model_validate(data)
     except ValidationError as exc:
         raise FormError(f"session record: {explain(exc)}") from None
-    if (where := _non_finite(data)) is not None:
-        raise FormError(f"session record: {where}: Input should be a finite number")
+    # the record is kept whole (parameters, phases, events' details), so all of it is checked
+    if (problem := unstorable(data)) is not None:
+        raise FormError(f"session record: {problem}")
     return doc
 
 
