@@ -327,6 +327,9 @@ _MISSING = object()
         ),
         (_broken("phases.0.speed_kmh", math.inf), r"phases\.0\.speed_kmh: "),
         (_broken("events.0.details", {"speed": math.nan}), r"events\.0\.details\.speed: "),
+        (_broken("session.id", "s-\x00"), r"session\.id: NUL characters are not allowed"),
+        (_broken("session.end_detail", "\x00"), r"session\.end_detail: NUL characters are"),
+        (_broken("events.0.type", "paused\x00"), r"events\.0\.type: NUL characters are"),
     ],
 )
 def test_a_malformed_record_names_the_field_and_stores_nothing(

@@ -99,6 +99,13 @@ def test_an_id_taken_already_is_refused_and_the_first_person_kept(database: Data
         ),
         ({"id": "mrs-k", "name": ""}, "name: String should have at least 1 character"),
         ({"id": "mrs-k", "age": 81}, "age: Extra inputs are not permitted"),
+        # PostgreSQL's text cannot hold NUL: refused on both databases alike
+        ({"id": "mrs-k", "name": "Ka\x00rin"}, "name: NUL characters are not allowed"),
+        ({"id": "mrs-k", "notes": "a\x00"}, "notes: NUL characters are not allowed"),
+        (
+            {"id": "mrs-k", "parameters": {"speed\x00": 1.0}},
+            "parameters: NUL characters are not allowed",
+        ),
     ],
 )
 def test_a_bad_person_form_names_the_field_and_stores_nothing(
