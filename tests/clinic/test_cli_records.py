@@ -17,7 +17,9 @@ from cli_process import run_treadctl
 
 from clinic.documents import session_document, store_sessions
 from clinic.test_cli_people import NAME, Clinic
+from treadctl.cli import main
 from treadctl.cli_support import ExitCode
+from treadctl.clinic.views import ADVERSE_CATEGORIES
 
 STARTED = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 PROGRAM = "alghadir2019-knee-oa"
@@ -98,6 +100,13 @@ def test_a_bad_annotation_names_the_field_and_changes_nothing(
     assert result.code == ExitCode.USAGE
     assert field in result.err
     assert annotation(clinic, "20261102-100000-aaaa") == before
+
+
+def test_the_help_names_every_adverse_category(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["annotate", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"CATEGORY one of {', '.join(ADVERSE_CATEGORIES)}" in shown
 
 
 def test_annotate_needs_one_known_session(clinic: Clinic) -> None:

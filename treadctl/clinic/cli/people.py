@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treadctl.cli_support import ExitCode, Subparsers, UsageError, parse_params
 from treadctl.clinic.cli import text
@@ -22,8 +22,9 @@ from treadctl.clinic.cli.common import (
     print_json,
     transaction,
 )
-from treadctl.clinic.forms import PersonEdit, PersonForm, parse
-from treadctl.clinic.views import Person, PersonRecord
+
+if TYPE_CHECKING:
+    from treadctl.clinic.views import Person, PersonRecord
 
 LIMIT_EXAMPLE = "max_speed_backward_kmh=2.5"
 LIMITS_HELP = (
@@ -55,6 +56,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         data["name"] = args.name
     if args.notes is not None:
         data["notes"] = args.notes
+    from treadctl.clinic.forms import PersonForm, parse  # noqa: PLC0415 - keeps `treadctl` fast
+
     form = parse(PersonForm, data)
     from treadctl.clinic.people import add_person  # noqa: PLC0415 - needs the clinic extra
 
@@ -136,6 +139,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_edit(args: argparse.Namespace) -> int:
+    from treadctl.clinic.forms import PersonEdit, parse  # noqa: PLC0415
     from treadctl.clinic.people import edit_person, get_person  # noqa: PLC0415
 
     limits, params = _limits(args), parse_params(args.param)

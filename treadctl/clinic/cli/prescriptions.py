@@ -24,7 +24,6 @@ from treadctl.clinic.cli.common import (
     programs,
     transaction,
 )
-from treadctl.clinic.forms import PrescriptionForm, parse
 
 
 def _progression(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -44,6 +43,7 @@ def _progression(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from treadctl.clinic.forms import PrescriptionForm, parse  # noqa: PLC0415
     from treadctl.clinic.prescriptions import add_prescription  # noqa: PLC0415
 
     data: dict[str, Any] = {

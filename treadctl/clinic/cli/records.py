@@ -27,8 +27,6 @@ from treadctl.clinic.cli.common import (
     write_output,
 )
 from treadctl.clinic.errors import ConflictError, NotFoundError
-from treadctl.clinic.forms import AnnotationForm, MeasureForm, parse
-from treadctl.clinic.views import ADVERSE_CATEGORIES
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -39,6 +37,11 @@ USUAL_MEASURES = (
     "name of a-z, 0-9, '_', '.', '-' is kept as well"
 )
 FORMATS = ("html", "pdf", "csv", "json")
+# views.ADVERSE_CATEGORIES, written out: the parser is built without the clinic's modules
+ADVERSE_HELP = (
+    "an adverse event (repeatable; replaces those recorded), CATEGORY one of fall, near_fall, "
+    "pain, dizziness, cardiovascular, skin, other"
+)
 
 
 def resolve_session(db: Session, given: str) -> str:
@@ -69,6 +72,8 @@ def session_document(db: Session, session_id: str) -> dict[str, Any]:
 
 
 def _adverse(items: list[str]) -> list[dict[str, str]]:
+    from treadctl.clinic.views import ADVERSE_CATEGORIES  # noqa: PLC0415
+
     events = []
     for item in items:
         category, sep, what = item.partition(":")
@@ -83,6 +88,7 @@ def _adverse(items: list[str]) -> list[dict[str, str]]:
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     from treadctl.clinic.annotations import annotate  # noqa: PLC0415
+    from treadctl.clinic.forms import AnnotationForm, parse  # noqa: PLC0415
 
     fields = {
         "pain_before": args.pain_before,
@@ -113,6 +119,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
 
 def cmd_measures_add(args: argparse.Namespace) -> int:
+    from treadctl.clinic.forms import MeasureForm, parse  # noqa: PLC0415
     from treadctl.clinic.people import add_measure  # noqa: PLC0415
 
     data = {
@@ -219,8 +226,7 @@ def add_parsers(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="CATEGORY:TEXT",
-        help=f"an adverse event (repeatable; replaces those recorded), CATEGORY one of "
-        f"{', '.join(ADVERSE_CATEGORIES)}",
+        help=ADVERSE_HELP,
     )
 
     measures = command_group(sub, "measures", "a person's outcome measures over time")

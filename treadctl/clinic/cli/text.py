@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from treadctl.clinic.cli.common import local_day, local_minute, numbers
-from treadctl.clinic.views import (
-    AdherenceWeek,
-    Annotation,
-    Measure,
-    Prescription,
-    ProgressionRule,
-    ProgressionStep,
-    SessionDose,
-)
+
+if TYPE_CHECKING:
+    from treadctl.clinic.views import (
+        AdherenceWeek,
+        Annotation,
+        Measure,
+        Prescription,
+        ProgressionRule,
+        ProgressionStep,
+        SessionDose,
+    )
 
 SESSION_ID_SHOWN = 12  # enough of a session id to be unique; the commands take a prefix
 
