@@ -193,6 +193,20 @@ def test_a_step_is_capped_by_the_persons_limits(clinic: Clinic) -> None:
     assert "capped at 1.3 by the limits" in proposed
 
 
+def test_an_approval_is_checked_against_the_limits_as_they_are_now(clinic: Clinic) -> None:
+    monday = first_week_walked(clinic, "max_speed_backward_kmh=2.5")
+    clinic.ok("prescriptions", "propose", "--today", (monday + timedelta(days=7)).isoformat())
+    clinic.ok("people", "edit", "mrs-k", "--limit", "max_speed_backward_kmh=1.25")
+    refused = clinic("prescriptions", "approve", "1", "--by", "therapist-a")
+    assert refused.code == ExitCode.FAILURE
+    assert "max_speed_backward_kmh" in refused.err
+    assert clinic.json("prescriptions", "list")[0]["parameters"] == {
+        "comfortable_backward_kmh": 1.2
+    }
+    assert [s["status"] for s in clinic.json("prescriptions", "steps")] == ["pending"]
+    clinic.ok("prescriptions", "reject", "1", "--by", "therapist-a")
+
+
 def test_deciding_needs_a_known_step_and_who_decides(clinic: Clinic) -> None:
     unknown = clinic("prescriptions", "approve", "7", "--by", "therapist-a")
     assert unknown.code == ExitCode.FAILURE

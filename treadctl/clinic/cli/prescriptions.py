@@ -157,8 +157,9 @@ def cmd_steps(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     from treadctl.clinic.steps import decide  # noqa: PLC0415
 
+    library = programs(args)  # an approval is checked against the person's limits as they are
     with transaction(args) as db:
-        step = decide(db, args.step, approve=approve, by=args.by, now=now())
+        step = decide(db, args.step, approve=approve, by=args.by, now=now(), programs=library)
     print(text.step(step))
     return ExitCode.OK
 
