@@ -28,6 +28,7 @@ from treadctl.cli_support import (
     load_config,
 )
 from treadctl.config.loader import redacted
+from treadctl.extras import DEMO, MissingExtraError
 from treadctl.sim import PERSONALITIES
 
 SWITCH_INTERVAL_S = 0.001  # the daemon's GIL switch interval (Python's default: 5 ms)
@@ -99,7 +100,10 @@ def _tune_runtime(*_: object) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from treadctl import demo  # noqa: PLC0415
+    try:
+        from treadctl import demo  # noqa: PLC0415
+    except MissingExtraError as exc:  # the demo extra brings every package the demo needs
+        raise MissingExtraError(DEMO, "treadctl demo", exc.name) from exc
 
     settings = load_config(args.config_path)
     logs.configure(args.log_level or "WARNING", stream=sys.stderr)  # a clean display
