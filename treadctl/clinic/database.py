@@ -113,7 +113,11 @@ class Database:
         known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
         try:
             with self.engine.begin() as conn:
-                if not self.is_sqlite:
+                if self.is_sqlite:
+                    # the write lock before reading the revision, and the DDL inside it: without
+                    # it, two first opens at once (service and CLI) both created the tables
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
                 current = MigrationContext.configure(conn).get_current_revision()
                 if current is not None and current not in known:
