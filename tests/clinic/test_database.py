@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from clinic.postgres import PostgresServer
 from treadctl.clinic.database import Database, DatabaseError, head_revision, open_database
 from treadctl.clinic.tables import Base
 from treadctl.sim.brokers import free_port
@@ -55,6 +57,36 @@ def test_opening_a_migrated_database_again_changes_nothing(database_url: str) ->
         assert versions == [(head_revision(),)]
     finally:
         second.close()
+
+
+def _open_and_close(url: str) -> str:
+    try:
+        open_database(url).close()
+    except DatabaseError as exc:
+        return str(exc)
+    return "ok"
+
+
+def _first_opens_at_once(urls: list[str]) -> None:
+    """Three processes open each new database at once (the service and a CLI command on a
+    fresh install): each opens it, and it is migrated once."""
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        for url in urls:
+            assert pool.map(_open_and_close, [url] * 3) == ["ok"] * 3
+            database = open_database(url)
+            try:
+                assert _revision(database) == head_revision()
+            finally:
+                database.close()
+
+
+def test_first_opens_at_once_on_sqlite(tmp_path: Path) -> None:
+    _first_opens_at_once([f"sqlite:///{tmp_path}/{i}/clinic.db" for i in range(4)])
+
+
+def test_first_opens_at_once_on_postgresql(postgres_server: PostgresServer) -> None:
+    with postgres_server.database() as one, postgres_server.database() as two:
+        _first_opens_at_once([one, two])
 
 
 def test_the_migrations_build_exactly_the_tables_the_code_declares(database_url: str) -> None:
