@@ -76,3 +76,12 @@ def test_sessions_plot_names_the_charts_extra(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert "needs matplotlib" in result.stderr
     assert "pip install 'treadctl[charts]'" in result.stderr
+
+
+def test_clinic_commands_name_the_clinic_extra(tmp_path: Path) -> None:
+    for args in (("people", "list"), ("clinic", "--port", "0")):
+        result = treadctl_without_extras(*args, "--database", f"sqlite:///{tmp_path}/c.db")
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "pip install 'treadctl[clinic]'" in result.stderr, result.stderr
+    assert not (tmp_path / "c.db").exists()  # nothing was created

@@ -15,11 +15,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from treadctl.extras import CLINIC, MissingExtraError
+
+try:
+    from sqlalchemy.orm import Session
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+except ModuleNotFoundError as exc:  # the daemon's install has no web framework
+    raise MissingExtraError(CLINIC, "the clinic service's web API", exc.name) from exc
 
 from treadctl.clinic import people, prescriptions, record, steps
 from treadctl.clinic.annotations import annotate, session_row

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import structlog
-import uvicorn
+
+from treadctl.extras import CLINIC, MissingExtraError
+
+try:
+    import uvicorn
+except ModuleNotFoundError as exc:  # the daemon's install has no web server
+    raise MissingExtraError(CLINIC, "the clinic service", exc.name) from exc
 
 from treadctl.clinic.api import ClinicApi
 from treadctl.clinic.broker import BrokerLink
