@@ -42,7 +42,7 @@ from treadctl.mqtt.records import RecordShipper
 from treadctl.mqtt.topics import Topics
 from treadctl.sim.pty_server import SimulatedTreadmill
 from treadctl.store import SessionStore
-from treadctl.store.schema import open_readonly
+from treadctl.store.schema import open_readonly, open_writer
 
 DEVICE = "treadmill"  # store.synth.record's device
 T0 = 1_795_511_700.0
@@ -322,6 +322,26 @@ async def test_a_session_that_ends_while_the_clinic_and_the_broker_are_down_arri
             await back.ack_session(str(session_id))
             await back.until_delivered([str(session_id)])
             await clinic.client.publish(r.topics.clinic_availability, b"", qos=1, retain=True)
+
+
+async def test_a_session_deleted_while_records_are_sent_is_skipped(
+    broker: Broker, tmp_path: Path
+) -> None:
+    ids = await history(tmp_path / "sessions.db", 3, duration_s=1200, rate_hz=5)
+    async with running(broker, tmp_path) as r:
+        await r.clinic("online")
+        await r.rig.until(lambda: r.records.sent >= 1, 15, "the first record sent")
+        # the second is being read and encoded (a fraction of a second): the third goes, as
+        # `sessions delete --person` would take it, before the sender comes to it
+        with closing(open_writer(r.db)) as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (ids[2],))
+        payloads = await r.payloads_seen(2, timeout=15)
+        assert [session_of(p) for p in payloads] == ids[:2]
+        for session_id in ids[:2]:
+            await r.ack_session(session_id)
+        await r.until_delivered(ids[:2])
+        assert r.records.sent == 2
+        assert len(r.received()) == 2
 
 
 async def test_an_unacknowledged_record_is_sent_again_every_resend_interval(
