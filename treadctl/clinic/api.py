@@ -275,7 +275,7 @@ class ClinicApi:
         session = request.path_params["session"]
         document = await self._tx(lambda db: session_row(db, session).document)
         try:
-            data = fit_bytes(document)
+            data = await asyncio.to_thread(fit_bytes, document)  # about 1 s for 30 min at 5 Hz
         except ValueError as exc:
             raise ConflictError(f"no FIT file for this session: {exc}") from exc
         return Response(

@@ -52,11 +52,20 @@ def days(when: datetime | date) -> float:
     return when.timestamp() / 86400
 
 
+MIN_SPAN_DAYS = 7.0
+
+
 def _date_axis(ax: Axes, maxticks: int = 8) -> None:
     tz = datetime.now().astimezone().tzinfo
     locator = AutoDateLocator(minticks=2, maxticks=maxticks, tz=tz)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(DateFormatter("%d %b", tz=tz))  # type: ignore[no-untyped-call]
+    low, high = ax.dataLim.intervalx
+    # One day's data: a week around it (matplotlib's dates would span four years, or hours
+    # labelled by date).
+    if high - low < MIN_SPAN_DAYS:
+        middle = (low + high) / 2
+        ax.set_xlim(middle - MIN_SPAN_DAYS / 2, middle + MIN_SPAN_DAYS / 2)
 
 
 def _bar_colour(target: int, sessions: int, complete: bool) -> str:

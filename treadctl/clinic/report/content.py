@@ -180,7 +180,7 @@ def summary(record: PersonRecord) -> str:
     if started:
         done = sum(w.sessions for w in started)
         due = sum(w.target for w in started)
-        parts.append(f"{done} sessions done of {due} due so far")
+        parts.append(f"{done} session{'' if done == 1 else 's'} done of {due} due so far")
         complete = [w for w in started if w.complete]
         target = sum(w.target for w in complete)
         if target:
