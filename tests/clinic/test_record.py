@@ -19,7 +19,7 @@ from treadctl.clinic.forms import AnnotationForm, MeasureForm, PersonForm, Presc
 from treadctl.clinic.ingest import store_record
 from treadctl.clinic.people import Deleted, add_measure, add_person, delete_person, get_person
 from treadctl.clinic.prescriptions import add_prescription
-from treadctl.clinic.record import adherence, get_session, list_sessions, person_record
+from treadctl.clinic.record import adherence, counts, get_session, list_sessions, person_record
 from treadctl.clinic.steps import propose_due
 from treadctl.clinic.tables import (
     AnnotationRow,
@@ -30,7 +30,7 @@ from treadctl.clinic.tables import (
     SessionRow,
     StepRow,
 )
-from treadctl.clinic.views import AdherenceWeek
+from treadctl.clinic.views import AdherenceWeek, SessionDose
 from treadctl.programs.library import builtin_programs
 
 PROGRAMS = {name: entry.program for name, entry in builtin_programs().items()}
@@ -115,6 +115,42 @@ def test_adherence_counts_each_week_of_the_plan_from_its_start(database: Databas
         AdherenceWeek(start=WEEK_3, sessions=1, target=3, complete=False, backward_min=2.0),
     )
     assert [w.short for w in record.adherence] == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("ended_how", "duration_s", "planned_s", "counted"),
+    [
+        ("finished", 10.0, 600.0, True),  # a program that finished early on its own: done
+        ("stopped", 300.0, 600.0, True),  # exactly half
+        ("stopped", 299.0, 600.0, False),
+        ("estop", 599.0, 600.0, True),
+        ("interrupted", 400.0, 600.0, True),
+        ("stopped", 3600.0, None, False),  # a manual session has no plan to measure against
+    ],
+)
+def test_a_session_counts_when_finished_or_at_least_half_the_planned_time(
+    ended_how: str, duration_s: float, planned_s: float | None, *, counted: bool
+) -> None:
+    session = SessionDose(
+        id="s",
+        device_id="tm-1",
+        person_id="mrs-k",
+        program=PROGRAM,
+        parameters={},
+        started=_at(WEEK_1),
+        ended=_at(WEEK_1, 11),
+        ended_how=ended_how,
+        end_cause=None,
+        planned_s=planned_s,
+        duration_s=duration_s,
+        backward_s=duration_s,
+        distance_m=100.0,
+        speed_backward_avg_kmh=1.2,
+        speed_max_kmh=1.2,
+        heart_rate_avg_bpm=None,
+        heart_rate_peak_bpm=None,
+    )
+    assert counts(session) is counted
 
 
 def test_adherence_before_the_start_and_after_the_plan(database: Database) -> None:
