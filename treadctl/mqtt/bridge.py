@@ -1,8 +1,9 @@
 """The MQTT bridge: commands in, responses, state, telemetry and events out (docs/mqtt.md).
 
 It composes the connection loop (connection_loop.py: connect, announce, reconnect, goodbye),
-command decoding (commands.py, requests.py) and the outbox (outbox.py), and talks to the
-controller only through ControllerPort (port.py). A message on `…/cmd/estop` never waits: it is
+command decoding (commands.py, requests.py), the outbox (outbox.py) and, given one, the sender of
+session records to the clinic service (records.py), and talks to the controller only through
+ControllerPort (port.py). A message on `…/cmd/estop` never waits: it is
 recognised as paho hands it over, before it reaches the message queue, and the stop is on the
 serial port before the next MQTT packet is read.
 """
