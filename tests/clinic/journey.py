@@ -152,6 +152,11 @@ class ClinicProcess:
         return Http(f"http://127.0.0.1:{self.port}")
 
     async def start(self) -> None:
+        await self.launch()
+        await self.ready()
+
+    async def launch(self) -> None:
+        """The process started; `ready()` waits until it serves."""
         assert self.proc is None or self.proc.returncode is not None
         with _append(self.log) as log:
             self.proc = await asyncio.create_subprocess_exec(
@@ -159,9 +164,8 @@ class ClinicProcess:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=log,
             )  # fmt: skip
         self.starts += 1
-        await self._ready()
 
-    async def _ready(self) -> None:
+    async def ready(self) -> None:
         """Until the API answers and the service is on the broker (bounded)."""
         proc = self.proc
         assert proc is not None
@@ -196,9 +200,11 @@ class ClinicProcess:
 
 @contextlib.asynccontextmanager
 async def clinic_process(config: Path, port: int, log: Path) -> AsyncIterator[ClinicProcess]:
+    """Launched, not yet ready (it imports and migrates while the caller starts other
+    processes); ended when the block leaves."""
     clinic = ClinicProcess(config, port, log)
     try:
-        await clinic.start()
+        await clinic.launch()
         yield clinic
     finally:
         await clinic.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,8 @@ from treadctl.sim.brokers import free_port
 PERSON = "mrs-k"
 NAME = "Karin Example"  # never in the report unless names are asked for
 LIMIT_KMH = 1.0  # her max_speed_backward_kmh
-SPEED_KMH = 0.8  # her prescribed comfortable backward speed
+SPEED_KMH = 0.9  # her prescribed comfortable backward speed (0.5 mph = 0.805 km/h on the wire)
+SET = re.compile(r"set ([+-][0-9.]+) km/h")  # the simulated treadmill's setpoint, signed
 PREFIX = "treadctl"
 T = TypeVar("T")
 
@@ -87,16 +89,20 @@ def still(sim: Sim, since: float = 0.0, before: float = float("inf")) -> bool:
 
 
 def assert_backward_within_her_limit(sim: Sim, since: float) -> float:
-    """What the treadmill received: every report of a moving belt is in reverse and at most
-    her limit; the top speed reached."""
+    """What the treadmill received and did: every speed it was set to and every report of a
+    moving belt is in reverse and at most her limit, and the belt reached her prescribed speed
+    (as the Woodway's wire carries it: whole 0.1 mph, rounded down). The top speed reported."""
+    sets = [float(m[1]) for at, line in sim.lines if at >= since and (m := SET.search(line))]
+    assert sets, sim.lines
+    assert all(v <= 0 and -v <= LIMIT_KMH for v in sets), sets
     moving = [(d, v) for _at, _s, d, v in sim.belt(since) if v > 0]
     assert moving, "the belt never moved"
     assert all(d == "reverse" for d, _ in moving), moving
     top = max(v for _, v in moving)
-    assert top <= LIMIT_KMH, moving
-    # her prescribed speed as the Woodway's wire carries it (whole 0.1 mph, rounded down)
+    # reported when its speed rounded to 0.1 km/h changes: at least 0.05 below the top
     wire = tenths_mph_to_kmh(kmh_to_tenths_mph_floor(SPEED_KMH))
-    assert abs(top - wire) < 0.02, (wire, moving)
+    assert wire - 0.06 <= top <= wire + 0.01, (wire, moving)
+    assert top <= LIMIT_KMH
     return top
 
 
@@ -149,13 +155,14 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
         tmp_path / "clinic.toml", own_broker, database=database_url, port=port, programs=programs
     )
     async with contextlib.AsyncExitStack() as stack:
+        clinic: ClinicProcess = await stack.enter_async_context(
+            clinic_process(config, port, tmp_path / "clinic.log")
+        )
         sim_a = await stack.enter_async_context(simulator(a.link))
         sim_b = await stack.enter_async_context(simulator(b.link))
         daemon_a = await stack.enter_async_context(running(await start_daemon(a.config)))
         daemon_b = await stack.enter_async_context(running(await start_daemon(b.config)))
-        clinic: ClinicProcess = await stack.enter_async_context(
-            clinic_process(config, port, tmp_path / "clinic.log")
-        )
+        await clinic.ready()
         http = clinic.http
         timings["up"] = time.monotonic() - t0
 
@@ -212,6 +219,12 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
             )
             assert status == 409, refused
             assert "max_speed_backward_kmh" in refused["error"]["message"], refused
+            # the command line resolves in the clinic's database before it sends anything
+            code, out, err = await treadctl(
+                "start", "--person", "nobody", "--config", str(b.config)
+            )
+            assert code == 1, out + err
+            assert "nobody" in err, err
 
             # 3. a session on tm-a, started through the API...
             first_sent = time.monotonic()
@@ -242,7 +255,14 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
             two = await walked(sim_b, b, second_sent, 1)
             assert (two["person"], two["ended_how"]) == (PERSON, "finished"), two
             top_b = assert_backward_within_her_limit(sim_b, second_sent)
-            assert watch.starts()[-1][0] == "tm-b"
+            await poll(
+                lambda: asyncio.sleep(0),
+                lambda _: watch.starts()[-1][0] == "tm-b",
+                15,
+                "the command line's start on the broker",
+            )
+            # ... and only this one on tm-b: the refused starts sent nothing
+            assert [d for d, _ in watch.starts()].count("tm-b") == 1, watch.seen
             assert {k: watch.starts()[-1][1][k] for k in sent} == sent, watch.seen
         timings["two sessions"] = time.monotonic() - t0
 
@@ -267,13 +287,15 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
         back = time.monotonic()
         await own_broker.astart()  # the same port
         await clinic.start()
+        ready = time.monotonic()
+        timings["restart"] = ready - back
         stored = await poll(
             lambda: http.call("GET", f"/api/sessions?person={PERSON}"),
             lambda answer: answer[0] == 200 and len(answer[1]) >= 3,
             60,
             "the three sessions in the clinic",
         )
-        timings["catch-up"] = time.monotonic() - back
+        timings["catch-up"] = time.monotonic() - ready
         sessions = stored[1]
         expected = {one["id"]: "tm-a", two["id"]: "tm-b", three["id"]: "tm-a"}
         assert {s["id"]: s["device_id"] for s in sessions} == expected, sessions
