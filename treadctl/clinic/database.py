@@ -19,6 +19,9 @@ import structlog
 from treadctl.clinic.location import default_url
 from treadctl.extras import CLINIC, MissingExtraError
 
+# Alembic says what it loads at INFO, some of it as it is imported (its plugins), so before
+# the import below; the service says itself which migrations ran.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 try:
     from alembic import command
     from alembic.config import Config
@@ -37,8 +40,6 @@ _MIGRATION_LOCK = 0x74726561  # "trea"
 
 
 __all__ = ["Database", "DatabaseError", "default_url", "describe", "open_database", "parse_url"]
-# Alembic says what it loads at INFO; the service says itself which migrations ran.
-logging.getLogger("alembic").setLevel(logging.WARNING)
 log = structlog.get_logger("treadctl.clinic")
 
 
