@@ -9,6 +9,8 @@ revision on every open; a database migrated by a newer treadctl is refused, neve
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,7 @@ except ModuleNotFoundError as exc:  # the daemon's install has no database layer
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Held while migrating so two services starting at once do not both migrate (PostgreSQL).
 _MIGRATION_LOCK = 0x74726561  # "trea"
+BUSY_S = 5.0  # how long a connection waits for another one's lock (SQLite)
 
 
 __all__ = ["Database", "DatabaseError", "default_url", "describe", "open_database", "parse_url"]
@@ -79,9 +82,20 @@ def _private_file(path: Path) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_S * 1000)}")
     cursor.execute("PRAGMA foreign_keys = ON")  # the cascades when a person is deleted
-    cursor.execute("PRAGMA journal_mode = WAL")  # the CLI reads while the service writes
-    cursor.execute("PRAGMA busy_timeout = 5000")
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")  # the CLI reads while the service writes
+            break
+        except sqlite3.OperationalError as exc:
+            # while another connection switches a new file to WAL, SQLite answers "locked" at
+            # once, without waiting as busy_timeout asks (the service and a CLI opening a
+            # fresh install together)
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     cursor.close()
 
 
