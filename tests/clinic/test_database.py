@@ -81,7 +81,7 @@ def _first_opens_at_once(urls: list[str]) -> None:
 
 
 def test_first_opens_at_once_on_sqlite(tmp_path: Path) -> None:
-    _first_opens_at_once([f"sqlite:///{tmp_path}/{i}/clinic.db" for i in range(4)])
+    _first_opens_at_once([f"sqlite:///{tmp_path}/{i}/clinic.db" for i in range(12)])
 
 
 def test_first_opens_at_once_on_postgresql(postgres_server: PostgresServer) -> None:
