@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sys
 import time
@@ -352,11 +353,19 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
         assert pdf.startswith(b"%PDF"), pdf[:40]
         timings["report html+pdf"] = time.monotonic() - report_at
 
-        # every process ends cleanly
+        # every process ends cleanly; the clinic's log says what happened, without errors
         assert await clinic.stop() == 0, clinic.tail()
+        lines = clinic.log.read_text().splitlines()
+        assert all(line.startswith("{") for line in lines), clinic.tail()  # no stray traceback
+        log = [json.loads(line) for line in lines]
+        assert not [e for e in log if e["level"] in {"error", "critical"}], clinic.tail()
+        stored_log = [e["session"] for e in log if e["event"] == "session record stored"]
+        assert sorted(set(stored_log)) == sorted(expected), stored_log
+        # Alembic's import-time chatter (its plugins) stays out of the service's journal
+        assert not [e for e in log if e["logger"].startswith("alembic")], clinic.tail()
         assert await ended(daemon_a) == 0
         assert await ended(daemon_b) == 0
-    assert processes_naming(str(tmp_path)) == []
+    assert processes_naming(f"{tmp_path}/") == []
     timings["total"] = time.monotonic() - t0
     database = database_url.partition(":")[0]
     print(
