@@ -21,7 +21,7 @@ from treadctl.clinic.prescriptions import (
     resolve_start,
 )
 from treadctl.clinic.views import Prescription, ProgressionRule
-from treadctl.programs.library import builtin_programs
+from treadctl.programs.library import builtin_programs, parse_program
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 PROGRAMS = {name: entry.program for name, entry in builtin_programs().items()}
@@ -251,3 +251,35 @@ def test_a_start_that_cannot_be_resolved_is_refused(
         archive_person(db, "mr-old", now=NOW)
     with database.session() as db, pytest.raises(error, match=message):
         resolve_start(db, person, PROGRAMS, **more)
+
+
+def test_a_start_naming_the_prescribed_program_keeps_its_other_parameters(
+    database: Database,
+) -> None:
+    two = parse_program(
+        'name = "two-speeds"\ntitle = "Two speeds"\n'
+        "[parameters.slow_kmh]\n"
+        'description = "slow"\ndefault = 0.8\nmin = 0.3\nmax = 2.0\n'
+        "[parameters.fast_kmh]\n"
+        'description = "fast"\ndefault = 1.5\nmin = 0.3\nmax = 2.5\n'
+        '[[phases]]\nname = "slow"\nwalk = "backward"\nduration = "1m"\n'
+        'speed_fraction = 1.0\nspeed_of = "slow_kmh"\n'
+        '[[phases]]\nname = "fast"\nwalk = "backward"\nduration = "1m"\n'
+        'speed_fraction = 1.0\nspeed_of = "fast_kmh"\n',
+        "test",
+    )
+    programs = {**PROGRAMS, two.name: two}
+    _person(database, parameters={"slow_kmh": 0.5})
+    form = {
+        "person": "mrs-k",
+        "program": two.name,
+        "parameters": {"slow_kmh": 0.7, "fast_kmh": 1.2},
+        "sessions_per_week": 3,
+        "weeks": 4,
+        "start_date": "2026-12-01",
+    }
+    with database.session() as db:
+        add_prescription(db, parse(PrescriptionForm, form), programs, now=NOW)
+        plan = resolve_start(db, "mrs-k", programs, program=two.name, parameters={"fast_kmh": 1.3})
+    # the one given for this start, the prescription's other one (not the saved 0.5)
+    assert plan.parameters == {"slow_kmh": 0.7, "fast_kmh": 1.3}

@@ -249,7 +249,11 @@ class ClinicApi:
             raise FormError("by: who decides (a therapist's name)")
         number, now, approve = request.path_params["id"], self.now(), decision == "approve"
         return ok(
-            await self._tx(lambda db: steps.decide(db, number, approve=approve, by=by, now=now))
+            await self._tx(
+                lambda db: steps.decide(
+                    db, number, approve=approve, by=by, now=now, programs=self.programs
+                )
+            )
         )
 
     # --- sessions ----------------------------------------------------------------------------

@@ -201,10 +201,10 @@ def resolve_start(
         linked: PrescriptionRow | None = prescription
     else:
         chosen = _program(programs, program)
-        values = {**_saved(person, chosen), **(parameters or {})}
         linked = prescription if prescription and prescription.program == program else None
-        if linked is not None and not parameters:
-            values = {**values, **linked.parameters}
+        prescribed = {} if linked is None else linked.parameters
+        # the prescription's values over the saved ones; those given for this start over both
+        values = {**_saved(person, chosen), **prescribed, **(parameters or {})}
     check_for_person(chosen, values, person.limits)
     return StartPlan(
         person=person.id,
