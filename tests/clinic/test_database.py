@@ -165,3 +165,48 @@ def test_a_postgresql_url_uses_psycopg_3(postgres_url: str) -> None:
             assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     finally:
         database.close()
+
+
+_PERSON = (
+    "INSERT INTO people (id, notes, limits, parameters, created) "
+    "VALUES ('mrs-k', '', '{}', '{}', '2026-11-30 08:00:00+00:00')"
+)
+_PRESCRIPTION = (
+    "INSERT INTO prescriptions (id, person_id, program, parameters, sessions_per_week, weeks, "
+    "start_date, created) VALUES (1, 'mrs-k', 'p', '{}', 3, 4, '2026-11-30', "
+    "'2026-11-30 08:00:00+00:00')"
+)
+_STEP = (
+    "INSERT INTO progression_steps (prescription_id, week_start, decision, parameter, old_value, "
+    "new_value, reason, status, created) VALUES (1, '2026-11-30', 'hold', 'x', 1, 1, 'r', "
+    "'pending', '2026-12-07 08:00:00+00:00')"
+)
+
+
+def test_an_older_database_is_upgraded_keeping_its_rows(database_url: str) -> None:
+    """A database at the first revision (as an earlier treadctl left it) reaches the newest one
+    with its rows, and then holds one progression step per prescription and week."""
+    from alembic import command  # noqa: PLC0415 - only this test drives Alembic itself
+
+    from treadctl.clinic.database import _alembic_config  # noqa: PLC0415
+
+    old = Database(database_url)
+    try:
+        config = _alembic_config()
+        with old.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with old.engine.begin() as conn:
+            for statement in (_PERSON, _PRESCRIPTION, _STEP):
+                conn.execute(sa.text(statement))
+    finally:
+        old.close()
+    database = open_database(database_url)
+    try:
+        assert _revision(database) == head_revision() != "0001"
+        with database.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM progression_steps")).scalar() == 1
+        with pytest.raises(sa.exc.IntegrityError), database.engine.begin() as conn:
+            conn.execute(sa.text(_STEP))  # the same week again
+    finally:
+        database.close()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from treadctl.clinic import convert
@@ -96,7 +97,13 @@ def propose_week(
     step.created = now
     if existing is None:
         db.add(step)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError as exc:  # the unique (prescription, week): proposed at the same moment
+        raise ConflictError(
+            f"prescription {prescription_id}: the week of {week_start} was proposed meanwhile "
+            "by another process; nothing was changed"
+        ) from exc
     return convert.step(step)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -110,6 +111,9 @@ class StepRow(Base):
     __table_args__ = (
         CheckConstraint("decision IN ('increase', 'hold', 'step_back')", name="decision"),
         CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+        # one proposal per week: two proposers at once (the service's hourly run and the CLI)
+        # cannot both add one
+        UniqueConstraint("prescription_id", "week_start", name="uq_progression_steps_week"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
