@@ -162,7 +162,8 @@ class SessionRow(Base):
     heart_rate_avg_bpm: Mapped[int | None]
     heart_rate_peak_bpm: Mapped[int | None]
     deviations: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    document: Mapped[dict[str, Any]]  # the daemon's treadctl-session document, samples and all
+    # the daemon's treadctl-session document, samples and all (MBs): loaded only when read (FIT)
+    document: Mapped[dict[str, Any]] = mapped_column(deferred=True)
     received: Mapped[datetime]
 
     annotation: Mapped[AnnotationRow | None] = relationship(
