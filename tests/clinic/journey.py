@@ -271,23 +271,6 @@ async def watching_commands(broker: Broker, prefix: str) -> AsyncIterator[Comman
                 await task
 
 
-async def treadctl(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
-    """A `treadctl` command as a user runs it: (exit status, stdout, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "treadctl", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 def processes_naming(text: str) -> list[str]:
     """Command lines of this machine's processes that mention `text` (a test's directory):
     what a test left running."""
