@@ -110,7 +110,7 @@ def assert_backward_within_her_limit(sim: Sim, since: float) -> float:
 
 async def walked(sim: Sim, tm: Treadmill, since: float, count: int) -> dict[str, Any]:
     """The belt ran backward, then the daemon's store holds `count` ended sessions: the last."""
-    await sim.until(
+    moved = await sim.until(
         lambda s, d, v, _: s == "running" and d == "reverse" and v > 0, 30, "backward", since
     )
     sessions = await poll(
@@ -119,7 +119,7 @@ async def walked(sim: Sim, tm: Treadmill, since: float, count: int) -> dict[str,
         60,
         f"session {count} on {tm.device} to end",
     )
-    await sim.until(lambda _s, _d, v, _l: v == 0, 15, "the belt still", since)
+    await sim.until(lambda s, _d, v, _l: s == "stopped" and v == 0, 15, "the belt still", moved)
     return sessions[-1]
 
 
