@@ -21,8 +21,6 @@ from mqtt.brokers import Broker
 from mqtt.harness import protocol
 from treadctl.clinic.service import ClinicService
 from treadctl.config import Settings
-from treadctl.store.export import session_document
-from treadctl.store.model import EventRecord, PhaseRecord, Sample, SessionDetail, SessionRecord
 
 
 def clinic_settings(broker: Broker, database_url: str, prefix: str) -> Settings:
@@ -139,57 +137,3 @@ async def daemon_link(broker: Broker, prefix: str, device: str) -> AsyncIterator
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
-
-
-def document(
-    session_id: str,
-    *,
-    device: str = "tm-1",
-    person: str | None = "mrs-k",
-    program: str = "chang2021-stroke",
-    started: float = 1_764_583_200.0,  # 2025-12-01 10:00 UTC, a Monday
-    minutes: float = 30.0,
-    speed_kmh: float = 1.0,
-    ended_how: str = "finished",
-) -> dict[str, Any]:
-    """A session document as the daemon builds it (store.export.session_document), one sample a
-    second walking backward at `speed_kmh`."""
-    seconds = int(minutes * 60)
-    samples = [
-        Sample(
-            ts=started + t,
-            elapsed_s=float(t),
-            speed_kmh=speed_kmh,
-            belt="reverse",
-            walk="backward",
-            incline_pct=0.0,
-            target_kmh=speed_kmh,
-            distance_m=round(speed_kmh / 3.6 * t, 3),
-            heart_rate_bpm=None,
-            phase_index=0,
-            mode="running",
-        )
-        for t in range(seconds + 1)
-    ]
-    session = SessionRecord(
-        id=session_id,
-        device_id=device,
-        driver="sim",
-        program=program,
-        parameters={"comfortable_backward_kmh": speed_kmh},
-        plan_sessions_per_week=3,
-        plan_weeks=4,
-        planned_s=float(seconds),
-        started=started,
-        ended=started + seconds,
-        ended_how=ended_how,
-        end_cause=None if ended_how == "finished" else "operator",
-        end_detail="",
-        summary=None,
-        person=person,
-    )
-    phase = PhaseRecord(
-        0, "backward walking", "backward", "reverse", speed_kmh, 0.0, seconds, started
-    )
-    events = [EventRecord(started, "session_started", {"program": program})]
-    return session_document(SessionDetail(session, [phase], events), samples)

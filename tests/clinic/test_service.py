@@ -5,11 +5,20 @@ serves its web API, and says `offline` when it stops."""
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
+from typing import Any
 
 from waiting import until
 
-from clinic.service_rig import clinic_settings, daemon_link, document, running_clinic
+from clinic.documents import session_document
+from clinic.service_rig import clinic_settings, daemon_link, running_clinic
 from mqtt.brokers import Broker
+
+STARTED = datetime(2025, 12, 1, 10, 0, tzinfo=UTC)  # a Monday
+
+
+def document(session_id: str, **more: Any) -> dict[str, Any]:
+    return session_document(session_id, started=STARTED, **more)
 
 
 def _prefix() -> str:
@@ -21,10 +30,10 @@ async def test_records_are_stored_once_and_acked(broker: Broker, database_url: s
     settings = clinic_settings(broker, database_url, prefix)
     async with running_clinic(settings) as clinic, daemon_link(broker, prefix, "tm-1") as daemon:
         await until(lambda: "online" in daemon.availability, what="clinic online")
-        first = document("s-1", minutes=10, speed_kmh=1.2)
+        first = document("s-1", duration_s=600, speed_kmh=1.2)
         await daemon.send(first)
         await daemon.send(first)  # an ack lost: the daemon sends it again
-        await daemon.send(document("s-2", minutes=5, ended_how="stopped"))
+        await daemon.send(document("s-2", duration_s=300, ended_how="stopped"))
         await daemon.wait_ack("s-1")
         await daemon.wait_ack("s-2")
         await until(lambda: daemon.acks.count("s-1") == 2, what="the second ack of s-1")
@@ -35,9 +44,10 @@ async def test_records_are_stored_once_and_acked(broker: Broker, database_url: s
         one = sessions[0]
         assert one["device_id"] == "tm-1"
         assert one["duration_s"] == 600.0
-        assert one["backward_s"] == 600.0
+        assert one["backward_s"] == 599.0  # the first second starts from standstill
         assert one["speed_backward_avg_kmh"] == 1.2
         assert abs(one["distance_m"] - 1.2 / 3.6 * 600) < 0.01
+        assert [d["kind"] for d in sessions[1]["deviations"]] == ["stop"]
         assert sessions[1]["ended_how"] == "stopped"
         assert clinic.service.broker is not None
         assert clinic.service.broker.records_stored == 3
