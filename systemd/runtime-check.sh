@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # awk programs in single quotes are run inside the container
-# Runs treadctl@.service, unchanged, under a real systemd and checks what it does there.
+# Runs treadctl@.service and treadctl-clinic.service, unchanged, under a real systemd and checks
+# what they do there.
 #
 # Boots the host's own systemd in a container (systemd-nspawn over an overlay of the host's root,
 # changes kept in memory, mounts in a private mount namespace), then inside it: a mosquitto that
 # needs a password, `treadctl sim --driver woodway` on a pty made to look like a ttyUSB node
-# (root:dialout 0660), the unit installed as shipped, the password as a systemd credential.
+# (root:dialout 0660), the units installed as shipped, the passwords as systemd credentials.
+# The clinic service's checks run while the daemon waits out RestartSec= and its watchdog.
 # Prints one PASS/FAIL line per assertion; exit 1 if any failed. Leaves nothing behind on the
 # host (mounts, cgroups, processes, temporary files; apt packages are .ci/run's).
 # What each assertion means and why the container is booted this way: docs/systemd.md.
@@ -20,6 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 instance=ci                      # treadctl@ci, device.id "ci"
 unit="treadctl@$instance.service"
+clinic=treadctl-clinic.service
+person=rt-k                      # the person the clinic checks create
 link=/run/treadsim/ttyUSB0       # the simulator's pty, under a ttyUSB-like name
 export SYSTEMD_COLORS=0 SYSTEMD_PAGER=cat LC_ALL=C.UTF-8
 
@@ -32,20 +36,24 @@ if [ "${1:-}" = "--stage" ]; then
     mount -t overlay overlay -o "lowerdir=/,upperdir=$fs/upper,workdir=$fs/work" "$root"
 
     # The source tree at the unit's path, and its venv built there (ProtectHome= hides /root:
-    # the system's python3, bytecode compiled as docs/systemd.md says).
+    # the system's python3, bytecode compiled as docs/systemd.md says). One venv with the clinic
+    # extra for both units, as on a machine that runs both: the daemon's checks run from it too,
+    # and tests/test_extras.py proves the daemon imports none of the extras' packages.
     mkdir -p "$root/opt/treadctl"
     (cd "$repo" && tar -cf - --exclude=__pycache__ pyproject.toml uv.lock README.md treadctl \
         systemd) | tar -xf - -C "$root/opt/treadctl"
     mount --bind /proc "$root/proc"
     mount --bind /dev "$root/dev"
     chroot "$root" env UV_LINK_MODE=copy UV_NO_PROGRESS=1 "$uv_bin" sync --quiet \
-        --project /opt/treadctl --locked --no-dev --compile-bytecode --python /usr/bin/python3
+        --project /opt/treadctl --locked --no-dev --extra clinic --compile-bytecode \
+        --python /usr/bin/python3
     chroot "$root" /opt/treadctl/.venv/bin/python -m compileall -q /opt/treadctl/treadctl
     umount "$root/proc" "$root/dev"
 
     # The unit exactly as shipped. A minimal boot target: basic.target and nothing of the host's
     # multi-user.target (databases, getty, cron...), timers masked (apt-daily would run).
     install -m 0644 "$here/treadctl@.service" "$root/etc/systemd/system/treadctl@.service"
+    install -m 0644 "$here/$clinic" "$root/etc/systemd/system/$clinic"
     cat >"$root/etc/systemd/system/treadctl-check.target" <<'EOF'
 [Unit]
 Description=treadctl runtime check
@@ -57,6 +65,7 @@ EOF
     done
     # Whatever an installed treadctl left on this host is not what is being checked.
     rm -rf "$root"/etc/systemd/system/treadctl@*.d "$root"/run/systemd/system/treadctl@*.d \
+        "$root"/{etc,run}/systemd/system/"$clinic".d "$root"/etc/credstore/treadctl-clinic.* \
         "$root/var/lib/private/treadctl" "$root/var/lib/treadctl"
 
     # --register=no --keep-unit: no host systemd to ask for a scope (nspawn creates payload/ and
@@ -130,6 +139,7 @@ container_exit=""
 fails=0
 secret="rt-secret-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 checker_pw="rt-check-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+clinic_secret="rt-clinic-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 
 # Every process of the container is in our cgroups: kill what is left, remove them, then the
 # temporary directory (the tmpfs and overlay were in the private mount namespace, gone with it).
@@ -267,6 +277,7 @@ log_dest stderr
 EOF
 inside mosquitto_passwd -b -c /etc/treadctl-rt/mosquitto.passwd treadctl "$secret"
 inside mosquitto_passwd -b /etc/treadctl-rt/mosquitto.passwd rtcheck "$checker_pw"
+inside mosquitto_passwd -b /etc/treadctl-rt/mosquitto.passwd clinic "$clinic_secret"
 inside chmod 0644 /etc/treadctl-rt/mosquitto.passwd
 inside systemd-run --quiet --unit=rt-mosquitto /usr/sbin/mosquitto -c /etc/treadctl-rt/mosquitto.conf
 # The simulator as systemd starts things: stdin /dev/null, output to the journal.
@@ -289,7 +300,40 @@ password_file = "/run/credentials/$unit/mqtt_password"
 EOF
 inside install -d -m 0700 /etc/credstore
 inside sh -c "umask 077 && cat >/etc/credstore/treadctl-$instance.mqtt_password" <<<"$secret"
+
+# The clinic service on the same broker (its own user and credential, the unit's
+# LoadCredential= name), its web API on a free port, its database the default: SQLite in the
+# StateDirectory. Started now, in the background: it imports and migrates while the daemon's
+# first checks run. `systemctl start` returns on READY=1 (Type=notify), or fails at
+# TimeoutStartSec=.
+probe() { inside python3 /opt/treadctl/systemd/runtime_probe.py "$@"; }
+clinic_port=$(probe free-port)
+api="http://127.0.0.1:$clinic_port/api"
+inside sh -c 'cat >/etc/treadctl/clinic.toml' <<EOF
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+username = "clinic"
+password_file = "/run/credentials/$clinic/mqtt_password"
+[clinic]
+port = $clinic_port
+EOF
+inside sh -c "umask 077 && cat >/etc/credstore/treadctl-clinic.mqtt_password" <<<"$clinic_secret"
+# What the service on SQLite never imports (psycopg's binary and libpq) is imported by a oneshot
+# twin of the shipped unit: every line the same but Type=, NotifyAccess=, ExecStart=, Restart=.
+sandbox_exec="/opt/treadctl/.venv/bin/python /opt/treadctl/systemd/runtime_probe.py sandbox-imports"
+sed -e 's/^Type=notify$/Type=oneshot/' -e '/^NotifyAccess=/d' -e '/^Restart=/d' \
+    -e "s|^ExecStart=.*|ExecStart=$sandbox_exec|" "$here/$clinic" \
+    | inside sh -c 'cat >/run/systemd/system/rt-clinic-sandbox.service'
 inside systemctl daemon-reload
+clinic_start() {
+    local t0 status=0
+    t0=$(now_ms)
+    timeout 90 nsenter -t "$leader" -a -- systemctl start "$clinic" || status=$?
+    echo "$status $(($(now_ms) - t0))" >"$tmp/clinic-start"
+}
+clinic_start >"$tmp/clinic-start.log" 2>&1 &
+clinic_starter=$!
 
 unit_unchanged() {
     local files
@@ -299,6 +343,14 @@ unit_unchanged() {
         && [ "$files" = /etc/systemd/system/treadctl@.service ]
 }
 check "unit installed unchanged, no drop-ins" unit_unchanged
+clinic_unchanged() {
+    local files
+    files=$(inside systemctl cat "$clinic" | sed -n 's/^# \(\/[^ ]*\)$/\1/p' | xargs)
+    echo "systemctl cat: $files"
+    cmp -s "$here/$clinic" <(inside cat "/etc/systemd/system/$clinic") \
+        && [ "$files" = "/etc/systemd/system/$clinic" ]
+}
+check "clinic: unit installed unchanged, no drop-ins" clinic_unchanged
 
 # --- a port the service's user cannot open: refused, logged without locals or secrets --------
 inside stat -c '%n %U:%G %a' "$pty" >"$tmp/pty-before"
@@ -394,6 +446,94 @@ reload() {
 }
 check "systemctl reload" reload
 
+# --- the clinic service: READY, web API, database; a session for the person ------------------
+# (started in the background above; the daemon has been running for a few seconds)
+cshow() { inside systemctl show -p "$1" --value "$clinic"; }
+wait "$clinic_starter" || true
+clinic_pid=$(cshow MainPID)
+clinic_ready() {
+    local status ms started ready
+    read -r status ms <"$tmp/clinic-start" || { echo "systemctl start did not end"; return 1; }
+    started=$(cshow ExecMainStartTimestampMonotonic)
+    ready=$(cshow ActiveEnterTimestampMonotonic)
+    echo "systemctl start returned $status after $ms ms (READY=1 $(((ready - started) / 1000)) ms" \
+        "after exec; TimeoutStartSec $(cshow TimeoutStartUSec))," \
+        "$(cshow ActiveState)/$(cshow SubState), Status: $(cshow StatusText)," \
+        "pid $clinic_pid $(inside id -nu "$(inside stat -c %u "/proc/$clinic_pid")")" \
+        "$(inside awk '/^(CapEff|NoNewPrivs|Seccomp):/ {printf "%s %s ", $1, $2}' \
+            "/proc/$clinic_pid/status")"
+    [ "$status" = 0 ] && [ "$(cshow ActiveState)/$(cshow SubState)" = active/running ] \
+        && in_journal "$clinic" '"event": "clinic service ready"'
+}
+check "clinic: systemctl start -> READY" clinic_ready
+csub() { inside mosquitto_sub -h 127.0.0.1 -u rtcheck -P "$checker_pw" "$@"; }
+probe_connected() { probe http GET "$api/health" | grep -q '"broker":"connected"'; }
+clinic_health() {
+    local answer availability
+    wait_for 15 probe_connected
+    answer=$(probe http GET "$api/health")
+    availability=$(csub -t treadctl/clinic/availability -C 1 -W 5)
+    echo "$answer; retained availability '$availability'"
+    [[ "$answer" = *'"broker":"connected"'* ]] && [ "$availability" = online ]
+}
+check "clinic: GET /api/health, on the broker (its credential)" clinic_health
+person_body="{\"id\": \"$person\", \"limits\": {\"max_speed_backward_kmh\": 1.0},"
+person_body+=" \"parameters\": {\"comfortable_backward_kmh\": 0.8}}"
+check "clinic: POST /api/people" probe http POST "$api/people" "$person_body"
+clinic_database() {
+    local dir=/var/lib/private/treadctl/clinic uid files revision
+    uid=$(inside stat -c %u "/proc/$clinic_pid")
+    files=$(inside find "$dir" -mindepth 1 -printf '%f %U %m, ' | sed 's/, $//')
+    revision=$(probe sqlite "$dir/clinic.db" 'SELECT version_num FROM alembic_version')
+    echo "$(inside stat -c '%n %U %a' "$dir"): $files; Alembic revision $revision;" \
+        "/var/lib/treadctl/clinic -> $(inside readlink /var/lib/treadctl/clinic)"
+    [ "$(inside stat -c '%u %a' "$dir")" = "$uid 700" ] \
+        && [ "$(inside stat -c '%u %a' "$dir/clinic.db")" = "$uid 600" ] \
+        && [ "$(inside find "$dir" -mindepth 1 ! -perm 0600 | wc -l)" = 0 ] && [ -n "$revision" ]
+}
+check "clinic: database in its StateDirectory" clinic_database
+
+# The session, started through the clinic's web API, reaches the clinic and is acknowledged.
+running_for_person() {
+    sub -t "treadctl/$instance/state" -C 1 -W 3 >"$tmp/state" 2>&1 \
+        && grep -q '"mode": "running"' "$tmp/state" \
+        && grep -q "\"person\": \"$person\"" "$tmp/state"
+}
+acknowledged() {
+    inside /opt/treadctl/.venv/bin/treadctl sessions show "$1" \
+        --db "/var/lib/private/treadctl/$instance/sessions.db" | grep '^clinic  *acknowledged'
+}
+start_for_person() {
+    probe http POST "$api/treadmills/$instance/start" \
+        "{\"person\": \"$person\", \"program\": \"alghadir2019-knee-oa\"}" >"$tmp/start"
+}
+daemon_session() {
+    local answer sid t0 stored acked
+    # The daemon refuses starts for its interlock time after it starts (safety rule 7, 3 s):
+    # retried until accepted, within 15 s (a refused start moves nothing).
+    wait_for 15 start_for_person || true
+    answer=$(cat "$tmp/start")
+    [[ "$answer" = "HTTP 200 "* ]] || { echo "start: $answer"; return 1; }
+    wait_for 15 running_for_person \
+        || { echo "start: $answer; not running: $(cat "$tmp/state")"; return 1; }
+    sid=$(sed -n 's/.*"session_id": "\([^"]*\)".*/\1/p' "$tmp/state")
+    inside mosquitto_pub -h 127.0.0.1 -u rtcheck -P "$checker_pw" -q 1 \
+        -t "treadctl/$instance/cmd/stop" -m '{"id": "rt-stop"}'
+    t0=$(now_ms)
+    wait_for 30 probe http GET "$api/sessions/$sid" \
+        || { echo "session $sid never reached the clinic"; return 1; }
+    stored=$(($(now_ms) - t0))
+    wait_for 15 acknowledged "$sid" \
+        || { echo "session $sid stored, never acknowledged"; return 1; }
+    acked=$(acknowledged "$sid" | xargs)
+    probe http GET "$api/sessions/$sid" --save /run/rt-session.json >/dev/null
+    echo "session $sid for $person started by POST $api/treadmills/$instance/start, stopped" \
+        "by cmd/stop; in the clinic $stored ms later ($(inside grep -o \
+        '"device_id":"[^"]*"\|"ended_how":"[a-z]*"' /run/rt-session.json | xargs));" \
+        "daemon's store: $acked"
+}
+check "clinic: the daemon's session reaches the clinic and is acked" daemon_session
+
 # --- SIGKILL: restarted ----------------------------------------------------------------------
 running_again() { [ "$(show NRestarts)" -gt "$1" ] && [ "$(show SubState)" = running ]; }
 restarted_after() {   # WHAT RESULT SECONDS: the unit failed with RESULT and is running again
@@ -409,7 +549,32 @@ restarted_after() {   # WHAT RESULT SECONDS: the unit failed with RESULT and is 
 }
 restarts=$(show NRestarts)
 inside systemctl kill --kill-who=main --signal=SIGKILL "$unit"
-check "SIGKILL -> restart" restarted_after "SIGKILL" signal 30
+killed_at=$SECONDS
+# (the clinic's record and report checks run while the daemon waits out RestartSec=)
+probe_record() {   # mosquitto_rr: subscribed to the ack topic before it publishes (-m: its -s
+    local sid="rt-probe-$$" ack   # and -f publish an empty message in mosquitto 2.0.11)
+    ack=$(inside mosquitto_rr -h 127.0.0.1 -u rtcheck -P "$checker_pw" -q 1 -W 20 \
+        -t treadctl/rtprobe/record -e treadctl/rtprobe/record/ack \
+        -m "$(probe record rtprobe "$sid" "$person")")
+    echo "published on treadctl/rtprobe/record, ack '$ack';" \
+        "GET /api/sessions/$sid: $(probe http GET "$api/sessions/$sid" | cut -c1-50)..."
+    [ "$ack" = "{\"session\": \"$sid\"}" ] && probe http GET "$api/sessions/$sid" >/dev/null
+}
+check "clinic: a record published by a test client is stored and acked" probe_record
+clinic_report() {
+    local answer t0 charts cache
+    t0=$(now_ms)
+    answer=$(probe http GET "$api/people/$person/report" --save /run/rt-report.html) \
+        || { echo "$answer"; return 1; }
+    charts=$(inside grep -o 'data:image/png;base64,' /run/rt-report.html | wc -l)
+    cache=$(inside find /var/cache/private/treadctl/clinic -name 'fontlist*' -printf '%p %U %m')
+    echo "$answer in $(($(now_ms) - t0)) ms, $charts charts (PNG, matplotlib); font cache: $cache"
+    [[ "$answer" = "HTTP 200 text/html"* ]] && [ "$charts" -ge 1 ] && [ -n "$cache" ]
+}
+check "clinic: GET /api/people/ID/report" clinic_report
+check "clinic: compiled extensions loaded in the service under MemoryDenyWriteExecute=" \
+    probe extensions "$clinic_pid" sqlalchemy numpy matplotlib pydantic_core
+check "SIGKILL -> restart" restarted_after "SIGKILL" signal 30 $((SECONDS - killed_at))
 pid=$(show MainPID)
 
 # The watchdog timestamp advanced since READY (pings reach systemd).
@@ -420,11 +585,45 @@ else
 fi
 
 # --- SIGSTOP: the watchdog fires, stacks in the journal, restarted ---------------------------
+# (the clinic's sandbox and exposure checks, and its stop, run while the watchdog runs out)
 restarts=$(show NRestarts)
 inside kill -STOP "$pid"
+stopped_at=$SECONDS
+sandbox_imports() {
+    local status=0
+    inside systemctl start rt-clinic-sandbox.service || status=$?
+    wait_for 10 in_journal rt-clinic-sandbox.service '^uid ' || true
+    echo "$(journal rt-clinic-sandbox.service | grep '^uid ' | tail -n 1)" \
+        "(exit $(inside systemctl show -p ExecMainStatus --value rt-clinic-sandbox.service))"
+    [ "$status" = 0 ]
+}
+check "clinic: psycopg binary, libpq, SQLAlchemy's extensions under the unit's sandbox" \
+    sandbox_imports
+clinic_security() {
+    local out exposure
+    out=$(inside systemd-analyze security --no-pager "$clinic")
+    exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9][0-9.]*\).*/\1/p' <<<"$out")
+    echo "overall exposure $exposure (limit 2.5, as systemd/check.sh offline); adding to it:" \
+        "$(grep -E ' [0-9]+\.[0-9]+$' <<<"$out" | awk '{print $2 " " $NF}' | paste -sd ';' | sed 's/;/; /g')"
+    [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }'
+}
+check "clinic: systemd-analyze security (running)" clinic_security
+clinic_stopped() {
+    local t0 ms availability
+    t0=$(now_ms)
+    inside systemctl stop "$clinic"
+    ms=$(($(now_ms) - t0))
+    availability=$(csub -t treadctl/clinic/availability -C 1 -W 5)
+    echo "stopped in $ms ms, Result $(cshow Result), exit status $(cshow ExecMainStatus)," \
+        "retained availability '$availability'"
+    [ "$(cshow Result)" = success ] && [ "$(cshow ActiveState)" = inactive ] \
+        && [ "$(cshow ExecMainStatus)" = 0 ] && [ "$availability" = offline ]
+}
+check "clinic: systemctl stop -> retained offline, Result success" clinic_stopped
 watchdog() {
     local restart j frames
-    restart=$(restarted_after "SIGSTOP" watchdog 40) || { echo "$restart"; return 1; }
+    restart=$(restarted_after "SIGSTOP" watchdog 40 $((SECONDS - stopped_at))) \
+        || { echo "$restart"; return 1; }
     j=$(journal "$unit")
     grep -q "Watchdog timeout" <<<"$j" || { echo "no 'Watchdog timeout'"; return 1; }
     grep -q "Killing process .* with signal SIGABRT" <<<"$j" || { echo "no SIGABRT"; return 1; }
@@ -467,15 +666,25 @@ journal_clean() {
     [ "$hits" = 0 ] && [ "$audits" -le 0 ]
 }
 check "journal: no EPERM or seccomp denial" journal_clean
+clinic_journal_clean() {
+    local j hits
+    j=$(journal "$clinic"; journal rt-clinic-sandbox.service)
+    hits=$(grep -ciE -e 'EPERM|Operation not permitted|Errno 1\]|seccomp|SIGSYS|Bad system call' \
+        -e 'Traceback|"level": "(warning|error)"' <<<"$j" || true)
+    echo "$(wc -l <<<"$j") lines from the clinic's units, $hits mentioning EPERM, seccomp," \
+        "a traceback, a warning or an error"
+    [ "$hits" = 0 ]
+}
+check "clinic: journal: no EPERM, seccomp denial, warning or error" clinic_journal_clean
 # A canary logged by another unit shows that the search sees every unit's entries.
 canary="rt-canary-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 inside systemd-run --quiet --wait --unit=rt-canary echo "$canary"
 secret_absent() {
     local all count
     all=$(inside journalctl --no-pager -q -o export)
-    count=$(grep -cF -- "$secret" <<<"$all" || true)
+    count=$(grep -cF -e "$secret" -e "$clinic_secret" <<<"$all" || true)
     echo "$(grep -c '^MESSAGE=' <<<"$all") journal entries (all fields, all units)," \
-        "$count with the password, $(grep -cF -- "$canary" <<<"$all" || true) with the canary"
+        "$count with a password, $(grep -cF -- "$canary" <<<"$all" || true) with the canary"
     [ "$count" = 0 ] && grep -qF -- "$canary" <<<"$all" && grep -q 'LinkLost' <<<"$all" \
         && grep -q 'treadctl running' <<<"$all"
 }
@@ -493,6 +702,8 @@ check "treadctl sim with stdin on /dev/null: no error logged" sim_quiet
 if [ "$fails" != 0 ]; then
     echo "--- journal of $unit (last 60 lines)"
     inside journalctl --no-pager -q -u "$unit" | tail -n 60 || true
+    echo "--- journal of $clinic (last 40 lines)"
+    inside journalctl --no-pager -q -u "$clinic" | tail -n 40 || true
 fi
 if [ -n "${TREADCTL_RUNTIME_JOURNAL:-}" ]; then   # keep the container's whole journal
     inside journalctl --no-pager -q -o short-precise >"$TREADCTL_RUNTIME_JOURNAL" || true

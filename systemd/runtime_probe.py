@@ -14,14 +14,37 @@ prints one line saying what it found and exits 0 when that is what the check exp
       Reads `journalctl -o cat` of the service on stdin and finds its error line for a serial
       port it could not open: JSON, level error, a LinkLost naming PORT with "Permission
       denied", and no frame carrying local variables.
+  free-port
+      Prints a TCP port on 127.0.0.1 that nothing listens on (the kernel's choice).
+  http METHOD URL [JSON] [--save FILE]
+      One request (the clinic service's web API); prints the status, content type and the
+      start of the body (the whole body to FILE); exits 0 on a 2xx answer.
+  sqlite FILE QUERY
+      Prints the rows of QUERY on the SQLite FILE, opened read-only (never created or changed).
+  record DEVICE SESSION PERSON
+      Prints a treadctl-session document (docs/mqtt.md, the record) of a 60-second backward
+      walk, as a daemon would publish it on `{prefix}/DEVICE/record`.
+  extensions PID PACKAGE...
+      Which compiled extension modules (.so under site-packages) process PID has mapped, by
+      package; exits 0 when every PACKAGE has at least one.
+  sandbox-imports
+      Run by the project's venv python under the clinic unit's sandbox (not the system's):
+      psycopg's binary implementation loads and libpq attempts a connection (refused: no
+      server), SQLAlchemy's compiled extensions load. What the service on SQLite never imports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import socket
+import sqlite3
 import sys
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -89,12 +112,166 @@ def failed_open(args: list[str]) -> int:
     return 0 if "Permission denied" in value and frames and not with_locals else 1
 
 
+def free_port(_args: list[str]) -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        print(sock.getsockname()[1])
+    return 0
+
+
+def http(args: list[str]) -> int:
+    save = None
+    if "--save" in args:
+        at = args.index("--save")
+        save, args = args[at + 1], args[:at] + args[at + 2 :]
+    method, url = args[0], args[1]
+    data = args[2].encode() if len(args) > 2 else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - our URL
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            status, kind, body = answer.status, answer.headers.get_content_type(), answer.read()
+    except urllib.error.HTTPError as exc:
+        status, kind, body = exc.code, exc.headers.get_content_type(), exc.read()
+    except OSError as exc:
+        print(f"{method} {url}: {exc}")
+        return 1
+    if save:
+        Path(save).write_bytes(body)
+    text = body.decode("utf-8", "replace")
+    start = text[:100] if kind == "application/json" else f"{len(body)} bytes"
+    print(f"HTTP {status} {kind}: {start}")
+    return 0 if 200 <= status < 300 else 1
+
+
+def sqlite(args: list[str]) -> int:
+    path, query = Path(args[0]), args[1]
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(query).fetchall()
+    print("; ".join(" ".join(str(v) for v in row) for row in rows))
+    return 0 if rows else 1
+
+
+def record(args: list[str]) -> int:
+    device, session_id, person = args
+    duration_s, speed_kmh = 60, 0.8
+    t0 = datetime.now(UTC).timestamp() - 3600
+    ended = t0 + duration_s
+
+    def utc(ts: float) -> str:
+        text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+        return text.removesuffix("+00:00") + "Z"
+
+    samples = [
+        {
+            "ts": t0 + i,
+            "elapsed_s": float(i),
+            "speed_kmh": speed_kmh if i else 0.0,
+            "belt": "reverse",
+            "walk": "backward",
+            "incline_pct": 0.0,
+            "target_kmh": speed_kmh,
+            "distance_m": round(speed_kmh / 3.6 * i, 3),
+            "heart_rate_bpm": None,
+            "phase_index": 0,
+            "mode": "running",
+        }
+        for i in range(duration_s + 1)
+    ]
+    session = {
+        "id": session_id,
+        "device_id": device,
+        "driver": "sim",
+        "program": "alghadir2019-knee-oa",
+        "parameters": {"comfortable_backward_kmh": speed_kmh},
+        "plan_sessions_per_week": 3,
+        "plan_weeks": 6,
+        "planned_s": float(duration_s),
+        "started": t0,
+        "ended": ended,
+        "ended_how": "finished",
+        "end_cause": None,
+        "end_detail": None,
+        "summary": None,
+        "person": person,
+        "started_utc": utc(t0),
+        "ended_utc": utc(ended),
+    }
+    phase = {
+        "index": 0,
+        "label": "retro walking",
+        "walk": "backward",
+        "belt": "reverse",
+        "speed_kmh": speed_kmh,
+        "incline_pct": 0.0,
+        "planned_s": float(duration_s),
+        "started": t0,
+        "ended": ended,
+    }
+    document = {
+        "format": "treadctl-session",
+        "version": 1,
+        "session": session,
+        "phases": [phase],
+        "events": [{"ts": t0, "type": "session_started", "details": {}}],
+        "samples": samples,
+    }
+    print(json.dumps(document, separators=(",", ":")))
+    return 0
+
+
+def extensions(args: list[str]) -> int:
+    pid, wanted = args[0], args[1:]
+    found: dict[str, set[str]] = {}
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        path = line.split(maxsplit=5)[-1]
+        if "/site-packages/" in path and ".so" in path:
+            package = path.split("/site-packages/")[1].split("/")[0]
+            found.setdefault(package, set()).add(path.rsplit("/", 1)[-1])
+    listed = ", ".join(f"{p} {len(found[p])}" for p in sorted(found))
+    print(f"{sum(len(v) for v in found.values())} compiled modules/libraries mapped: {listed}")
+    return 0 if all(found.get(p) for p in wanted) else 1
+
+
+def sandbox_imports(_args: list[str]) -> int:
+    import psycopg  # noqa: PLC0415 - the venv's, under the unit's sandbox
+    from sqlalchemy.util import has_compiled_ext  # noqa: PLC0415
+
+    with socket.socket() as sock:  # a port nothing listens on: libpq's connect is refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        psycopg.connect(f"host=127.0.0.1 port={port} dbname=x user=x connect_timeout=5")
+    except psycopg.OperationalError as exc:
+        refused = "Connection refused" in str(exc)
+    else:
+        refused = False
+    impl, libpq = psycopg.pq.__impl__, psycopg.pq.version()
+    compiled = has_compiled_ext()  # type: ignore[no-untyped-call]
+    print(
+        f"uid {os.getuid()}, psycopg {impl} (libpq {libpq}), connect to a closed port: "
+        f"{'refused' if refused else 'NOT refused'}; SQLAlchemy compiled extensions: {compiled}"
+    )
+    return 0 if impl == "binary" and refused and compiled else 1
+
+
+COMMANDS = {
+    "devices": devices,
+    "failed-open": failed_open,
+    "free-port": free_port,
+    "http": http,
+    "sqlite": sqlite,
+    "record": record,
+    "extensions": extensions,
+    "sandbox-imports": sandbox_imports,
+}
+
+
 def main() -> int:
     command, args = sys.argv[1], sys.argv[2:]
-    if command == "devices":
-        return devices(args)
-    if command == "failed-open":
-        return failed_open(args)
+    if command in COMMANDS:
+        return COMMANDS[command](args)
     print(f"unknown command {command!r}", file=sys.stderr)
     return 2
 
