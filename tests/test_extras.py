@@ -21,6 +21,7 @@ EXTRAS_PACKAGES = (
     "starlette",
     "uvicorn",
     "fit_tool",
+    "sse_starlette",
 )
 WITHOUT_EXTRAS = (
     "import sys\n"
