@@ -1,0 +1,1 @@
+"""The therapist's dashboard (docs/dashboard.md): server-rendered pages, a little vanilla JS."""
