@@ -3,7 +3,9 @@ dashboard and for a clinic's own systems.
 
 Errors are JSON `{"error": {"code", "message"}}`: 400 bad input (the message names the field),
 404 unknown id, 409 a conflict (archived person, limits that forbid the program), 502/504 the
-treadmill did not take or answer a command. Database work runs in Starlette's thread pool.
+treadmill did not take or answer a command, 503 no broker connection (an e-stop not sent).
+Database work runs in a worker thread. The live overview (`/api/treadmills`, `/api/live`) and
+the treadmill commands are served from the broker link's tiles (fleet.py, live.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ except ModuleNotFoundError as exc:  # the daemon's install has no web framework
 
 from treadctl.clinic import people, prescriptions, record, steps
 from treadctl.clinic.annotations import annotate, session_row
-from treadctl.clinic.broker import BrokerLink, NoAnswerError
+from treadctl.clinic.broker import BrokerLink, NoAnswerError, NotConnectedError
 from treadctl.clinic.database import Database
 from treadctl.clinic.errors import ClinicError, ConflictError, FormError, NotFoundError
 from treadctl.clinic.forms import (
@@ -39,6 +41,7 @@ from treadctl.clinic.forms import (
     PrescriptionForm,
     parse,
 )
+from treadctl.clinic.live import TreadmillRoutes
 from treadctl.clinic.views import PersonRecord
 from treadctl.core.program import Program
 
@@ -72,6 +75,7 @@ _STATUS: tuple[tuple[type[ClinicError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (NoAnswerError, 504, "no_answer"),
+    (NotConnectedError, 503, "no_broker"),
 )
 
 
@@ -107,6 +111,7 @@ class ClinicApi:
         self.programs = programs
         self.broker = broker
         self.now = clock
+        self.treadmills = TreadmillRoutes(broker)
 
     def app(self) -> Starlette:
         def route(path: str, handler: Callable[[Request], Awaitable[Response]], *methods: str):  # type: ignore[no-untyped-def]  # noqa: ANN202
@@ -133,7 +138,11 @@ class ClinicApi:
                 route("/api/sessions/{session}", self.session_show, "GET"),
                 route("/api/sessions/{session}/annotation", self.session_annotate, "PUT"),
                 route("/api/sessions/{session}/fit", self.session_fit, "GET"),
+                route("/api/treadmills", self.treadmills.overview, "GET"),
+                route("/api/live", self.treadmills.live, "GET"),
                 route("/api/treadmills/{device}/start", self.treadmill_start, "POST"),
+                route("/api/treadmills/{device}/estop", self.treadmills.estop, "POST"),
+                route("/api/treadmills/{device}/{command}", self.treadmills.command, "POST"),
             ]
         )
 

@@ -8,7 +8,11 @@ Topics (docs/mqtt.md, Session records for the clinic service):
   id), then acked on `{prefix}/{device}/record/ack` with `{"session": id}`. A malformed record
   is logged and not acked; a record the database could not take is not acked either, so the
   daemon sends it again.
-- `{prefix}/{device}/cmd/{name}` out and `{prefix}/+/response/+` in, matched by request id.
+- `{prefix}/{device}/cmd/{name}` out and `{prefix}/+/response/+` in, matched by request id;
+  `cmd/estop` is published without waiting for any answer (`estop`).
+- `{prefix}/+/availability|state|telemetry|event` in (QoS as the daemons publish them): the
+  live overview's tiles (fleet.py), passed on to the listeners; a malformed one is ignored
+  with a throttled warning.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
@@ -24,14 +29,23 @@ import aiomqtt
 import structlog
 
 from treadctl.clinic.errors import ClinicError
+from treadctl.clinic.fleet import Fleet, PayloadError, Tile
 from treadctl.config.models import MqttConfig
 from treadctl.mqtt.backoff import Backoff
 from treadctl.mqtt.connection import credentials, new_client, tls_context
+from treadctl.mqtt.throttle import LogThrottle
 
 log = structlog.get_logger("treadctl.clinic.broker")
 
 ONLINE, OFFLINE = b"online", b"offline"
 GOODBYE_S = 1.0  # time allowed to publish `offline` on shutdown
+ESTOP_SEND_S = 2.0  # the broker's PUBACK for an e-stop; beyond it, say it may not have gone
+CHECK_EVERY_S = 0.5  # tiles turn stale within this of STALE_S
+NO_BROKER = (
+    "the emergency stop was NOT sent: the clinic service has no broker connection; "
+    "use the treadmill's own stop"
+)
+LIVE = {"availability": 1, "state": 1, "telemetry": 0, "event": 1}  # as the daemons publish
 # The store callback: (device, document) -> the session id stored; raises ClinicError when the
 # record is malformed (never acked), anything else when the database failed (acked later).
 StoreRecord = Callable[[str, Any], Awaitable[str]]
@@ -39,6 +53,10 @@ StoreRecord = Callable[[str, Any], Awaitable[str]]
 
 class NoAnswerError(ClinicError):
     """The daemon did not answer (not running, or the broker is down)."""
+
+
+class NotConnectedError(ClinicError):
+    """The clinic service has no broker connection: nothing was sent."""
 
 
 class BrokerLink:
@@ -55,6 +73,25 @@ class BrokerLink:
         self.connected = asyncio.Event()
         self.records_stored = 0
         self.records_rejected = 0
+        self.fleet = Fleet()
+        self.clock: Callable[[], float] = time.time
+        self._listeners: list[Callable[[Tile], None]] = []
+        self._junk = LogThrottle(log)
+
+    def watch(self, listener: Callable[[Tile], None]) -> None:
+        """`listener` is called (in the event loop, must not block) with every changed tile."""
+        self._listeners.append(listener)
+
+    def _changed(self, tile: Tile) -> None:
+        for listener in self._listeners:
+            listener(tile)
+
+    async def check_staleness(self) -> NoReturn:
+        """Tiles whose daemon went quiet turn stale, whether or not the broker is there."""
+        while True:
+            for tile in self.fleet.check(self.clock()):
+                self._changed(tile)
+            await asyncio.sleep(CHECK_EVERY_S)
 
     async def run(self) -> NoReturn:
         """Connect, and reconnect with backoff, for as long as the service runs."""
@@ -83,8 +120,9 @@ class BrokerLink:
         )
         async with client:
             self._client = client
+            live = [(f"{self.prefix}/+/{kind}", qos) for kind, qos in LIVE.items()]
             await client.subscribe(
-                [(f"{self.prefix}/+/record", 1), (f"{self.prefix}/+/response/+", 1)]
+                [(f"{self.prefix}/+/record", 1), (f"{self.prefix}/+/response/+", 1), *live]
             )
             await client.publish(self.availability, ONLINE, qos=1, retain=True)
             self.connected.set()
@@ -100,6 +138,9 @@ class BrokerLink:
 
     async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         parts = message.topic.value.split("/")
+        if parts[-1] in LIVE and len(parts) == self.prefix.count("/") + 3:
+            self._live(parts[-2], parts[-1], message)
+            return
         device = parts[-2] if parts[-1] == "record" else parts[-3]
         raw = message.payload
         try:
@@ -116,6 +157,19 @@ class BrokerLink:
             if future is not None and not future.done():
                 future.set_result(data)
 
+    def _live(self, device: str, kind: str, message: aiomqtt.Message) -> None:
+        raw = message.payload  # always bytes from the broker; the type allows more
+        payload = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
+        try:
+            tile = self.fleet.apply(device, kind, payload, self.clock(), retained=message.retain)
+        except PayloadError as exc:
+            self._junk.warn(
+                f"{device}/{kind}", "daemon message ignored", device=device, error=str(exc)
+            )
+            return
+        if tile is not None:
+            self._changed(tile)
+
     async def _record(self, client: aiomqtt.Client, device: str, data: Any) -> None:
         try:
             session_id = await self._store(device, data)
@@ -129,6 +183,22 @@ class BrokerLink:
         self.records_stored += 1
         ack = json.dumps({"session": session_id}).encode()
         await client.publish(f"{self.prefix}/{device}/record/ack", ack, qos=1)
+
+    async def estop(self, device: str) -> None:
+        """Publish `cmd/estop` at once and return when the broker has it (PUBACK). Nothing is
+        awaited before the publish: the daemon's answer comes on `response/estop` and the state."""
+        client = self._client
+        if client is None:
+            raise NotConnectedError(NO_BROKER)
+        payload = json.dumps({"id": f"clinic-estop-{secrets.token_hex(6)}"}).encode()
+        try:
+            async with asyncio.timeout(ESTOP_SEND_S):
+                await client.publish(f"{self.prefix}/{device}/cmd/estop", payload, qos=1)
+        except (TimeoutError, aiomqtt.MqttError) as exc:
+            raise NotConnectedError(
+                f"the emergency stop may NOT have been sent (the broker: {exc or 'no answer'}); "
+                "use the treadmill's own stop"
+            ) from exc
 
     async def command(
         self, device: str, name: str, body: dict[str, Any], *, timeout_s: float = 5.0

@@ -1,5 +1,6 @@
 """`treadctl clinic`: the clinic service. One TaskGroup: the broker link (records in, acks and
-commands out), the web API (uvicorn) and the weekly progression proposals.
+commands out, the treadmills' live tiles), the tiles' staleness check, the web API (uvicorn) and
+the weekly progression proposals.
 
 It never moves a belt by itself and no daemon needs it: a treadmill keeps its own records and
 safety. The database opens (and migrates) before anything else; READY=1 once the API listens,
@@ -79,6 +80,7 @@ class ClinicService:
         self.database: Database | None = None
         self.broker: BrokerLink | None = None
         self.server: _Server | None = None
+        self.api: ClinicApi | None = None
 
     async def _store(self, device: str, document: Any) -> str:
         database = self.database
@@ -122,7 +124,7 @@ class ClinicService:
     ) -> int:
         programs = await asyncio.to_thread(programs_of, self.settings)
         self.broker = BrokerLink(self.settings.mqtt, self._store)
-        api = ClinicApi(database, programs, self.broker, clock=self.clock)
+        self.api = api = ClinicApi(database, programs, self.broker, clock=self.clock)
         config = uvicorn.Config(
             api.app(),
             host=self.settings.clinic.host,
@@ -138,6 +140,7 @@ class ClinicService:
             linking = tg.create_task(self.broker.run(), name="treadctl.clinic.broker")
             serving = tg.create_task(server.serve([listening]), name="treadctl.clinic.api")
             proposing = tg.create_task(self._propose(programs), name="treadctl.clinic.progression")
+            staling = tg.create_task(self.broker.check_staleness(), name="treadctl.clinic.stale")
             while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
                 await asyncio.sleep(0.01)
             if serving.done():
@@ -153,8 +156,10 @@ class ClinicService:
                 on_ready(self)
             await self.stop.wait()
             self.notifier.stopping("stopping")
+            api.treadmills.hub.close()  # live pages' streams end, so uvicorn need not wait
             server.should_exit = True
             proposing.cancel()
+            staling.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_S + 2):
                     await asyncio.shield(serving)
