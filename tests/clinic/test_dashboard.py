@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import time
@@ -20,13 +21,14 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from playwright.async_api import Locator, Page, expect
 
 from clinic.browser import Chromium, chromium_process, new_page
 from clinic.service_rig import RunningClinic, clinic_settings, running_clinic
 from mqtt.brokers import Broker
-from mqtt.harness import Bridged, bridged, end_bridge
+from mqtt.harness import Bridged, bridged, end_bridge, protocol
 from treadctl.config import Settings
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
@@ -259,6 +261,13 @@ async def test_treadmill_page_start_commands_and_estop(
         assert box["y"] < 150
         assert box["width"] > 600
 
+        await page.get_by_role("link", name="People").click()
+        await expect(page.get_by_role("rowheader", name="p-0042")).to_be_visible()
+        status, body = await r.clinic.http.call("GET", "/treadmills/%3Cscript%3E")
+        assert status == 404
+        assert b"&lt;script&gt;" in body
+        assert b"<script>" not in body
+
 
 async def test_estop_without_the_broker_says_to_use_the_treadmills_own_stop(
     own_broker: Broker, chromium: Chromium, tmp_path: Path
@@ -273,3 +282,25 @@ async def test_estop_without_the_broker_says_to_use_the_treadmills_own_stop(
         status = tile(page, A).locator(".status")
         await expect(status).to_contain_text("NOT", timeout=SEEN_S)
         await expect(status).to_contain_text("use the treadmill's own stop")
+
+
+async def test_a_silent_daemon_is_not_shown_live(
+    broker: Broker, chromium: Chromium, tmp_path: Path
+) -> None:
+    """A daemon said online that sends nothing more: its tile says for how long, greyed."""
+    prefix = f"dash-{secrets.token_hex(3)}"
+    settings = clinic_settings(broker, f"sqlite:///{tmp_path}/clinic.db", prefix)
+    client = aiomqtt.Client(broker.host, broker.port, protocol=protocol(broker))
+    async with running_clinic(settings) as clinic, client, new_page(chromium) as page:
+        await page.goto(clinic.http.base + "/")
+        telemetry = b'{"speed_kmh": -1.2, "belt": "reverse", "incline_pct": 0.0}'
+        await client.publish(f"{prefix}/quiet/availability", b"online", qos=1)
+        await client.publish(f"{prefix}/quiet/telemetry", telemetry, qos=1)
+        state = tile(page, "quiet").locator(".tile-state")
+        await expect(state).to_have_text(re.compile("^live"), timeout=SEEN_S)
+        await expect(reading(page, "quiet", "speed")).to_have_text("1.2 km/h")
+        await expect(state).to_have_text(re.compile(r"^no data for \d+ s$"), timeout=SEEN_S)
+        await expect(tile(page, "quiet")).to_have_class("tile tile-dead")
+        await client.publish(f"{prefix}/quiet/telemetry", telemetry, qos=1)
+        await expect(state).to_have_text(re.compile("^live"), timeout=SEEN_S)
+        await expect(tile(page, "quiet")).to_have_class("tile")
