@@ -198,6 +198,7 @@ async def test_offline_daemon_and_lost_live_stream(
         await expect(tile(page, A).locator(".tile-state")).to_have_text(
             "not live: live updates lost"
         )
+        await screenshot(page, tmp_path, "dashboard-lost.png")
 
         # The service is back on its port: the page reconnects by itself.
         async with running_clinic(r.settings):
@@ -260,6 +261,7 @@ async def test_treadmill_page_start_commands_and_estop(
         assert box is not None
         assert box["y"] < 150
         assert box["width"] > 600
+        await screenshot(page, tmp_path, "dashboard-portrait.png", full_page=False)
 
         await page.get_by_role("link", name="People").click()
         await expect(page.get_by_role("rowheader", name="p-0042")).to_be_visible()
