@@ -43,6 +43,7 @@ from treadctl.clinic.forms import (
 )
 from treadctl.clinic.live import TreadmillRoutes
 from treadctl.clinic.views import PersonRecord
+from treadctl.clinic.web import pages
 from treadctl.core.program import Program
 
 Clock = Callable[[], datetime]
@@ -143,6 +144,7 @@ class ClinicApi:
                 route("/api/treadmills/{device}/start", self.treadmill_start, "POST"),
                 route("/api/treadmills/{device}/estop", self.treadmills.estop, "POST"),
                 route("/api/treadmills/{device}/{command}", self.treadmills.command, "POST"),
+                *pages.routes(self),  # the dashboard (treadctl/clinic/web)
             ]
         )
 
