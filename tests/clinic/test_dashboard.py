@@ -10,7 +10,6 @@ tests/clinic/test_dashboard.py`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -43,23 +42,6 @@ SEEN_S = 10_000  # ms: a tile's change reaches the page well within this on a lo
 def chromium() -> Iterator[Chromium]:
     with chromium_process() as browser:
         yield browser
-
-
-@pytest.fixture(autouse=True)
-async def _sse_watcher_ended() -> AsyncIterator[None]:
-    """sse-starlette (the API's /api/live) starts a `_shutdown_watcher` task of its own per
-    thread, outside the service's TaskGroup, that polls uvicorn's signal handler and so never
-    ends under a service that handles its own signals. Ended here so that the leak check sees
-    the service's and the test's tasks only."""
-    yield
-    watchers = [
-        t
-        for t in asyncio.all_tasks()
-        if getattr(t.get_coro(), "__name__", "") == "_shutdown_watcher"
-    ]
-    for task in watchers:
-        task.cancel()
-    await asyncio.gather(*watchers, return_exceptions=True)
 
 
 @dataclass
