@@ -10,16 +10,16 @@ test connects Playwright to it over CDP in its own loop (about 0.3 s) instead of
 from __future__ import annotations
 
 import contextlib
-import shutil
+import os
+import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, ViewportSize, async_playwright
+from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 NEEDS_CHROMIUM = "needs Debian's chromium (apt install chromium; CI installs it)"
@@ -38,6 +38,8 @@ FLAGS = (
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
 )
+WAIT_MS = 10_000  # any wait on the page (Playwright's default is 5 s; CI's machine is loaded)
+expect.set_options(timeout=WAIT_MS)
 START_S = 30.0  # a cold Chromium on a loaded 2-core machine
 TABLET: ViewportSize = {"width": 1180, "height": 820}  # a 10-11" tablet in landscape, CSS pixels
 
@@ -64,15 +66,17 @@ def _devtools_port(profile: Path, process: subprocess.Popen[bytes]) -> int:
 
 
 @contextlib.contextmanager
-def chromium_process() -> Iterator[Chromium]:
+def chromium_process(profile: Path) -> Iterator[Chromium]:
+    """Chromium on a new, empty profile directory (pytest's temporary one: pytest removes it,
+    after the browser's helper processes are gone)."""
     if not CHROMIUM.exists():
         pytest.skip(NEEDS_CHROMIUM)
-    profile = Path(tempfile.mkdtemp(prefix="treadctl-chromium-"))  # a new, empty profile
     process = subprocess.Popen(
         [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its renderers and helpers in a process group of its own
     )
     try:
         port = _devtools_port(profile, process)
@@ -84,7 +88,8 @@ def chromium_process() -> Iterator[Chromium]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-        shutil.rmtree(profile, ignore_errors=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # any helper that outlived the browser
 
 
 @contextlib.asynccontextmanager
@@ -94,7 +99,7 @@ async def new_page(chromium: Chromium, viewport: ViewportSize | None = None) -> 
         browser = await playwright.chromium.connect_over_cdp(chromium.endpoint, timeout=20_000)
         try:
             context = await browser.new_context(viewport=viewport or TABLET)
-            context.set_default_timeout(10_000)
+            context.set_default_timeout(WAIT_MS)
             try:
                 yield await context.new_page()
             finally:
