@@ -9,26 +9,18 @@ from dataclasses import replace
 
 import pytest
 
+from mqtt.snapshots import running_snapshot
 from treadctl.clinic.fleet import STALE_S, Fleet, PayloadError, Tile
 from treadctl.core.device import BeltDirection, WalkDirection
 from treadctl.core.events import SessionStarted
 from treadctl.core.state import Event, InputHealth, Mode, Motion, Snapshot
 
 BACK = Motion(1.2, WalkDirection.BACKWARD, BeltDirection.REVERSE, 2.0)
-RUNNING = Snapshot(
-    ts=1795551631.5,
-    mode=Mode.RUNNING,
-    program="backward-intervals",
-    phase="walk backward",
-    phase_index=2,
-    phase_remaining_s=28.8,
-    session_id="s-1",
-    target=BACK,
+RUNNING = replace(
+    running_snapshot(),
     actual=replace(BACK, speed_kmh=1.18),
-    fault=None,
-    distance_m=12.4,
+    phase_remaining_s=28.8,
     elapsed_s=61.2,
-    heart_rate_bpm=96,
     estop_inputs=(InputHealth("mat", "modem-lines", "ok", "closed"),),
     person="mrs-k",
 )
@@ -51,7 +43,7 @@ def started(planned_s: float | None = 600.0) -> bytes:
     return event(
         SessionStarted(
             ts=1.0,
-            session_id="s-1",
+            session_id="s1",
             program="backward-intervals",
             parameters=parameters,
             planned_s=planned_s,
@@ -79,7 +71,7 @@ def test_a_device_is_discovered_and_shown_from_state_and_telemetry() -> None:
         "running",
         "mrs-k",
         "backward-intervals",
-        "walk backward",
+        "backward bout",
     )
     assert (tile.walk, tile.belt) == ("backward", "reverse")
     assert (tile.speed_kmh, tile.target_kmh, tile.incline_pct) == (1.18, 1.2, 2.0)
@@ -239,6 +231,7 @@ def test_signed_speeds_are_shown_unsigned() -> None:
         ("telemetry", b'{"speed_kmh": NaN}', "telemetry.speed_kmh"),
         ("event", b'{"type": 5}', "event.type"),
         ("event", b"", "event: not JSON"),
+        ("event", b"[" * 100_000, "event: not JSON"),
     ],
 )
 def test_a_malformed_payload_names_the_field_and_changes_nothing(
@@ -273,3 +266,13 @@ def test_many_devices_are_kept_apart_and_listed_in_order() -> None:
     assert [t.device for t in tiles] == ["tm-1", "tm-2", "tm-3"]
     assert [t.stale for t in tiles] == [False, True, False]
     assert sorted(t.device for t in fleet.check(10.0)) == ["tm-1", "tm-3"]
+
+
+def test_the_number_of_treadmills_is_bounded() -> None:
+    fleet = Fleet(max_devices=3)
+    for device in ("tm-1", "tm-2", "tm-3"):
+        live(fleet, 0.0, device)
+    with pytest.raises(PayloadError, match="more than 3 treadmills"):
+        fleet.apply("tm-4", "telemetry", telemetry(), 0.1)
+    assert [t.device for t in fleet.tiles()] == ["tm-1", "tm-2", "tm-3"]
+    assert fleet.apply("tm-1", "availability", b"offline", 0.2) is not None  # known ones go on

@@ -176,22 +176,19 @@ async def test_the_stream_sends_a_snapshot_then_each_tile_within_a_second(
 
             assert (await b.user.request("set", {"speed_kmh": 1.5, "walk": "backward"}))["ok"]
             await until(
-                lambda: (stream.latest(device) or {}).get("speed_kmh", 0) > 1.0,
+                lambda: (
+                    (stream.latest(device) or {}).get("speed_kmh", 0) > 1.3
+                    and any(v > 1.3 for _, v in _speeds(watch))
+                ),
                 timeout=15,
-                what="the tile at speed",
+                what="the tile and the telemetry at speed",
             )
-            # every tile that shows a speed came within a second of the telemetry that said so
-            checked = 0
-            for at, tile in stream.tiles(device):
-                sent = [
-                    t
-                    for t, raw in watch.times("telemetry")
-                    if json.loads(raw)["speed_kmh"] == tile["speed_kmh"]
-                ]
-                if sent and tile["speed_kmh"] > 0:
-                    assert at - sent[0] < 1.0, (tile, at - sent[0])
-                    checked += 1
-            assert checked >= 3
+            # the tile shows each speed the telemetry reached within a second of it
+            telemetry = _speeds(watch)
+            for threshold in (0.3, 0.8, 1.3):
+                said = next(t for t, v in telemetry if v > threshold)
+                shown = next(at for at, t in stream.tiles(device) if t["speed_kmh"] > threshold)
+                assert shown - said < 1.0, (threshold, shown - said)
             moving = stream.latest(device)
             assert moving is not None
             assert moving["mode"] == "running"
@@ -206,6 +203,10 @@ def _tiles(clinic: RunningClinic) -> list[dict[str, Any]]:
     broker = clinic.service.broker
     assert broker is not None
     return [t.as_dict() for t in broker.fleet.tiles()]
+
+
+def _speeds(watch: Timed) -> list[tuple[float, float]]:
+    return [(t, float(json.loads(raw)["speed_kmh"])) for t, raw in watch.times("telemetry")]
 
 
 def _mode(stream: Stream, device: str) -> str | None:
@@ -301,6 +302,31 @@ async def test_a_killed_daemon_turns_stale_then_offline_by_its_last_will(
             if daemon.returncode is None:
                 daemon.kill()
                 await daemon.wait()
+
+
+async def test_junk_on_a_daemons_topics_is_ignored_and_the_tile_goes_on(
+    broker: Broker, tmp_path: Path
+) -> None:
+    async with clinic_and_daemon(broker, tmp_path) as (clinic, b):
+        device = device_of(b)
+        await until(lambda: _mode_of(clinic, device) == "idle", what="the tile")
+        before = len(_tiles(clinic))
+        junk = [
+            ("state", b"\xff not json"),
+            ("state", b'{"mode": "flying"}'),
+            ("telemetry", b'{"speed_kmh": "fast"}'),
+            ("telemetry", b"[" * 50_000),
+            ("event", b"42"),
+        ]
+        for kind, payload in junk:
+            await b.user.client.publish(f"{b.topics.base}/{kind}", payload, qos=1)
+        await b.user.client.publish(f"{clinic.prefix}/x{device}/availability", b"maybe", qos=1)
+        assert (await b.user.request("set", {"speed_kmh": 1.0, "walk": "forward"}))["ok"]
+        await until(lambda: _mode_of(clinic, device) == "running", timeout=10, what="running")
+        assert len(_tiles(clinic)) == before  # nothing made up from the junk
+        status, body = await clinic.http.call("GET", "/api/health")
+        assert (status, body["broker"]) == (200, "connected")
+        assert (await b.user.request("stop"))["ok"]
 
 
 async def test_estop_from_the_api_stops_the_belt_and_reset_waits_for_it_to_be_still(
@@ -471,7 +497,7 @@ async def test_a_slow_client_gets_the_latest_of_each_device_at_most_ten_a_second
         await asyncio.sleep(0.02)
     last = round(speed, 2)
     await until(lambda: bool(received) and received[-1] == last, what="the latest delivered")
-    assert 5 <= len(received) <= 12, received
+    assert 3 <= len(received) <= 12, received  # 10 a second, give or take the loop
     hub.close()
     async with asyncio.timeout(2):
         await reader

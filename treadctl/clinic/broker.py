@@ -163,9 +163,7 @@ class BrokerLink:
         try:
             tile = self.fleet.apply(device, kind, payload, self.clock(), retained=message.retain)
         except PayloadError as exc:
-            self._junk.warn(
-                f"{device}/{kind}", "daemon message ignored", device=device, error=str(exc)
-            )
+            self._junk.warn(kind, "daemon message ignored", device=device, error=str(exc))
             return
         if tile is not None:
             self._changed(tile)

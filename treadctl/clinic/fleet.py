@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STALE_S = 3.0
+MAX_DEVICES = 500  # a publisher inventing device ids must not fill the service's memory
 KINDS = frozenset({"availability", "state", "telemetry", "event"})
 MODES = frozenset({"idle", "running", "paused", "stopping", "estop", "fault"})
 ESTOP_MODE = "estop"
@@ -73,8 +74,9 @@ class _Session:
 
 
 class Fleet:
-    def __init__(self, stale_s: float = STALE_S) -> None:
+    def __init__(self, stale_s: float = STALE_S, max_devices: int = MAX_DEVICES) -> None:
         self.stale_s = stale_s
+        self.max_devices = max_devices
         self._tiles: dict[str, Tile] = {}
         self._sessions: dict[str, _Session] = {}
 
@@ -91,6 +93,8 @@ class Fleet:
         is no change (`check` reports the tile going stale). PayloadError for a malformed one."""
         if device == NOT_A_DEVICE or kind not in KINDS:
             return None
+        if device not in self._tiles and len(self._tiles) >= self.max_devices:
+            raise PayloadError(f"{device}: more than {self.max_devices} treadmills; not shown")
         old = self._tiles.get(device) or Tile(device)
         session = self._sessions.get(device) or _Session()
         changes: dict[str, Any]
@@ -143,7 +147,7 @@ def _availability(payload: bytes) -> bool | None:
 def _json_object(payload: bytes, kind: str) -> dict[str, Any]:
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise PayloadError(f"{kind}: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise PayloadError(f"{kind}: not a JSON object")
