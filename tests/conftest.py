@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,22 @@ def pytest_collection_finish() -> None:
     rescanning it, which in the suite's own process held test loops for 100 ms and more."""
     gc.collect()
     gc.freeze()
+    _FROZEN_WITH["modules"] = len(sys.modules)
+
+
+_FROZEN_WITH = {"modules": 0}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown() -> None:
+    """The same after a test that imported more (matplotlib, SQLAlchemy, Alembic, uvicorn are
+    imported where used): what an import brings also lives for the session, and left in the
+    collector's reach it made full collections of later tests' loops take up to 300 ms. Done
+    between tests, after the loop's stall monitor has finished."""
+    if len(sys.modules) != _FROZEN_WITH["modules"]:
+        gc.collect()
+        gc.freeze()
+        _FROZEN_WITH["modules"] = len(sys.modules)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
