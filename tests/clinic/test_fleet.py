@@ -276,3 +276,16 @@ def test_the_number_of_treadmills_is_bounded() -> None:
         fleet.apply("tm-4", "telemetry", telemetry(), 0.1)
     assert [t.device for t in fleet.tiles()] == ["tm-1", "tm-2", "tm-3"]
     assert fleet.apply("tm-1", "availability", b"offline", 0.2) is not None  # known ones go on
+
+
+def test_a_malformed_session_start_leaves_the_time_left_as_it_was() -> None:
+    fleet = Fleet()
+    fleet.apply("tm-1", "event", started(planned_s=600.0), 0.0)
+    live(fleet, 0.1)
+    assert fleet.tiles()[0].time_left_s == 538.8
+    bad = json.loads(started()) | {"session_id": "s2", "planned_s": "long"}
+    with pytest.raises(PayloadError, match=r"event\.planned_s"):
+        fleet.apply("tm-1", "event", json.dumps(bad).encode(), 0.2)
+    tile = fleet.apply("tm-1", "telemetry", telemetry(replace(RUNNING, elapsed_s=100.0)), 0.3)
+    assert tile is not None
+    assert tile.time_left_s == 500.0  # still s1's 600 s

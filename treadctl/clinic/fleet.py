@@ -225,8 +225,11 @@ def _telemetry(data: dict[str, Any], session: _Session) -> dict[str, Any]:
 def _event(data: dict[str, Any], session: _Session) -> dict[str, Any]:
     kind = _text(data, "type", "event")
     if kind == "session_started":
-        session.id = _text(data, "session_id", "event")
-        session.planned_s = _number(data, "planned_s", "event")
+        session_id, planned_s = (
+            _text(data, "session_id", "event"),
+            _number(data, "planned_s", "event"),
+        )
+        session.id, session.planned_s = session_id, planned_s
         session.elapsed_s = session.phase_remaining_s = session.remaining_s = None
     elif kind == "session_finished":
         session.planned_s = None
