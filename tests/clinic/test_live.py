@@ -25,6 +25,8 @@ from mqtt.processes import simulator, start_daemon
 from treadctl.clinic.fleet import STALE_S, Tile
 from treadctl.clinic.live import LiveHub
 from treadctl.config import Settings
+from treadctl.core.commands import ManualSet
+from treadctl.core.device import WalkDirection
 from treadctl.drivers.trackmaster_codec import Op
 
 
@@ -416,6 +418,41 @@ def _mode_of(clinic: RunningClinic, device: str) -> str | None:
     assert broker is not None
     tile = broker.fleet.get(device)
     return None if tile is None else tile.mode
+
+
+async def test_the_broker_going_away_and_back(own_broker: Broker, tmp_path: Path) -> None:
+    """Without the broker every tile turns stale and the e-stop says it was not sent; once it
+    is back the tiles are live again and the e-stop reaches the belt."""
+    async with clinic_and_daemon(own_broker, tmp_path) as (clinic, b):
+        device = device_of(b)
+        call = clinic.http.call
+        async with live_stream(clinic) as stream:
+            await until(lambda: _live_now(clinic, device), what="the tile live")
+            await own_broker.akill()
+            gone = time.monotonic()
+            await until(
+                lambda: any(t["stale"] for _, t in stream.tiles(device, since=gone)),
+                timeout=STALE_S + 2,
+                what="the tile stale",
+            )
+            status, body = await call("POST", f"/api/treadmills/{device}/estop")
+            assert status == 503, body
+            assert "NOT" in body["error"]["message"]
+            await own_broker.astart()  # the same port
+            await until(lambda: _live_now(clinic, device), timeout=15, what="the tile live again")
+            # the test's own MQTT client does not reconnect: the belt is started in process
+            assert (await b.rig.run(ManualSet(1.0, WalkDirection.FORWARD))).ok
+            await b.rig.until(lambda: b.rig.sim.belt.speed_kmh > 0.5, 15, "moving")
+            t0 = time.monotonic()
+            status, body = await call("POST", f"/api/treadmills/{device}/estop")
+            assert (status, body) == (202, {"sent": True})
+            await b.rig.until(lambda: Op.STOP in b.rig.ops_since(t0), 2, "the stop byte")
+
+
+def _live_now(clinic: RunningClinic, device: str) -> bool:
+    broker = clinic.service.broker
+    tile = None if broker is None else broker.fleet.get(device)
+    return tile is not None and tile.online is True and not tile.stale
 
 
 async def test_estop_without_a_broker_says_so(tmp_path: Path) -> None:
