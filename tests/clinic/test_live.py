@@ -224,19 +224,8 @@ async def test_a_daemon_that_says_goodbye_is_offline_and_stale_at_once(
         timed(broker, b.topics.base) as watch,
     ):
         device = device_of(b)
+        await until(lambda: _live_now(clinic, device), what="the tile live")
         async with live_stream(clinic) as stream:
-            await until(
-                lambda: (
-                    any(not t["stale"] for _, t in stream.tiles(device))
-                    or any(
-                        t["device"] == device and not t["stale"]
-                        for _, name, d in stream.events
-                        if name == "snapshot"
-                        for t in d["treadmills"]
-                    )
-                ),
-                what="the tile live",
-            )
             await end_bridge(b.task)
             await until(
                 lambda: any(p == b"offline" for _, p in watch.times("availability")),
