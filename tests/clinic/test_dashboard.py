@@ -118,7 +118,8 @@ async def test_overview_live_estop_to_the_wire_and_reset(
         await page.goto(r.base + "/")
         for device in (A, B):
             await expect(tile(page, device).locator(".tile-state")).to_have_text("live · idle")
-        assert await page.locator("article.tile").count() == 2
+        order = "tiles => tiles.map((t) => t.dataset.device)"
+        assert await page.locator("article.tile").evaluate_all(order) == [A, B]
         assert await page.locator("#banner").is_hidden()
 
         walking = await r.a.user.request("set", {"speed_kmh": 1.5, "walk": "backward"})

@@ -166,10 +166,9 @@
     let entry = tiles.get(tile.device);
     if (!entry) {
       entry = build(tile.device);
+      const next = [...tiles.keys()].filter((d) => d > tile.device).sort()[0]; // by id
+      root.insertBefore(entry.el, next ? tiles.get(next).el : null);
       tiles.set(tile.device, entry);
-      const after = [...tiles.keys()].sort().indexOf(tile.device);
-      const next = [...tiles.keys()].sort()[after + 1];
-      root.insertBefore(entry.el, next && tiles.get(next).el.isConnected ? tiles.get(next).el : null);
     }
     entry.tile = tile;
     render(entry);
