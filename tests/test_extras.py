@@ -21,7 +21,6 @@ EXTRAS_PACKAGES = (
     "starlette",
     "uvicorn",
     "fit_tool",
-    "sse_starlette",
 )
 WITHOUT_EXTRAS = (
     "import sys\n"
