@@ -79,7 +79,7 @@ async def test_a_malformed_record_is_not_acked_and_changes_nothing(
         assert status == 200
         assert [s["id"] for s in sessions] == ["s-good"]
         assert clinic.service.broker is not None
-        assert clinic.service.broker.records_rejected == 4  # the non-JSON one never got that far
+        assert clinic.service.broker.records_rejected == 5
 
 
 async def test_availability_is_retained_online_then_offline(

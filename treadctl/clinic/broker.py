@@ -48,7 +48,7 @@ NO_BROKER = (
 LIVE = {"availability": 1, "state": 1, "telemetry": 0, "event": 1}  # as the daemons publish
 # The store callback: (device, document) -> the session id stored; raises ClinicError when the
 # record is malformed (never acked), anything else when the database failed (acked later).
-StoreRecord = Callable[[str, Any], Awaitable[str]]
+StoreRecord = Callable[[str, bytes], Awaitable[str]]
 
 
 class NoAnswerError(ClinicError):
@@ -67,6 +67,7 @@ class BrokerLink:
         self.prefix = config.prefix.rstrip("/")
         self.availability = f"{self.prefix}/clinic/availability"
         self._store = store
+        self._records: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._identifier = identifier or f"treadctl-clinic-{secrets.token_hex(4)}"
         self._client: aiomqtt.Client | None = None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -127,22 +128,37 @@ class BrokerLink:
             await client.publish(self.availability, ONLINE, qos=1, retain=True)
             self.connected.set()
             log.info("connected to the broker", broker=f"{self.config.host}:{self.config.port}")
+            # Records waiting from an earlier connection cannot be acked on this one: the
+            # daemons send them again.
+            self._records = asyncio.Queue()  # unbounded: what aiomqtt's own queue would hold
+            storing = asyncio.create_task(
+                self._store_records(client), name="treadctl.clinic.records"
+            )
             try:
                 async for message in client.messages:
-                    await self._handle(client, message)
+                    self._handle(message)
             except asyncio.CancelledError:
                 with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                     async with asyncio.timeout(GOODBYE_S):
                         await client.publish(self.availability, OFFLINE, qos=1, retain=True)
                 raise
+            finally:
+                storing.cancel()  # a record being stored finishes in its thread, unacked
+                await asyncio.wait([storing], timeout=GOODBYE_S)
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _handle(self, message: aiomqtt.Message) -> None:
         parts = message.topic.value.split("/")
         if parts[-1] in LIVE and len(parts) == self.prefix.count("/") + 3:
             self._live(parts[-2], parts[-1], message)
             return
         device = parts[-2] if parts[-1] == "record" else parts[-3]
         raw = message.payload
+        if parts[-1] == "record":
+            # Parsed and stored by the records task, in arrival order: the live tiles and the
+            # commands' answers on this loop never wait behind a record of several MB.
+            if isinstance(raw, bytes | bytearray):
+                self._records.put_nowait((device, bytes(raw)))
+            return
         try:
             if not isinstance(raw, bytes | bytearray):
                 raise TypeError("not a JSON document")  # noqa: TRY301 - reported just below
@@ -150,9 +166,7 @@ class BrokerLink:
         except (TypeError, ValueError) as exc:
             log.warning("not JSON; ignored", topic=message.topic.value, error=str(exc))
             return
-        if parts[-1] == "record":
-            await self._record(client, device, data)
-        elif isinstance(data, dict) and isinstance(data.get("id"), str):
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
             future = self._waiting.get(data["id"])
             if future is not None and not future.done():
                 future.set_result(data)
@@ -168,9 +182,14 @@ class BrokerLink:
         if tile is not None:
             self._changed(tile)
 
-    async def _record(self, client: aiomqtt.Client, device: str, data: Any) -> None:
+    async def _store_records(self, client: aiomqtt.Client) -> NoReturn:
+        while True:
+            device, payload = await self._records.get()
+            await self._record(client, device, payload)
+
+    async def _record(self, client: aiomqtt.Client, device: str, payload: bytes) -> None:
         try:
-            session_id = await self._store(device, data)
+            session_id = await self._store(device, payload)
         except ClinicError as exc:
             self.records_rejected += 1
             log.warning("session record refused; not acked", device=device, error=str(exc))

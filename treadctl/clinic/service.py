@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import structlog
 
@@ -29,6 +30,7 @@ except ModuleNotFoundError as exc:  # the daemon's install has no web server
 from treadctl.clinic.api import ClinicApi
 from treadctl.clinic.broker import BrokerLink
 from treadctl.clinic.database import Database, default_url, describe, open_database
+from treadctl.clinic.errors import FormError
 from treadctl.clinic.ingest import store_record
 from treadctl.clinic.prescriptions import programs_of
 from treadctl.clinic.steps import propose_due
@@ -82,11 +84,16 @@ class ClinicService:
         self.server: _Server | None = None
         self.api: ClinicApi | None = None
 
-    async def _store(self, device: str, document: Any) -> str:
+    async def _store(self, device: str, payload: bytes) -> str:
+        """Parse and store one record on a worker thread (a record is MBs of JSON)."""
         database = self.database
         assert database is not None
 
         def work() -> str:
+            try:
+                document = json.loads(payload)
+            except ValueError as exc:
+                raise FormError(f"session record: not JSON ({exc})") from None
             with database.session() as db:
                 session_id, new = store_record(db, document, now=self.clock())
             log.info("session record stored", device=device, session=session_id, new=new)
