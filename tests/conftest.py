@@ -50,19 +50,22 @@ def pytest_collection_finish() -> None:
     _FROZEN_WITH["modules"] = len(sys.modules)
 
 
-_FROZEN_WITH = {"modules": 0}
+_FROZEN_WITH = {"modules": 0, "tests": 0}
+FREEZE_EVERY = 50  # tests
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown() -> None:
-    """The same after a test that imported more (matplotlib, SQLAlchemy, Alembic, uvicorn are
-    imported where used): what an import brings also lives for the session, and left in the
-    collector's reach it made full collections of later tests' loops take up to 300 ms. Done
-    between tests, after the loop's stall monitor has finished."""
-    if len(sys.modules) != _FROZEN_WITH["modules"]:
+    """The same between tests, after the loop's stall monitor has finished: after a test that
+    imported more (matplotlib, SQLAlchemy, Alembic, uvicorn are imported where used), and every
+    FREEZE_EVERY tests (what the run keeps, pytest's reports among them, grows with every test).
+    Left in the collector's reach, both made a later test's full collection hold its loop for
+    300 ms in CI's run of 1200 tests; frozen, a full collection scans recent objects only."""
+    _FROZEN_WITH["tests"] += 1
+    if len(sys.modules) != _FROZEN_WITH["modules"] or _FROZEN_WITH["tests"] >= FREEZE_EVERY:
         gc.collect()
         gc.freeze()
-        _FROZEN_WITH["modules"] = len(sys.modules)
+        _FROZEN_WITH["modules"], _FROZEN_WITH["tests"] = len(sys.modules), 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
