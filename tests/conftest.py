@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,25 +46,17 @@ def pytest_collection_finish() -> None:
     rescanning it, which in the suite's own process held test loops for 100 ms and more."""
     gc.collect()
     gc.freeze()
-    _FROZEN_WITH["modules"] = len(sys.modules)
-
-
-_FROZEN_WITH = {"modules": 0, "tests": 0}
-FREEZE_EVERY = 50  # tests
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown() -> None:
-    """The same between tests, after the loop's stall monitor has finished: after a test that
-    imported more (matplotlib, SQLAlchemy, Alembic, uvicorn are imported where used), and every
-    FREEZE_EVERY tests (what the run keeps, pytest's reports among them, grows with every test).
-    Left in the collector's reach, both made a later test's full collection hold its loop for
-    300 ms in CI's run of 1200 tests; frozen, a full collection scans recent objects only."""
-    _FROZEN_WITH["tests"] += 1
-    if len(sys.modules) != _FROZEN_WITH["modules"] or _FROZEN_WITH["tests"] >= FREEZE_EVERY:
-        gc.collect()
-        gc.freeze()
-        _FROZEN_WITH["modules"], _FROZEN_WITH["tests"] = len(sys.modules), 0
+    """The same after every test, between tests, once the loop's stall monitor has finished:
+    what a test leaves alive (its imports' modules, pytest's report, caches) lives on, and left
+    in the collector's reach it made a later test's full collection hold that test's loop for
+    300+ ms in CI's run of 1200 tests. Frozen, a collection scans what the running test made;
+    each of these collections then takes a few milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
