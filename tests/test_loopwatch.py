@@ -78,6 +78,10 @@ async def test_waiting_is_not_a_stall_and_the_watch_comes_off() -> None:
     try:
         await asyncio.sleep(0.3)  # idle in the selector: not counted
         time.sleep(0.25)  # the stall under test
+        cycles: list[list[object]] = [[] for _ in range(100_000)]
+        for cycle in cycles:
+            cycle.append(cycle)
+        del cycles  # garbage only a collection frees: it takes milliseconds, not microseconds
         gc.collect()  # and a collection in the same iteration
         await asyncio.sleep(0)
     finally:
