@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clinic.postgres import PostgresError, PostgresServer
-from mqtt.brokers import Broker, any_broker
+from mqtt.brokers import MOSQUITTO, NEEDS_MOSQUITTO, Broker, any_broker, mosquitto_broker
 
 POSTGRES_FIXTURES = {"postgres_server", "postgres_url"}
 
@@ -67,5 +67,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A broker of the test's own, for tests that stop it."""
     b = any_broker(tmp_path_factory.mktemp("own-broker")).start()
+    yield b
+    b.kill()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """mosquitto whatever TREADCTL_TEST_BROKER says: the embedded broker (amqtt) does not hand a
+    retained message to a client that subscribes later."""
+    if MOSQUITTO is None:
+        pytest.skip(f"{NEEDS_MOSQUITTO}: retained messages to a later subscriber")
+    b = mosquitto_broker(tmp_path_factory.mktemp("clinic-mosquitto")).start()
     yield b
     b.kill()

@@ -83,11 +83,14 @@ async def test_a_malformed_record_is_not_acked_and_changes_nothing(
 
 
 async def test_availability_is_retained_online_then_offline(
-    broker: Broker, database_url: str
+    mosquitto: Broker, database_url: str
 ) -> None:
-    prefix = _prefix()
+    broker, prefix = mosquitto, _prefix()
     settings = clinic_settings(broker, database_url, prefix)
     async with running_clinic(settings) as clinic:
+        link = clinic.service.broker
+        assert link is not None
+        await until(link.connected.is_set, what="the service connected and said online")
         async with daemon_link(broker, prefix, "tm-1") as daemon:
             # subscribed after the service published: the retained message tells
             await until(lambda: daemon.availability == ["online"], what="retained online")
