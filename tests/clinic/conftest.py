@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from clinic.postgres import PostgresError, PostgresServer
-from mqtt.brokers import MOSQUITTO, NEEDS_MOSQUITTO, Broker, any_broker, mosquitto_broker
+
+# The broker fixtures of tests/mqtt (the same brokers, by the same rules), for the clinic's tests.
+from mqtt.conftest import broker, mqtt5_broker, own_broker
 
 POSTGRES_FIXTURES = {"postgres_server", "postgres_url"}
 
@@ -55,28 +57,4 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """The clinic's tests' broker (mosquitto, or the embedded one: docs/testing.md)."""
-    b = any_broker(tmp_path_factory.mktemp("clinic-broker")).start()
-    yield b
-    b.kill()
-
-
-@pytest.fixture
-def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A broker of the test's own, for tests that stop it."""
-    b = any_broker(tmp_path_factory.mktemp("own-broker")).start()
-    yield b
-    b.kill()
-
-
-@pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """mosquitto whatever TREADCTL_TEST_BROKER says: the embedded broker (amqtt) does not hand a
-    retained message to a client that subscribes later."""
-    if MOSQUITTO is None:
-        pytest.skip(f"{NEEDS_MOSQUITTO}: retained messages to a later subscriber")
-    b = mosquitto_broker(tmp_path_factory.mktemp("clinic-mosquitto")).start()
-    yield b
-    b.kill()
+__all__ = ["broker", "mqtt5_broker", "own_broker"]

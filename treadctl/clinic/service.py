@@ -42,6 +42,7 @@ log = structlog.get_logger("treadctl.clinic")
 
 Clock = Callable[[], datetime]
 PROPOSE_EVERY_S = 3600.0  # a week's proposal appears within the hour after the week ends
+STARTUP_S = 20.0  # for uvicorn to start serving on the bound socket
 STOP_S = 3.0  # uvicorn's graceful shutdown; then its connections are dropped
 
 
@@ -148,8 +149,9 @@ class ClinicService:
             serving = tg.create_task(server.serve([listening]), name="treadctl.clinic.api")
             proposing = tg.create_task(self._propose(programs), name="treadctl.clinic.progression")
             staling = tg.create_task(self.broker.check_staleness(), name="treadctl.clinic.stale")
-            while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
-                await asyncio.sleep(0.01)
+            async with asyncio.timeout(STARTUP_S):  # bounded: systemd's start timeout is longer
+                while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
+                    await asyncio.sleep(0.01)
             if serving.done():
                 await serving  # its error, if any
                 raise ListenError("the web API ended before it started")
