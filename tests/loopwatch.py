@@ -137,10 +137,12 @@ class LoopWatch:
             self.stalls.append(stall)
 
     def _watch(self) -> None:
-        """Samples the loop thread's stack while an iteration runs past SAMPLE_AFTER_S."""
+        """Samples the loop thread's stack once an iteration has run past SAMPLE_AFTER_S."""
         while not self._closed.wait(WAKE_S):
             since = self._busy_since
-            if since is None or time.perf_counter() - since < SAMPLE_AFTER_S:
+            if since is None or since == self._sampled_for:  # one sample: where it first ran long
+                continue
+            if time.perf_counter() - since < SAMPLE_AFTER_S:
                 continue
             frame = sys._current_frames().get(self._loop_thread)
             if frame is None:
