@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.cookiejar
 import json
 import secrets
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -19,8 +21,13 @@ from waiting import until
 
 from mqtt.brokers import Broker
 from mqtt.harness import protocol
+from treadctl.clinic import accounts
+from treadctl.clinic.database import open_database
 from treadctl.clinic.service import ClinicService
 from treadctl.config import Settings
+
+ADMIN = "admin"
+PASSWORD = "a test password, long enough"
 
 
 def clinic_settings(broker: Broker, database_url: str, prefix: str) -> Settings:
@@ -39,14 +46,27 @@ def clinic_settings(broker: Broker, database_url: str, prefix: str) -> Settings:
 
 @dataclass
 class Http:
-    base: str
+    """A client of the service's API with its own cookie jar: `login` once, then every call
+    carries the login's cookie and CSRF token, as the dashboard's pages do."""
 
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    base: str
+    csrf: str | None = None
+    jar: http.cookiejar.CookieJar = field(default_factory=http.cookiejar.CookieJar)
+
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
         def send() -> tuple[int, Any]:
             data = None if body is None else json.dumps(body).encode()
             request = urllib.request.Request(self.base + path, data=data, method=method)
+            if self.csrf is not None:
+                request.add_header("X-CSRF-Token", self.csrf)
+            for name, value in (headers or {}).items():
+                request.add_header(name, value)
             try:
-                with urllib.request.urlopen(request, timeout=10) as response:
+                with opener.open(request, timeout=10) as response:
                     raw, status, kind = response.read(), response.status, response.headers
             except urllib.error.HTTPError as exc:
                 raw, status, kind = exc.read(), exc.code, exc.headers
@@ -55,6 +75,33 @@ class Http:
             return status, raw
 
         return await asyncio.to_thread(send)
+
+    async def login(self, username: str = ADMIN, password: str = PASSWORD) -> Http:
+        status, answer = await self.call(
+            "POST", "/api/login", {"username": username, "password": password}
+        )
+        assert status == 200, answer
+        self.csrf = answer["csrf"]
+        return self
+
+    def cookie(self) -> str:
+        """The Cookie header the jar would send (for a raw connection)."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+    def anonymous(self) -> Http:
+        return Http(self.base)
+
+
+def add_account(
+    database_url: str, username: str = ADMIN, password: str = PASSWORD, *, admin: bool = True
+) -> None:
+    database = open_database(database_url)
+    try:
+        with database.session() as db:
+            if username not in {a.username for a in accounts.list_accounts(db)}:
+                accounts.add_account(db, username, password, admin=admin, now=datetime.now(UTC))
+    finally:
+        database.close()
 
 
 @dataclass
@@ -71,7 +118,11 @@ class RunningClinic:
 
 
 @contextlib.asynccontextmanager
-async def running_clinic(settings: Settings) -> AsyncIterator[RunningClinic]:
+async def running_clinic(settings: Settings, *, login: bool = True) -> AsyncIterator[RunningClinic]:
+    """The service, with an admin account whose login `http` holds (unless `login=False`)."""
+    if login:
+        assert settings.clinic.database is not None
+        await asyncio.to_thread(add_account, settings.clinic.database)
     service = ClinicService(settings)
     ready = asyncio.Event()
     task = asyncio.create_task(service.run(lambda _s: ready.set()), name="test.clinic")
@@ -83,6 +134,8 @@ async def running_clinic(settings: Settings) -> AsyncIterator[RunningClinic]:
         if task in done:
             task.result()  # its error
         http = Http(f"http://127.0.0.1:{service.port}")
+        if login:
+            await http.login()
         yield RunningClinic(service, task, http, settings.mqtt.prefix)
     finally:
         if not task.done():

@@ -16,7 +16,17 @@ from treadctl.clinic.database import Database, DatabaseError, head_revision, ope
 from treadctl.clinic.tables import Base
 from treadctl.sim.brokers import free_port
 
-TABLES = {"people", "prescriptions", "progression_steps", "sessions", "annotations", "measures"}
+TABLES = {
+    "people",
+    "prescriptions",
+    "progression_steps",
+    "sessions",
+    "annotations",
+    "measures",
+    "accounts",
+    "logins",
+    "commands",
+}
 
 
 def _revision(database: Database) -> str | None:

@@ -82,6 +82,7 @@ async def live_stream(clinic: RunningClinic) -> AsyncIterator[Stream]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET /api/live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Cookie: {clinic.http.cookie()}\r\n"
         "Accept: text/event-stream\r\n\r\n".encode()
     )
     stream = Stream()

@@ -17,35 +17,49 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+import structlog
+
 from treadctl.extras import CLINIC, MissingExtraError
 
 try:
     from sqlalchemy.orm import Session
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    from starlette.routing import BaseRoute, Route
 except ModuleNotFoundError as exc:  # the daemon's install has no web framework
     raise MissingExtraError(CLINIC, "the clinic service's web API", exc.name) from exc
 
-from treadctl.clinic import people, prescriptions, record, steps
+from treadctl.clinic import audit, people, prescriptions, record, steps
 from treadctl.clinic.annotations import annotate, session_row
 from treadctl.clinic.broker import BrokerLink, NoAnswerError, NotConnectedError
 from treadctl.clinic.database import Database
-from treadctl.clinic.errors import ClinicError, ConflictError, FormError, NotFoundError
+from treadctl.clinic.errors import (
+    ClinicError,
+    ConflictError,
+    ForbiddenError,
+    FormError,
+    NotFoundError,
+)
 from treadctl.clinic.forms import (
     AnnotationForm,
     MeasureForm,
     PersonEdit,
     PersonForm,
     PrescriptionForm,
+    PreSessionCheck,
     parse,
 )
 from treadctl.clinic.live import TreadmillRoutes
 from treadctl.clinic.views import PersonRecord
 from treadctl.clinic.web import pages
+from treadctl.clinic.web.account_routes import AccountRoutes
+from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, username
+from treadctl.clinic.web.login import LoginRoutes
 from treadctl.core.program import Program
 
+log = structlog.get_logger("treadctl.clinic.api")
 Clock = Callable[[], datetime]
 MAX_BODY = 64 * 1024
 T = TypeVar("T")
@@ -75,6 +89,7 @@ _STATUS: tuple[tuple[type[ClinicError], int, str], ...] = (
     (FormError, 400, "bad_request"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (ForbiddenError, 403, "forbidden"),
     (NoAnswerError, 504, "no_answer"),
     (NotConnectedError, 503, "no_broker"),
 )
@@ -113,20 +128,34 @@ class ClinicApi:
         self.broker = broker
         self.now = clock
         self.treadmills = TreadmillRoutes(broker)
+        self.logins = Logins(self._tx, clock=clock)
+        self.login = LoginRoutes(self._tx, self.logins, clock=clock)
 
     def app(self) -> Starlette:
         def route(path: str, handler: Callable[[Request], Awaitable[Response]], *methods: str):  # type: ignore[no-untyped-def]  # noqa: ANN202
             return Route(path, self._guarded(handler), methods=list(methods))
 
+        def admin(path: str, handler: Callable[[Request], Awaitable[Response]], *methods: str):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            async def checked(request: Request) -> Response:
+                require_admin(request)
+                return await handler(request)
+
+            return route(path, checked, *methods)
+
+        def sent(path: str, handler: Callable[[Request], Awaitable[Response]], command: str):  # type: ignore[no-untyped-def]  # noqa: ANN202
+            return route(path, self._logged(handler, command), "POST")
+
+        accounts = AccountRoutes(self._tx, self.logins, clock=self.now)
+
         return Starlette(
             routes=[
                 route("/api/health", self.health, "GET"),
                 route("/api/people", self.people_list, "GET"),
-                route("/api/people", self.people_add, "POST"),
+                admin("/api/people", self.people_add, "POST"),
                 route("/api/people/{person}", self.person_show, "GET"),
-                route("/api/people/{person}", self.person_edit, "PATCH"),
-                route("/api/people/{person}", self.person_delete, "DELETE"),
-                route("/api/people/{person}/archive", self.person_archive, "POST"),
+                admin("/api/people/{person}", self.person_edit, "PATCH"),
+                admin("/api/people/{person}", self.person_delete, "DELETE"),
+                admin("/api/people/{person}/archive", self.person_archive, "POST"),
                 route("/api/people/{person}/record", self.person_record, "GET"),
                 route("/api/people/{person}/report", self.person_report, "GET"),
                 route("/api/people/{person}/measures", self.measure_add, "POST"),
@@ -142,11 +171,66 @@ class ClinicApi:
                 route("/api/treadmills", self.treadmills.overview, "GET"),
                 route("/api/live", self.treadmills.live, "GET"),
                 route("/api/treadmills/{device}/start", self.treadmill_start, "POST"),
-                route("/api/treadmills/{device}/estop", self.treadmills.estop, "POST"),
-                route("/api/treadmills/{device}/{command}", self.treadmills.command, "POST"),
+                sent("/api/treadmills/{device}/estop", self.treadmills.estop, "estop"),
+                sent("/api/treadmills/{device}/{command}", self.treadmills.command, ""),
+                route("/api/commands", self.commands_list, "GET"),
+                *(self._guard(r) for r in self.login.routes()),
+                *(self._guard(r) for r in accounts.routes()),
                 *pages.routes(self),  # the dashboard (treadctl/clinic/web)
-            ]
+            ],
+            middleware=[Middleware(RequireLogin, found=self.logins)],
         )
+
+    def _guard(self, route: BaseRoute) -> BaseRoute:
+        assert isinstance(route, Route)
+        return Route(route.path, self._guarded(route.endpoint), methods=route.methods)
+
+    def _logged(
+        self, handler: Callable[[Request], Awaitable[Response]], command: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """Every command from the dashboard goes in the command log with who sent it, after it
+        was sent (an e-stop is never held back by the database) and whether it was taken."""
+
+        async def logged(request: Request) -> Response:
+            outcome = "error"
+            try:
+                response = await handler(request)
+            except ClinicError as exc:
+                outcome = f"refused: {exc}"
+                raise
+            else:
+                status = response.status_code
+                outcome = audit.ACCEPTED if status < 300 else f"refused: HTTP {status}"
+                return response
+            finally:
+                command_name = command or str(request.path_params.get("command", ""))
+                await self._log(request, command_name, {}, outcome)
+
+        return logged
+
+    async def _log(
+        self, request: Request, command: str, body: dict[str, Any], outcome: str
+    ) -> None:
+        device, who, now = str(request.path_params.get("device", "")), username(request), self.now()
+        try:
+            await self._tx(
+                lambda db: audit.log_command(
+                    db,
+                    now=now,
+                    username=who,
+                    device=device,
+                    command=command,
+                    body=body,
+                    outcome=outcome,
+                )
+            )
+        except Exception:  # the command went; a log that failed is reported, not raised
+            log.exception("the command log failed", device=device, command=command)
+
+    async def commands_list(self, request: Request) -> Response:
+        device = request.query_params.get("device") or None
+        found = await self._tx(lambda db: audit.recent(db, device=device))
+        return ok(found)
 
     async def _tx(self, work: Callable[[Session], T]) -> T:
         """`work` in one transaction, on a worker thread: the event loop (and the broker link
@@ -317,6 +401,7 @@ class ClinicApi:
             )
         ):
             raise FormError("parameters: an object of numbers")
+        check = parse(PreSessionCheck, body["check"]) if "check" in body else None
         plan = await self._tx(
             lambda db: prescriptions.resolve_start(
                 db, person, self.programs, program=program, parameters=parameters
@@ -324,12 +409,26 @@ class ClinicApi:
         )
         if self.broker is None:
             raise NoAnswerError("the clinic service has no broker connection")
-        answer = await self.broker.command(request.path_params["device"], "start", plan.payload())
-        if not answer.get("ok"):
-            problem = answer.get("error") or {}
-            return error(
-                502, str(problem.get("code", "refused")), str(problem.get("message", answer))
+        logged: dict[str, Any] = {**plan.payload(), "prescription": plan.prescription_id}
+        if check is not None:
+            logged["check"] = check.model_dump()
+        outcome = "error"
+        try:
+            answer = await self.broker.command(
+                request.path_params["device"], "start", plan.payload()
             )
+            if not answer.get("ok"):
+                problem = answer.get("error") or {}
+                outcome = f"refused: {problem.get('code', 'refused')}"
+                return error(
+                    502, str(problem.get("code", "refused")), str(problem.get("message", answer))
+                )
+            outcome = audit.ACCEPTED
+        except ClinicError as exc:
+            outcome = f"refused: {exc}"
+            raise
+        finally:
+            await self._log(request, "start", logged, outcome)
         return ok({"ok": True, "sent": plan.payload(), "prescription": plan.prescription_id})
 
 

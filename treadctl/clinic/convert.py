@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from treadctl.clinic.tables import (
+    AccountRow,
     AnnotationRow,
     MeasureRow,
     PersonRow,
@@ -13,6 +14,7 @@ from treadctl.clinic.tables import (
     StepRow,
 )
 from treadctl.clinic.views import (
+    Account,
     AdverseEvent,
     Annotation,
     Deviation,
@@ -23,6 +25,16 @@ from treadctl.clinic.views import (
     ProgressionStep,
     SessionDose,
 )
+
+
+def account(row: AccountRow) -> Account:
+    return Account(
+        row.id,
+        row.username,
+        "admin" if row.role == "admin" else "therapist",
+        row.created,
+        row.disabled,
+    )
 
 
 def person(row: PersonRow) -> Person:

@@ -20,3 +20,7 @@ class NotFoundError(ClinicError):
 class ConflictError(ClinicError):
     """The request contradicts what is stored: an id taken, an archived person, a program the
     person's limits forbid, a step already decided."""
+
+
+class ForbiddenError(ClinicError):
+    """Logged in, but this needs another role (an admin)."""

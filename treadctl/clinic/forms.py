@@ -167,3 +167,19 @@ def parse(form: type[F], data: Any) -> F:
     if (problem := unstorable(parsed.model_dump())) is not None:
         raise FormError(problem)
     return parsed
+
+
+class PreSessionCheck(_Form):
+    """What the therapist confirms on the dashboard before a start (the h/p/cosmos field safety
+    notice: the fall-stop clip attached, someone beside the treadmill)."""
+
+    pain_before: Annotated[int, Field(ge=0, le=10)]
+    clip_attached: bool
+    supervisor_present: bool
+
+    @field_validator("clip_attached", "supervisor_present")
+    @classmethod
+    def _ticked(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("must be confirmed before a start")
+        return value

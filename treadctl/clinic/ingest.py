@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from treadctl.clinic import audit
+from treadctl.clinic.audit import NOT_LOGGED_IN
 from treadctl.clinic.errors import FormError
 from treadctl.clinic.forms import PersonId, explain, unstorable
-from treadctl.clinic.tables import PrescriptionRow, SessionRow
+from treadctl.clinic.tables import AnnotationRow, PrescriptionRow, SessionRow
 from treadctl.store.export import JSON_FORMAT, JSON_VERSION
 from treadctl.store.model import Sample
 from treadctl.store.queries import summarise
@@ -193,5 +195,25 @@ def store_record(db: Session, data: Any, *, now: datetime) -> tuple[str, bool]:
     row.deviations = deviations(doc)
     row.document = data if isinstance(data, dict) else doc.model_dump()
     row.received = now
+    if new and part.person is not None:
+        _from_the_start(db, row, now=now)
     db.flush()
     return part.id, new
+
+
+def _from_the_start(db: Session, row: SessionRow, *, now: datetime) -> None:
+    """A session started from the dashboard: who started it is who supervised it, and the
+    pre-session check's pain score is the pain before (both can be edited afterwards)."""
+    start = audit.start_of(db, row.device_id, row.started)
+    if start is None or start.body.get("person") != row.person_id:
+        return
+    check = start.body.get("check")
+    pain = check.get("pain_before") if isinstance(check, dict) else None
+    row.annotation = AnnotationRow(
+        session_id=row.id,
+        supervised_by=start.username if start.username != NOT_LOGGED_IN else None,
+        pain_before=pain if isinstance(pain, int) else None,
+        notes="",
+        adverse_events=[],
+        updated=now,
+    )

@@ -202,3 +202,49 @@ class MeasureRow(Base):
     unit: Mapped[str] = mapped_column(String(16))
     measured_on: Mapped[date] = mapped_column(Date)
     notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class AccountRow(Base):
+    """Someone who logs in to the dashboard: a therapist, or an admin who also manages accounts
+    and people. Only the password's Argon2id hash is kept."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint("role IN ('therapist', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created: Mapped[datetime]
+    disabled: Mapped[datetime | None]
+
+
+class LoginRow(Base):
+    """A browser's logged-in session: the cookie's token is kept only as its SHA-256, so a
+    copy of the database logs nobody in."""
+
+    __tablename__ = "logins"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    csrf: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime]
+    seen: Mapped[datetime]
+
+
+class CommandRow(Base):
+    """Every command the service sent to a treadmill, who sent it and what came back: the
+    audit trail, and where a session's "supervised by" comes from."""
+
+    __tablename__ = "commands"
+    __table_args__ = (Index("ix_commands_device_sent", "device_id", "sent"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sent: Mapped[datetime]
+    username: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(64))
+    command: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str] = mapped_column(String(200))

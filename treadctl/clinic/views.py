@@ -210,3 +210,22 @@ class PersonRecord:
         active = [p for p in self.prescriptions if p.active]
         chosen = active or list(self.prescriptions)
         return chosen[-1] if chosen else None
+
+
+Role = Literal["therapist", "admin"]
+ROLES: tuple[Role, ...] = ("therapist", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Someone who logs in to the dashboard (never their password or its hash)."""
+
+    id: int
+    username: str
+    role: Role
+    created: datetime
+    disabled: datetime | None
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
