@@ -17,9 +17,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Page, ViewportSize, async_playwright, expect
+
+from clinic.service_rig import ADMIN, PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 NEEDS_CHROMIUM = "needs Debian's chromium (apt install chromium; CI installs it)"
@@ -106,3 +109,14 @@ async def new_page(chromium: Chromium, viewport: ViewportSize | None = None) -> 
                 await context.close()
         finally:
             await browser.close()  # over CDP: disconnects, the browser runs on
+
+
+async def log_in(page: Page, url: str, username: str = ADMIN, password: str = PASSWORD) -> None:
+    """Open `url` as a therapist would: the service sends a new browser to its login page,
+    which comes back to `url` once the form is sent."""
+    await page.goto(url)
+    if urlsplit(page.url).path == "/login":
+        await page.get_by_label("User name").fill(username)
+        await page.get_by_label("Password").fill(password)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(url)

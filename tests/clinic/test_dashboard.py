@@ -24,7 +24,7 @@ import aiomqtt
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from clinic.browser import Chromium, chromium_process, new_page
+from clinic.browser import Chromium, chromium_process, log_in, new_page
 from clinic.service_rig import RunningClinic, clinic_settings, running_clinic
 from mqtt.brokers import Broker
 from mqtt.harness import Bridged, bridged, end_bridge, protocol
@@ -115,7 +115,7 @@ async def test_overview_live_estop_to_the_wire_and_reset(
     broker: Broker, chromium: Chromium, tmp_path: Path
 ) -> None:
     async with room(broker, tmp_path) as r, new_page(chromium) as page:
-        await page.goto(r.base + "/")
+        await log_in(page, r.base + "/")
         for device in (A, B):
             await expect(tile(page, device).locator(".tile-state")).to_have_text("live · idle")
         order = "tiles => tiles.map((t) => t.dataset.device)"
@@ -157,7 +157,7 @@ async def test_offline_daemon_and_lost_live_stream(
 ) -> None:
     port = free_port()
     async with room(broker, tmp_path, port=port) as r, new_page(chromium) as page:
-        await page.goto(r.base + "/")
+        await log_in(page, r.base + "/")
         await expect(tile(page, B).locator(".tile-state")).to_have_text("live · idle")
 
         # B's daemon goes away: its last word is `offline`, and the tile says so at once.
@@ -191,7 +191,7 @@ async def test_treadmill_page_start_commands_and_estop(
     async with room(broker, tmp_path) as r, new_page(chromium) as page:
         status, _ = await r.clinic.http.call("POST", "/api/people", {"id": "p-0042"})
         assert status == 201
-        await page.goto(f"{r.base}/treadmills/{A}")
+        await log_in(page, f"{r.base}/treadmills/{A}")
         await expect(tile(page, A).locator(".tile-state")).to_have_text("live · idle")
         assert await page.locator("article.tile").count() == 1  # this treadmill's only
         estop = page.get_by_role("button", name="E-STOP", exact=True)
@@ -202,6 +202,9 @@ async def test_treadmill_page_start_commands_and_estop(
 
         # A refusal says why, and nothing is sent.
         await page.get_by_label("Person id").fill("nobody")
+        await page.get_by_label("Pain now (0–10)").fill("1")  # the pre-session check
+        await page.get_by_label("Safety clip attached to the person").check()
+        await page.get_by_label("Supervisor present at the treadmill").check()
         await page.get_by_role("button", name="Start").click()
         status_line = page.locator("#start-status")
         await expect(status_line).to_contain_text("not started: ")
@@ -209,7 +212,7 @@ async def test_treadmill_page_start_commands_and_estop(
         assert r.a.rig.controller.mode is Mode.IDLE
 
         await page.get_by_label("Person id").fill("p-0042")
-        await page.get_by_label("Program").fill(PROGRAM)
+        await page.locator("#start-program").select_option(PROGRAM)
         await page.get_by_role("button", name="Start").click()
         await expect(status_line).to_have_text(f"started {PROGRAM} for p-0042")
         await expect(reading(page, A, "person")).to_have_text("p-0042")
@@ -249,7 +252,7 @@ async def test_estop_without_the_broker_says_to_use_the_treadmills_own_stop(
     own_broker: Broker, chromium: Chromium, tmp_path: Path
 ) -> None:
     async with room(own_broker, tmp_path) as r, new_page(chromium) as page:
-        await page.goto(r.base + "/")
+        await log_in(page, r.base + "/")
         await expect(tile(page, A).locator(".tile-state")).to_have_text("live · idle")
         own_broker.kill()
         await page.get_by_role("button", name=f"E-stop {A}").click()
@@ -266,7 +269,7 @@ async def test_a_silent_daemon_is_not_shown_live(
     settings = clinic_settings(broker, f"sqlite:///{tmp_path}/clinic.db", prefix)
     client = aiomqtt.Client(broker.host, broker.port, protocol=protocol(broker))
     async with running_clinic(settings) as clinic, client, new_page(chromium) as page:
-        await page.goto(clinic.http.base + "/")
+        await log_in(page, clinic.http.base + "/")
         telemetry = b'{"speed_kmh": -1.2, "belt": "reverse", "incline_pct": 0.0}'
         await client.publish(f"{prefix}/quiet/availability", b"online", qos=1)
         await client.publish(f"{prefix}/quiet/telemetry", telemetry, qos=1)
