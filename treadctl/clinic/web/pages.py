@@ -1,8 +1,10 @@
 """The dashboard's pages, served by the clinic service's Starlette app beside the web API.
 
 Pages are rendered here (Jinja2, autoescaped); the tiles are filled and kept live in the browser
-by static/live.js from the API's `/api/live` stream. Nothing comes from a CDN: the clinic's LAN
-may be offline. No accounts yet: the service listens on loopback (docs/clinic.md).
+by static/live.js from the API's `/api/live` stream, and the forms post JSON to the web API
+through static/api.js (one function, so the CSRF header is set in one place). Nothing comes from
+a CDN: the clinic's LAN may be offline. The people and records pages are person_pages.py and
+session_pages.py.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from treadctl.clinic import people
 from treadctl.clinic.views import Person
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from treadctl.clinic.api import ClinicApi
+    from treadctl.core.program import Program
 
 STATIC = Path(__file__).parent / "static"
 # A device id as the daemons use it in topics: anything else is not a treadmill's page.
@@ -40,7 +45,8 @@ HEADERS = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a form POST says `Origin: null` (web/auth.py)
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -56,34 +62,53 @@ def _env() -> Environment:
     )
 
 
-def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page, with who is logged in and the CSRF token (when accounts set them)."""
+    context.setdefault("user", getattr(request.state, "user", None))
+    context.setdefault("csrf_token", getattr(request.state, "csrf_token", None))
     page = _env().get_template(name).render(**context)
     return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
+def missing(request: Request, what: str, kind: str) -> HTMLResponse:
+    """404: `what` is not a known `kind` (a treadmill's id, a person, a session)."""
+    return render(request, "missing.html", 404, page="", title="No such page", what=what, kind=kind)
+
+
+def program_choices(programs: Mapping[str, Program]) -> list[Program]:
+    return [programs[name] for name in sorted(programs)]
+
+
 def routes(api: ClinicApi) -> list[BaseRoute]:
     """The dashboard's routes, for the API's app to include."""
+    from treadctl.clinic.web import person_pages, session_pages  # noqa: PLC0415 - they import this
 
-    async def overview(_request: Request) -> Response:
-        return render("overview.html", page="overview", title="Overview")
+    async def overview(request: Request) -> Response:
+        return render(request, "overview.html", page="overview", title="Overview")
 
     async def treadmill(request: Request) -> Response:
         device = request.path_params["device"]
         if not DEVICE.fullmatch(device):
-            return render("missing.html", 404, page="", title="No such page", what=device)
-        return render("treadmill.html", page="treadmill", title=device, device=device)
+            return missing(request, device, "a treadmill's id")
 
-    async def people_page(_request: Request) -> Response:
         def work() -> list[Person]:
             with api.db.session() as db:
                 return people.list_people(db)
 
-        found = await asyncio.to_thread(work)
-        return render("people.html", page="people", title="People", people=found)
+        return render(
+            request,
+            "treadmill.html",
+            page="treadmill",
+            title=device,
+            device=device,
+            people=await asyncio.to_thread(work),
+            programs=program_choices(api.programs),
+        )
 
     return [
         Route("/", overview, methods=["GET"]),
         Route("/treadmills/{device}", treadmill, methods=["GET"]),
-        Route("/people", people_page, methods=["GET"]),
+        *person_pages.routes(api),
+        *session_pages.routes(api),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -1,6 +1,8 @@
 // The dashboard's live tiles: one EventSource on /api/live (a snapshot, then one tile per
 // change), tiles updated in place (a focused button keeps its focus), and the commands
-// (e-stop, reset, pause, resume, skip, stop, start) posted to the web API.
+// (e-stop, reset, pause, resume, skip, stop, start) posted to the web API with apiSend
+// (api.js). The start form holds Start back until the pre-session check is done; once a
+// session ends on a tile, the tile links to its record's annotation form.
 // Everything shown is set with textContent: device ids and people come from the broker.
 "use strict";
 
@@ -107,9 +109,11 @@
     const badge = el("span", { class: "badge" });
     head.append(name, badge);
     const state = el("p", { class: "tile-state", "aria-live": "polite" });
+    const awaiting = el("p", { class: "awaiting", role: "status", hidden: "" });
     const latched = el("p", { class: "latched", hidden: "" }, "■ E-STOP LATCHED");
     const list = el("dl", { class: "readings" });
-    const fields = { badge, state, latched };
+    const after = el("p", { class: "after", hidden: "" });
+    const fields = { badge, state, awaiting, latched, after };
     for (const [key, label] of ROWS) {
       const row = el("div", { class: "reading reading-" + key });
       const value = el("dd", {}, "—");
@@ -129,7 +133,7 @@
     actions.append(reset);
     fields.reset = reset;
     fields.status = status;
-    article.append(head, state, latched, list, actions, status);
+    article.append(head, state, awaiting, latched, list, actions, status, after);
     return { el: article, fields, tile: null };
   }
 
@@ -143,6 +147,10 @@
     f.badge.className = "badge " + (t.online === true ? "badge-on" : "badge-off");
     const state = how.dead ? how.text : "live · " + text(t.mode);
     if (f.state.textContent !== state) f.state.textContent = state; // announced on change only
+    // What the daemon waits for before the belt moves (a start to confirm at the treadmill).
+    const waiting = typeof t.awaiting === "string" && t.awaiting !== "" && !how.dead ? t.awaiting : "";
+    if (f.awaiting.textContent !== waiting) f.awaiting.textContent = waiting;
+    f.awaiting.hidden = waiting === "";
     f.latched.hidden = !t.estop_latched;
     f.mode.textContent = text(t.mode);
     f.person.textContent = text(t.person);
@@ -170,8 +178,10 @@
       root.insertBefore(entry.el, next ? tiles.get(next).el : null);
       tiles.set(tile.device, entry);
     }
+    const before = entry.tile;
     entry.tile = tile;
     render(entry);
+    followSession(entry, before, tile);
     const empty = document.getElementById("empty");
     if (empty) empty.hidden = tiles.size > 0;
   }
@@ -263,26 +273,13 @@
   }
 
   async function post(device, action, body) {
-    const response = await fetch("/api/treadmills/" + encodeURIComponent(device) + "/" + action, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body || {}),
-      cache: "no-store",
-    });
-    let answer = null;
-    try {
-      answer = await response.json();
-    } catch (_error) {
-      answer = null;
-    }
-    return { status: response.status, answer };
+    const path = "/api/treadmills/" + encodeURIComponent(device) + "/" + action;
+    const { status, data } = await apiSend("POST", path, body || {});
+    return { status, answer: data };
   }
 
   function problem(answer, status) {
-    const error = answer && answer.error;
-    if (error && error.message) return error.message;
-    if (answer && answer.message) return answer.message;
-    return "refused (HTTP " + status + ")";
+    return apiMessage(answer, status);
   }
 
   async function estop(button) {
@@ -311,17 +308,112 @@
     }
   }
 
-  async function start(form) {
+  // --- the start form and its pre-session check ------------------------------------------------
+
+  const form = document.getElementById("start-form");
+
+  function painScore() {
+    const field = document.getElementById("check-pain");
+    if (!field || field.value.trim() === "" || (field.validity && field.validity.badInput)) return null;
+    const value = Number(field.value);
+    return Number.isInteger(value) && value >= 0 && value <= 10 ? value : null;
+  }
+
+  function checked(id) {
+    const box = document.getElementById(id);
+    return Boolean(box && box.checked);
+  }
+
+  // Start only once the check is complete; the hint says what is missing.
+  function checkStart() {
+    const button = document.getElementById("start-button");
+    const why = document.getElementById("start-why");
+    const missing = [];
+    if (painScore() === null) missing.push("the pain score now (a whole number 0–10)");
+    if (!checked("check-clip")) missing.push("the safety clip attached");
+    if (!checked("check-supervisor")) missing.push("a supervisor present");
+    if (button) button.disabled = missing.length > 0;
+    if (why) why.textContent = missing.length ? "Start needs: " + missing.join(", ") + "." : "Ready to start.";
+  }
+
+  function chosenProgram() {
+    return form.elements.program.value;
+  }
+
+  function showParameters() {
+    for (const set of form.querySelectorAll("fieldset[data-program]")) {
+      set.hidden = set.dataset.program !== chosenProgram();
+    }
+  }
+
+  function parameters() {
+    const values = {};
+    const set = form.querySelector('fieldset[data-program="' + CSS.escape(chosenProgram()) + '"]');
+    if (!set) return values;
+    for (const input of set.querySelectorAll("input[data-parameter]")) {
+      if (input.value.trim() !== "") values[input.dataset.parameter] = Number(input.value);
+    }
+    return values;
+  }
+
+  function listed(values) {
+    const names = Object.keys(values || {});
+    return names.length ? names.map((n) => n + " = " + values[n]).join(", ") : "the program's defaults";
+  }
+
+  // The person's active prescription, shown before the start (or why there is none).
+  async function showPlan() {
+    const node = document.getElementById("start-plan");
+    const person = form.elements.person.value.trim();
+    if (!node) return;
+    if (!person) {
+      node.textContent = "Choose a person to see their prescription.";
+      return;
+    }
+    try {
+      const who = await apiGet("/api/people/" + encodeURIComponent(person));
+      if (form.elements.person.value.trim() !== person) return; // typed on meanwhile
+      if (!who.ok) {
+        node.textContent = apiMessage(who.data, who.status);
+        return;
+      }
+      if (who.data.archived) {
+        node.textContent = person + " is archived: restore them on their page first.";
+        return;
+      }
+      const list = await apiGet("/api/prescriptions?person=" + encodeURIComponent(person));
+      const active = (list.ok && Array.isArray(list.data) ? list.data : []).filter((p) => !p.ended);
+      const rx = active[active.length - 1];
+      node.textContent = rx
+        ? "Active prescription: " + rx.program + " (" + listed(rx.parameters) + "), " +
+          rx.sessions_per_week + " a week for " + rx.weeks + " weeks."
+        : "No active prescription for " + person + ": choose a program.";
+    } catch (_error) {
+      node.textContent = "The clinic service cannot be reached.";
+    }
+  }
+
+  async function start() {
     const node = document.getElementById("start-status");
     const person = form.elements.person.value.trim();
-    const program = form.elements.program.value.trim();
     if (!person) {
       say(node, "Person id: enter the person's id (e.g. p-0042)", true);
       form.elements.person.focus();
       return;
     }
-    const body = { person };
-    if (program) body.program = program;
+    const pain = painScore();
+    if (pain === null || !checked("check-clip") || !checked("check-supervisor")) {
+      checkStart();
+      say(node, "not started: the pre-session check is not complete", true);
+      return;
+    }
+    const body = { person, check: { pain_before: pain, clip_attached: true, supervisor_present: true } };
+    const program = chosenProgram();
+    if (program) {
+      body.program = program;
+      const values = parameters();
+      if (Object.keys(values).length) body.parameters = values;
+    }
     say(node, "starting…", false);
     try {
       const { status, answer } = await post(form.dataset.device, "start", body);
@@ -336,6 +428,55 @@
     }
   }
 
+  // --- after a session: a link to its record's annotation form ---------------------------------
+
+  const ACTIVE = new Set(["running", "paused", "stopping"]);
+  const FOLLOW_MS = 1000;
+  const FOLLOW_TRIES = 60; // the record reaches the clinic seconds after the end
+  const known = new Map(); // device -> Promise of the session ids stored before this one ended
+
+  async function storedSessions(device) {
+    try {
+      const answer = await apiGet("/api/sessions?device=" + encodeURIComponent(device));
+      return answer.ok && Array.isArray(answer.data) ? answer.data : null;
+    } catch (_error) {
+      return null;
+    }
+  }
+
+  async function linkNewSession(entry, device, before) {
+    const ids = await before;
+    if (ids === null) return;
+    for (let i = 0; i < FOLLOW_TRIES; i++) {
+      if (entry.tile && ACTIVE.has(entry.tile.mode)) return; // another session began
+      const list = await storedSessions(device);
+      const fresh = (list || []).filter((s) => !ids.has(s.id));
+      if (fresh.length) {
+        const session = fresh[fresh.length - 1];
+        const link = el("a", { href: "/sessions/" + encodeURIComponent(session.id) + "#annotation" },
+          "Annotate the session that just ended");
+        entry.fields.after.replaceChildren(link);
+        entry.fields.after.hidden = false;
+        return;
+      }
+      await new Promise((resolve) => window.setTimeout(resolve, FOLLOW_MS));
+    }
+  }
+
+  function followSession(entry, before, tile) {
+    const device = tile.device;
+    if (ACTIVE.has(tile.mode)) {
+      entry.fields.after.hidden = true;
+      if (!known.has(device)) {
+        known.set(device, storedSessions(device).then((list) => (list ? new Set(list.map((s) => s.id)) : null)));
+      }
+    } else if (before && ACTIVE.has(before.mode) && tile.mode && known.has(device)) {
+      const ids = known.get(device);
+      known.delete(device);
+      linkNewSession(entry, device, ids);
+    }
+  }
+
   document.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");
     if (!button) return;
@@ -343,12 +484,19 @@
     else command(button);
   });
 
-  const form = document.getElementById("start-form");
   if (form) {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      start(form);
+      start();
     });
+    form.addEventListener("input", checkStart);
+    form.addEventListener("change", (event) => {
+      checkStart();
+      if (event.target === form.elements.program) showParameters();
+      if (event.target === form.elements.person) showPlan();
+    });
+    showParameters();
+    checkStart();
   }
 
   if (root) {
