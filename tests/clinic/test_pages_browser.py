@@ -23,6 +23,7 @@ from playwright.async_api import Locator, Page, expect
 from clinic.browser import Chromium, chromium_process, log_in, new_page
 from clinic.documents import session_document, store_sessions
 from clinic.service_rig import RunningClinic, clinic_settings, running_clinic
+from clinic.test_dashboard import small_targets
 from mqtt.brokers import Broker
 from mqtt.harness import protocol
 from treadctl.clinic.database import open_database
@@ -80,6 +81,8 @@ async def test_add_a_person_and_approve_a_proposal(
         await expect(page.get_by_role("heading", level=1)).to_have_text("Person p-0100")
         stored = await api(clinic, "/api/people/p-0100")
         assert stored["limits"] == {"max_speed_backward_kmh": 1.5}
+        await page.evaluate("document.querySelectorAll('details').forEach((d) => d.open = true)")
+        assert await small_targets(page) == []
 
         # A proposal for last week (none walked: a hold), approved from the page.
         started = monday(datetime.now(UTC).date()) - timedelta(weeks=1)
