@@ -223,7 +223,9 @@ async def run(
             clinic_demo.running(settings, demo_database(settings).parent)
         )
         plan = await asyncio.to_thread(clinic.prepare, entry.program.name)
+        login, password = await asyncio.to_thread(clinic.account)
         print(
+            f"dashboard: {clinic.api}/ (log in as {login}, password {password})\n"
             f"clinic service: {clinic.api} (its database: {clinic.database.url.database})\n"
             f"walking: {plan.person} (a pseudonym), prescribed {plan.program} "
             f"{plan.plan.get('sessions_per_week', '?')}x a week, limit "

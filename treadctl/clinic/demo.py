@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from treadctl.clinic import accounts
 from treadctl.clinic.database import Database
 from treadctl.clinic.errors import NotFoundError
 from treadctl.clinic.forms import LimitsForm, PersonForm, PrescriptionForm
@@ -28,6 +30,7 @@ from treadctl.clinic.tables import SessionRow
 from treadctl.config.models import ClinicConfig, Settings
 
 PERSON = "demo-walker"  # a pseudonym, as every person id is
+ACCOUNT = "demo"  # the dashboard's login for the demo: an admin, a new password each run
 LIMIT_BACKWARD_KMH = 2.5
 READY_S = 20.0
 
@@ -66,6 +69,20 @@ class DemoClinic:
                 )
                 add_prescription(db, prescription, programs, now=now)
             return resolve_start(db, PERSON, programs)
+
+    def account(self) -> tuple[str, str]:
+        """The demo's dashboard login: made once, given a new random password each run (shown
+        on the demo's terminal only; the service listens on loopback)."""
+        password = secrets.token_urlsafe(12)
+        with self.database.session() as db:
+            try:
+                accounts.find(db, ACCOUNT)
+            except NotFoundError:
+                accounts.add_account(db, ACCOUNT, password, admin=True, now=datetime.now(UTC))
+            else:
+                accounts.set_password(db, ACCOUNT, password)
+                accounts.enable(db, ACCOUNT)
+        return ACCOUNT, password
 
     def has_session(self, session_id: str) -> bool:
         with self.database.session() as db:
