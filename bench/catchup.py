@@ -39,6 +39,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -363,11 +364,37 @@ def spawned(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         stop_process(proc, 20)
 
 
+BENCH_USER, BENCH_PASSWORD = "bench", "the catch-up bench's password"
+
+
+def add_bench_account(database: str) -> None:
+    """The account the bench reads the API with (the service asks for a login)."""
+    from treadctl.clinic import accounts  # noqa: PLC0415 - the clinic extra
+    from treadctl.clinic.database import open_database  # noqa: PLC0415
+
+    db = open_database(database)
+    try:
+        with db.session() as session:
+            accounts.add_account(
+                session, BENCH_USER, BENCH_PASSWORD, admin=False, now=datetime.now(UTC)
+            )
+    finally:
+        db.close()
+
+
 def api_sessions(port: int, device: str) -> tuple[int, float]:
     """How many of the device's sessions the clinic's API lists, and how long that took."""
+    login = urllib.request.Request(
+        f"http://{HOST}:{port}/api/login",
+        data=json.dumps({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode(),
+        method="POST",
+    )
+    with urllib.request.urlopen(login, timeout=60) as answer:
+        cookie = answer.headers.get("Set-Cookie", "").split(";", 1)[0]
     t0 = time.perf_counter()
     url = f"http://{HOST}:{port}/api/sessions?device={device}"
-    with urllib.request.urlopen(url, timeout=120) as answer:
+    listing = urllib.request.Request(url, headers={"Cookie": cookie})
+    with urllib.request.urlopen(listing, timeout=120) as answer:
         body = json.load(answer)
     if not isinstance(body, list):
         raise TypeError(f"the clinic's API: not a list: {body}")
@@ -404,6 +431,7 @@ def treadctl_run(
                 raise RuntimeError("sessions delivered before the clinic service started")
             daemon_cpu0 = cpu_s(daemon.pid)
             spawn = time.time()
+            add_bench_account(database)
             clinic_args = ["clinic", "--config", str(clinic_cfg), "--database", database]
             with spawned(clinic_args, wd / "clinic.log") as clinic:
                 online = observer.first(availability, b"online", 60)

@@ -477,6 +477,19 @@ clinic_health() {
     [[ "$answer" = *'"broker":"connected"'* ]] && [ "$availability" = online ]
 }
 check "clinic: GET /api/health, on the broker (its credential)" clinic_health
+# The first admin, as docs/dashboard.md says: `treadctl users add` as the service's own
+# (dynamic) user, on its database in its StateDirectory; then the API with that login.
+clinic_admin() {
+    local made
+    made=$(inside systemd-run --wait --pipe --quiet --collect -p DynamicUser=yes \
+        -p User=treadctl-clinic -p StateDirectory=treadctl/clinic \
+        /opt/treadctl/.venv/bin/treadctl users add rtadmin --admin --password-stdin \
+        --config /etc/treadctl/clinic.toml <<<"$checker_pw" 2>&1 | grep -v '"event"')
+    echo "$made; $(probe http GET "$api/people" | cut -c1-40) before logging in;" \
+        "$(probe login "$api/login" rtadmin "$checker_pw")"
+    [ "$made" = "added rtadmin (admin)" ] && probe http GET "$api/people" >/dev/null
+}
+check "clinic: treadctl users add (as the service's user), then log in" clinic_admin
 person_body="{\"id\": \"$person\", \"limits\": {\"max_speed_backward_kmh\": 1.0},"
 person_body+=" \"parameters\": {\"comfortable_backward_kmh\": 0.8}}"
 check "clinic: POST /api/people" probe http POST "$api/people" "$person_body"

@@ -119,6 +119,29 @@ def free_port(_args: list[str]) -> int:
     return 0
 
 
+# The dashboard's login for `http`, kept between the probe's runs (`login` writes it).
+LOGIN_FILE = Path("/run/treadctl-probe-login.json")
+
+
+def login(args: list[str]) -> int:
+    """`login URL USER PASSWORD`: POST /api/login; keeps the cookie and CSRF token for `http`."""
+    url, user, password = args
+    body = json.dumps({"username": user, "password": password}).encode()
+    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - our URL
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            cookie = answer.headers.get("Set-Cookie", "").split(";", 1)[0]
+            csrf = json.loads(answer.read())["csrf"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"login {url}: {exc}")
+        return 1
+    LOGIN_FILE.write_text(json.dumps({"cookie": cookie, "csrf": csrf}))
+    LOGIN_FILE.chmod(0o600)
+    print(f"logged in as {user}: cookie {cookie.split('=', 1)[0]}, CSRF token kept")
+    return 0 if cookie else 1
+
+
 def http(args: list[str]) -> int:
     save = None
     if "--save" in args:
@@ -129,6 +152,10 @@ def http(args: list[str]) -> int:
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - our URL
     if data is not None:
         request.add_header("Content-Type", "application/json")
+    if LOGIN_FILE.exists():
+        kept = json.loads(LOGIN_FILE.read_text())
+        request.add_header("Cookie", kept["cookie"])
+        request.add_header("X-CSRF-Token", kept["csrf"])
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             status, kind, body = answer.status, answer.headers.get_content_type(), answer.read()
@@ -261,6 +288,7 @@ COMMANDS = {
     "failed-open": failed_open,
     "free-port": free_port,
     "http": http,
+    "login": login,
     "sqlite": sqlite,
     "record": record,
     "extensions": extensions,

@@ -147,9 +147,15 @@ class ClinicProcess:
     proc: asyncio.subprocess.Process | None = None
     starts: int = 0
 
+    client: Http | None = None
+
     @property
     def http(self) -> Http:
-        return Http(f"http://127.0.0.1:{self.port}")
+        """One client for the process's life and its restarts (a login is kept in the
+        database, so it outlives a restart of the service)."""
+        if self.client is None:
+            self.client = Http(f"http://127.0.0.1:{self.port}")
+        return self.client
 
     async def start(self) -> None:
         await self.launch()

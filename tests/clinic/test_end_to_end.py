@@ -42,7 +42,7 @@ from clinic.journey import (
     watching_commands,
     write_program,
 )
-from clinic.service_rig import Http
+from clinic.service_rig import ADMIN, PASSWORD, Http
 from mqtt.brokers import Broker
 from mqtt.processes import Sim, simulator, start_daemon
 from treadctl.core.units import kmh_to_tenths_mph_floor, tenths_mph_to_kmh
@@ -161,6 +161,12 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
     config = clinic_config(
         tmp_path / "clinic.toml", own_broker, database=database_url, port=port, programs=programs
     )
+    made = subprocess.run(  # the first admin, as docs/dashboard.md says to make one
+        [sys.executable, "-m", "treadctl", "users", "add", ADMIN, "--admin", "--password-stdin",
+         "--database", database_url],
+        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
     async with contextlib.AsyncExitStack() as stack:
         clinic: ClinicProcess = await stack.enter_async_context(
             clinic_process(config, port, tmp_path / "clinic.log")
@@ -170,7 +176,7 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
         daemon_a = await stack.enter_async_context(running(await start_daemon(a.config)))
         daemon_b = await stack.enter_async_context(running(await start_daemon(b.config)))
         await clinic.ready()
-        http = clinic.http
+        http = await clinic.http.login()  # the admin made with `treadctl users add` above
         timings["up"] = time.monotonic() - t0
 
         # 1. Mrs K. and her prescription, through the web API
