@@ -482,7 +482,7 @@ check "clinic: GET /api/health, on the broker (its credential)" clinic_health
 clinic_admin() {
     local made
     made=$(inside systemd-run --wait --pipe --quiet --collect -p DynamicUser=yes \
-        -p User=treadctl-clinic -p StateDirectory=treadctl/clinic \
+        -p User=treadctl-clinic -p StateDirectory=treadctl/clinic -p StateDirectoryMode=0700 \
         /opt/treadctl/.venv/bin/treadctl users add rtadmin --admin --password-stdin \
         --config /etc/treadctl/clinic.toml <<<"$checker_pw" 2>&1 | grep -v '"event"')
     echo "$made; $(probe http GET "$api/people" | cut -c1-40) before logging in;" \

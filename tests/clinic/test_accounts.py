@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from clinic.documents import session_document
 from clinic.service_rig import ADMIN, PASSWORD, Http, clinic_settings, running_clinic
 from mqtt.brokers import Broker
-from treadctl.clinic import accounts, logins
+from treadctl.clinic import accounts, audit, logins
+from treadctl.clinic.audit import log_command
 from treadctl.clinic.database import open_database
 from treadctl.clinic.errors import ConflictError, FormError
+from treadctl.clinic.ingest import store_record
+from treadctl.clinic.record import get_session
 from treadctl.clinic.throttle import LoginThrottle
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -104,6 +108,39 @@ def test_a_login_ends_when_idle_or_old(tmp_path: Path) -> None:
         with database.engine.connect() as conn:
             hashes = conn.execute(sa.text("SELECT token_sha256 FROM logins")).scalars().all()
         assert token not in hashes  # only its hash is kept
+    database.close()
+
+
+def test_who_started_a_session_supervised_it(tmp_path: Path) -> None:
+    """A session the dashboard started: "supervised by" is the account that sent the accepted
+    start, "pain before" the pre-session check's; a session it did not start has neither."""
+    database = open_database(f"sqlite:///{tmp_path / 'clinic.db'}")
+    started = NOW + timedelta(seconds=40)  # confirmed at the treadmill, after the countdown
+    with database.session() as db:
+        for who, device, person, outcome in [
+            ("tess", "tm-1", "mrs-k", "ok"),
+            ("anna", "tm-1", "mrs-k", "refused: interlock_active"),  # later, but refused
+            ("anna", "tm-2", "mr-b", "ok"),
+        ]:
+            body = {"person": person, "check": {"pain_before": 3}}
+            log_command(
+                db,
+                now=NOW,
+                username=who,
+                device=device,
+                command="start",
+                body=body,
+                outcome=outcome,
+            )
+        store_record(db, session_document("s-1", started=started), now=NOW)
+        store_record(db, session_document("s-2", device="tm-2", started=started), now=NOW)
+        late = session_document("s-3", started=NOW + audit.START_WINDOW + timedelta(minutes=1))
+        store_record(db, late, now=NOW)
+        one = get_session(db, "s-1").annotation
+        assert one is not None
+        assert (one.supervised_by, one.pain_before) == ("tess", 3)
+        assert get_session(db, "s-2").annotation is None  # tm-2's start was for mr-b
+        assert get_session(db, "s-3").annotation is None  # no start just before it
     database.close()
 
 

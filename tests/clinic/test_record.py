@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from clinic.documents import session_document
+from treadctl.clinic import accounts
 from treadctl.clinic.annotations import annotate
+from treadctl.clinic.audit import log_command
 from treadctl.clinic.database import Database, open_database
 from treadctl.clinic.errors import NotFoundError
 from treadctl.clinic.forms import AnnotationForm, MeasureForm, PersonForm, PrescriptionForm, parse
@@ -22,8 +24,11 @@ from treadctl.clinic.prescriptions import add_prescription
 from treadctl.clinic.record import adherence, counts, get_session, list_sessions, person_record
 from treadctl.clinic.steps import propose_due
 from treadctl.clinic.tables import (
+    AccountRow,
     AnnotationRow,
     Base,
+    CommandRow,
+    LoginRow,
     MeasureRow,
     PersonRow,
     PrescriptionRow,
@@ -223,6 +228,9 @@ def _counts(database: Database) -> dict[str, int]:
                 SessionRow,
                 AnnotationRow,
                 MeasureRow,
+                CommandRow,
+                AccountRow,
+                LoginRow,
             )
         }
 
@@ -239,6 +247,18 @@ def test_deleting_a_person_removes_everything_about_them_and_nothing_else(
     _walk(database, "anon", WEEK_1, person=None)
     with database.session() as db:
         propose_due(db, PROGRAMS, today=NOW.date(), now=NOW)
+        accounts.add_account(db, "tess", "a therapist's password", now=NOW)
+        for person in ("mrs-k", "mr-b"):  # a start for each, from the dashboard
+            body = {"person": person, "check": {"pain_before": 2}}
+            log_command(
+                db,
+                now=NOW,
+                username="tess",
+                device="tm-1",
+                command="start",
+                body=body,
+                outcome="ok",
+            )
     before = _counts(database)
     assert before == {
         "people": 2,
@@ -247,6 +267,9 @@ def test_deleting_a_person_removes_everything_about_them_and_nothing_else(
         "sessions": 9,
         "annotations": 2,
         "measures": 3,
+        "commands": 2,
+        "accounts": 1,
+        "logins": 0,
     }
     with database.session() as db:
         deleted = delete_person(db, "mrs-k")
@@ -258,6 +281,9 @@ def test_deleting_a_person_removes_everything_about_them_and_nothing_else(
         "sessions": 2,
         "annotations": 1,
         "measures": 1,
+        "commands": 1,
+        "accounts": 1,
+        "logins": 0,
     }
     with database.session() as db:
         assert [s.id for s in list_sessions(db)] == ["anon", "b-1"]

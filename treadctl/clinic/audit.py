@@ -42,12 +42,14 @@ def log_command(
     body: dict[str, Any],
     outcome: str,
 ) -> None:
+    person = body.get("person")
     db.add(
         CommandRow(
             sent=now,
             username=username[:64],
             device_id=device[:64],
             command=command[:16],
+            person_id=person if isinstance(person, str) else None,
             body=body,
             outcome=outcome[:200],
         )

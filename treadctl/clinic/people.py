@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from treadctl.clinic import convert
 from treadctl.clinic.errors import ConflictError, NotFoundError
 from treadctl.clinic.forms import MeasureForm, PersonEdit, PersonForm
-from treadctl.clinic.tables import MeasureRow, PersonRow, SessionRow
+from treadctl.clinic.tables import CommandRow, MeasureRow, PersonRow, SessionRow
 from treadctl.clinic.views import Measure, Person
 
 
@@ -105,7 +105,8 @@ class Deleted:
 
 def delete_person(db: Session, person_id: str) -> Deleted:
     """The person and everything about them, for good: prescriptions, progression steps,
-    measures, and the clinic's copies of their sessions with annotations. The daemons keep
+    measures, the clinic's copies of their sessions with annotations, and the log of the
+    starts sent for them (with their pre-session checks). The daemons keep
     their own records (docs/clinic.md, Deleting a person)."""
     row = _row(db, person_id)
     sessions = db.scalar(
@@ -113,6 +114,7 @@ def delete_person(db: Session, person_id: str) -> Deleted:
     )
     counts = Deleted(person_id, int(sessions or 0), len(row.prescriptions), len(row.measures))
     db.execute(delete(SessionRow).where(SessionRow.person_id == person_id))
+    db.execute(delete(CommandRow).where(CommandRow.person_id == person_id))  # starts, checks
     db.delete(row)
     db.flush()
     return counts

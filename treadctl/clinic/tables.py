@@ -246,5 +246,7 @@ class CommandRow(Base):
     username: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(64))
     command: Mapped[str] = mapped_column(String(16))
+    # a start's person: deleting the person for good deletes their starts (and checks) too
+    person_id: Mapped[str | None] = mapped_column(String(32), index=True)
     body: Mapped[dict[str, Any]] = mapped_column(default=dict)
     outcome: Mapped[str] = mapped_column(String(200))

@@ -54,14 +54,17 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("device_id", sa.String(length=64), nullable=False),
         sa.Column("command", sa.String(length=16), nullable=False),
+        sa.Column("person_id", sa.String(length=32), nullable=True),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.Column("outcome", sa.String(length=200), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commands")),
     )
     op.create_index("ix_commands_device_sent", "commands", ["device_id", "sent"], unique=False)
+    op.create_index(op.f("ix_commands_person_id"), "commands", ["person_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_commands_person_id"), table_name="commands")
     op.drop_index("ix_commands_device_sent", table_name="commands")
     op.drop_table("commands")
     op.drop_index(op.f("ix_logins_account_id"), table_name="logins")
