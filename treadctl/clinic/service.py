@@ -141,6 +141,8 @@ class ClinicService:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=int(STOP_S),
+            ssl_certfile=self.settings.clinic.tls_certfile,
+            ssl_keyfile=self.settings.clinic.tls_keyfile,
         )
         self.server = server = _Server(config)
         listening = listen(self.settings.clinic.host, self.settings.clinic.port)
@@ -157,7 +159,7 @@ class ClinicService:
                 raise ListenError("the web API ended before it started")
             log.info(
                 "clinic service ready",
-                api=f"http://{self.settings.clinic.host}:{self.port}",
+                api=f"{self.scheme}://{self.settings.clinic.host}:{self.port}",
                 broker=f"{self.settings.mqtt.host}:{self.settings.mqtt.port}",
             )
             self.notifier.ready("serving")
@@ -175,6 +177,10 @@ class ClinicService:
             serving.cancel()
             linking.cancel()  # says `offline` on its way out, bounded
         return 0
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.settings.clinic.tls_certfile is not None else "http"
 
     @property
     def port(self) -> int:

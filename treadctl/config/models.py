@@ -304,6 +304,16 @@ class ClinicConfig(Section):
     """Where the web API listens; put a TLS proxy in front for the LAN (docs/clinic.md)."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
     """0: a free port, which the service logs when it is ready."""
+    tls_certfile: Path | None = None
+    """PEM certificate (chain): the service answers HTTPS only (docs/dashboard.md, TLS)."""
+    tls_keyfile: Path | None = None
+    """Its PEM private key, readable by the service only."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("clinic.tls_certfile and clinic.tls_keyfile go together")
+        return self
 
 
 HEARTBEAT_ONLY = ("baudrate",)
