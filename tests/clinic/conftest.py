@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from clinic.browser import Chromium, chromium_process
 from clinic.postgres import PostgresError, PostgresServer
 
 # The broker fixtures of tests/mqtt (the same brokers, by the same rules), for the clinic's tests.
@@ -58,3 +59,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 __all__ = ["broker", "mqtt5_broker", "own_broker"]
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """Debian's Chromium, once for the whole run (each test opens its own browser context)."""
+    with chromium_process(tmp_path_factory.mktemp("chromium-profile")) as browser:
+        yield browser

@@ -16,15 +16,14 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
-import pytest
 from playwright.async_api import Locator, Page, expect
 
-from clinic.browser import Chromium, chromium_process, log_in, new_page
+from clinic.browser import Chromium, log_in, new_page
 from clinic.service_rig import RunningClinic, clinic_settings, running_clinic
 from mqtt.brokers import Broker
 from mqtt.harness import Bridged, bridged, end_bridge, protocol
@@ -35,12 +34,6 @@ from treadctl.sim.brokers import free_port
 
 A, B = "treadmill-1", "treadmill-2"
 PROGRAM = "alghadir2019-knee-oa"
-
-
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    with chromium_process(tmp_path_factory.mktemp("chromium-profile")) as browser:
-        yield browser
 
 
 @dataclass

@@ -18,7 +18,8 @@ from starlette.routing import BaseRoute, Route
 from treadctl.clinic import accounts
 from treadctl.clinic.errors import FormError
 from treadctl.clinic.views import ROLES, Account
-from treadctl.clinic.web.auth import Logins, Transaction, require_admin
+from treadctl.clinic.web import pages
+from treadctl.clinic.web.auth import Logins, Transaction, require_admin, user
 
 
 def _plain(account: Account) -> dict[str, Any]:
@@ -53,7 +54,21 @@ class AccountRoutes:
             Route("/api/accounts", self.list, methods=["GET"]),
             Route("/api/accounts", self.add, methods=["POST"]),
             Route("/api/accounts/{username}", self.change, methods=["PATCH"]),
+            Route("/accounts", self.page, methods=["GET"]),
         ]
+
+    async def page(self, request: Request) -> Response:
+        """The admin's page of accounts; its forms post to the routes above."""
+        account = user(request)
+        if account is None or not account.admin:
+            why = "Accounts are managed by an admin: ask one to change yours."
+            return pages.render(
+                request, "forbidden.html", 403, page="", title="Admins only", why=why
+            )
+        found = await self._tx(accounts.list_accounts)
+        return pages.render(
+            request, "accounts.html", page="accounts", title="Accounts", accounts=found
+        )
 
     async def list(self, request: Request) -> Response:
         require_admin(request)
