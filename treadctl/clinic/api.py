@@ -55,7 +55,7 @@ from treadctl.clinic.live import TreadmillRoutes
 from treadctl.clinic.views import PersonRecord
 from treadctl.clinic.web import pages
 from treadctl.clinic.web.account_routes import AccountRoutes
-from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, username
+from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, sender
 from treadctl.clinic.web.login import LoginRoutes
 from treadctl.core.program import Program
 
@@ -211,7 +211,8 @@ class ClinicApi:
     async def _log(
         self, request: Request, command: str, body: dict[str, Any], outcome: str
     ) -> None:
-        device, who, now = str(request.path_params.get("device", "")), username(request), self.now()
+        device, now = str(request.path_params.get("device", "")), self.now()
+        who = await sender(request, self.logins)
         try:
             await self._tx(
                 lambda db: audit.log_command(

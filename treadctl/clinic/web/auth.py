@@ -76,11 +76,6 @@ def user(request: Request) -> Account | None:
     return found
 
 
-def username(request: Request) -> str:
-    account = user(request)
-    return account.username if account is not None else NOT_LOGGED_IN
-
-
 def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:  # not a browser, or a same-origin GET-like request of an old one
@@ -104,29 +99,38 @@ class RequireLogin:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        login = await self.logins.find(request.cookies.get(COOKIE, ""))
-        request.state.user = login.account if login is not None else None
-        request.state.csrf_token = login.csrf if login is not None else None
-        refused = self._check(request, login)
+        token = request.cookies.get(COOKIE, "")
+        if request.method not in SAFE and ESTOP.fullmatch(request.url.path):
+            refused = self._estop(request, token)
+        else:
+            login = await self.logins.find(token)
+            request.state.user = login.account if login is not None else None
+            request.state.csrf_token = login.csrf if login is not None else None
+            refused = self._check(request, login)
         if refused is not None:
             await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
+    def _estop(self, request: Request, token: str) -> Response | None:
+        """Checked without the database: the stop goes first; who sent it is looked up for
+        the command log afterwards (`sender`)."""
+        if not same_origin(request):
+            return _refuse(403, "cross_origin", "refused: the request came from another site")
+        if request.headers.get(CSRF_HEADER) is None:
+            return _refuse(403, "csrf", f"an e-stop from the dashboard carries {CSRF_HEADER}")
+        request.state.user = None
+        request.state.login_token = token
+        return None
+
     @staticmethod
-    def _check(request: Request, login: Login | None) -> Response | None:  # noqa: PLR0911
+    def _check(request: Request, login: Login | None) -> Response | None:
         path, unsafe = request.url.path, request.method not in SAFE
         if unsafe and not same_origin(request):
             return _refuse(403, "cross_origin", "refused: the request came from another site")
         if OPEN.fullmatch(path) or path == "/logout":
             return None  # their handlers check what they need
         sent = request.headers.get(CSRF_HEADER)
-        if unsafe and ESTOP.fullmatch(path):
-            if sent is None:
-                return _refuse(403, "csrf", f"an e-stop from the dashboard carries {CSRF_HEADER}")
-            if login is None or not hmac.compare_digest(sent, login.csrf):
-                request.state.user = None  # sent, but logged as not logged in
-            return None
         if login is None:
             if path.startswith("/api/"):
                 return _refuse(401, "login", "log in first (POST /api/login, or the dashboard)")
@@ -136,6 +140,21 @@ class RequireLogin:
                 403, "csrf", "this page's login has changed or ended: reload the page and retry"
             )
         return None
+
+
+async def sender(request: Request, found: Logins) -> str:
+    """Who sent this request, for the command log: the logged-in account, or for an e-stop
+    (let through before its login was looked up) the login whose token it carried."""
+    account = user(request)
+    if account is not None:
+        return account.username
+    token: str | None = getattr(request.state, "login_token", None)
+    if token:
+        login = await found.find(token)
+        sent = request.headers.get(CSRF_HEADER) or ""
+        if login is not None and hmac.compare_digest(sent, login.csrf):
+            return login.account.username
+    return NOT_LOGGED_IN
 
 
 def safe_next(target: str | None) -> str:
