@@ -11,16 +11,15 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import pytest
 from playwright.async_api import Locator, Page, expect
 
-from clinic.browser import Chromium, chromium_process, log_in, new_page
+from clinic.browser import Chromium, log_in, new_page
 from clinic.documents import session_document, store_sessions
 from clinic.service_rig import RunningClinic, clinic_settings, running_clinic
 from clinic.test_dashboard import small_targets
@@ -32,12 +31,6 @@ from treadctl.programs.library import builtin_programs
 
 PROGRAM = "alghadir2019-knee-oa"
 PROGRAMS = {name: entry.program for name, entry in builtin_programs().items()}
-
-
-@pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    with chromium_process(tmp_path_factory.mktemp("chromium-profile")) as browser:
-        yield browser
 
 
 @contextlib.asynccontextmanager
