@@ -12,7 +12,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from mqtt.brokers import Broker
 from mqtt.harness import protocol
 from treadctl.clinic.database import open_database
 from treadctl.clinic.steps import monday, propose_week
+from treadctl.clinic.views import ProgressionStep
 from treadctl.programs.library import builtin_programs
 
 PROGRAM = "alghadir2019-knee-oa"
@@ -39,6 +40,16 @@ async def clinic_on(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Runni
     settings = clinic_settings(broker, url, f"pages-{secrets.token_hex(3)}")
     async with running_clinic(settings) as clinic:
         yield clinic, url
+
+
+def propose(url: str, prescription: int, week: date) -> ProgressionStep:
+    """The service's weekly proposal for `week`, made in the database as it makes it."""
+    database = open_database(url)
+    try:
+        with database.session() as db:
+            return propose_week(db, prescription, week, PROGRAMS, now=datetime.now(UTC))
+    finally:
+        database.close()
 
 
 async def api(clinic: RunningClinic, path: str) -> Any:
@@ -74,33 +85,38 @@ async def test_add_a_person_and_approve_a_proposal(
         await expect(page.get_by_role("heading", level=1)).to_have_text("Person p-0100")
         stored = await api(clinic, "/api/people/p-0100")
         assert stored["limits"] == {"max_speed_backward_kmh": 1.5}
-        await page.evaluate("document.querySelectorAll('details').forEach((d) => d.open = true)")
-        assert await small_targets(page) == []
+
+        # A prescription from last Monday, from the page: a bad count refused at its field.
+        started = monday(datetime.now(UTC).date()) - timedelta(weeks=1)
+        await page.get_by_text("Add a prescription").click()
+        await page.locator("#add-rx-program").select_option(PROGRAM)
+        await page.locator("#add-rx-parameters").fill("comfortable_backward_kmh = 1.0")
+        await page.get_by_label("Sessions a week").fill("20")
+        await page.get_by_label("Start date").fill(started.isoformat())
+        await page.get_by_label("Propose a weekly progression").check()
+        await page.get_by_role("button", name="Add the prescription").click()
+        await expect(error_for(page, "sessions_per_week")).to_contain_text(
+            "sessions_per_week: Input should be less than or equal to 14"
+        )
+        assert await api(clinic, "/api/prescriptions?person=p-0100") == []
+        await page.get_by_label("Sessions a week").fill("2")
+        await page.get_by_role("button", name="Add the prescription").click()
+        await expect(page.locator("tr.active")).to_contain_text(PROGRAM)
+        (made,) = await api(clinic, "/api/prescriptions?person=p-0100")
+        assert made["start_date"] == started.isoformat()
+        assert made["parameters"] == {"comfortable_backward_kmh": 1.0}
 
         # A proposal for last week (none walked: a hold), approved from the page.
-        started = monday(datetime.now(UTC).date()) - timedelta(weeks=1)
-        rx = {
-            "person": "p-0100",
-            "program": PROGRAM,
-            "parameters": {"comfortable_backward_kmh": 1.0},
-            "sessions_per_week": 2,
-            "weeks": 4,
-            "start_date": started.isoformat(),
-            "progression": {},
-        }
-        status, made = await clinic.http.call("POST", "/api/prescriptions", rx)
-        assert status == 201, made
-        database = open_database(url)
-        try:
-            with database.session() as db:
-                step = propose_week(db, made["id"], started, PROGRAMS, now=datetime.now(UTC))
-        finally:
-            database.close()
+        step = await asyncio.to_thread(propose, url, made["id"], started)
         await page.reload()
         await page.get_by_label("Decided by").fill("therapist-a")
         await page.get_by_role("button", name=f"Approve step {step.id}").click()
         await expect(page.get_by_text("None awaiting a decision.")).to_be_visible()
         await expect(page.get_by_text("approved by therapist-a")).to_be_visible()
+        await page.evaluate("document.querySelectorAll('details').forEach((d) => d.open = true)")
+        assert await small_targets(page) == []
+        await page.set_viewport_size({"width": 800, "height": 1280})  # a tablet in portrait
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
         (decided,) = await api(clinic, "/api/steps?person=p-0100")
         assert (decided["status"], decided["decided_by"]) == ("approved", "therapist-a")
 
@@ -112,7 +128,8 @@ async def test_a_session_page_chart_and_annotation_form(
         status, _ = await clinic.http.call("POST", "/api/people", {"id": "mrs-k"})
         assert status == 201
         started = datetime.now(UTC) - timedelta(hours=2)
-        store_sessions(url, session_document("s-1", started=started, ended_how="stopped"))
+        document = session_document("s-1", started=started, ended_how="stopped")
+        await asyncio.to_thread(store_sessions, url, document)
         await log_in(page, clinic.http.base + "/sessions/s-1")
         chart = page.get_by_role("img", name="Speed (belt and target), incline and heart rate")
         await expect(chart).to_be_visible()

@@ -4,6 +4,7 @@ an unknown person or session is a 404 page, and a session's chart is a PNG."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -36,7 +37,8 @@ async def clinic(broker: Broker, tmp_path: Path) -> AsyncIterator[RunningClinic]
             "start_date": STARTED.date().isoformat(),
         }
         assert (await running.http.call("POST", "/api/prescriptions", rx))[0] == 201
-        store_sessions(url, session_document("s-1", started=STARTED, ended_how="stopped"))
+        document = session_document("s-1", started=STARTED, ended_how="stopped")
+        await asyncio.to_thread(store_sessions, url, document)
         yield running
 
 
