@@ -44,7 +44,8 @@ def run_bench(script: str, args: list[str], tmp_path: Path, timeout: float) -> d
 @pytest.mark.timeout(150)
 def test_the_dashboard_estop_bench_measures_both_paths(tmp_path: Path) -> None:
     figures = run_bench("dashboard_estop.py", ["--trials", "2"], tmp_path, 140)
-    for path in ("mqtt", "page", "page_from_click_event", "tap_to_click_event"):
+    paths = ("mqtt", "page", "page_from_click_event", "tap_to_click_event", "click_event_to_broker")
+    for path in paths:
         assert figures[path]["n"] == 2, path
     # each trial waited for its stop byte (5 s at most); the page's counts from before the tap
     assert 0 < figures["mqtt"]["max_ms"] < 5000
