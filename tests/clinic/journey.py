@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import IO, Any
 
 import aiomqtt
 
-from clinic.service_rig import Http
+from clinic.service_rig import ADMIN, PASSWORD, Http
 from mqtt.brokers import Broker
 from mqtt.harness import protocol
 from treadctl.store.schema import open_readonly
@@ -108,6 +109,17 @@ def clinic_config(path: Path, broker: Broker, *, database: str, port: int, progr
         f'[programs]\ndirectory = "{programs}"\n'
     )
     return path
+
+
+def first_admin(database: str, username: str = ADMIN, password: str = PASSWORD) -> None:
+    """The first admin account, made as docs/dashboard.md says: `treadctl users add NAME
+    --admin --password-stdin` on the service's database (before the service runs)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "treadctl", "users", "add", username, "--admin",
+         "--password-stdin", "--database", database],
+        input=password + "\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
 
 
 def _append(path: Path) -> IO[bytes]:
