@@ -161,12 +161,15 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
     config = clinic_config(
         tmp_path / "clinic.toml", own_broker, database=database_url, port=port, programs=programs
     )
-    made = subprocess.run(  # the first admin, as docs/dashboard.md says to make one
-        [sys.executable, "-m", "treadctl", "users", "add", ADMIN, "--admin", "--password-stdin",
-         "--database", database_url],
-        input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False,
+    made = await asyncio.create_subprocess_exec(  # the first admin, as docs/dashboard.md says
+        sys.executable, "-m", "treadctl", "users", "add", ADMIN, "--admin", "--password-stdin",
+        "--database", database_url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    async with asyncio.timeout(60):
+        _, stderr = await made.communicate((PASSWORD + "\n").encode())
+    assert made.returncode == 0, stderr
     async with contextlib.AsyncExitStack() as stack:
         clinic: ClinicProcess = await stack.enter_async_context(
             clinic_process(config, port, tmp_path / "clinic.log")
