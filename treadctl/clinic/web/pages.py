@@ -62,17 +62,30 @@ def _env() -> Environment:
     )
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """The page, with who is logged in and the CSRF token (when accounts set them)."""
+def _page(request: Request, name: str, context: dict[str, Any]) -> str:
     context.setdefault("user", getattr(request.state, "user", None))
     context.setdefault("csrf_token", getattr(request.state, "csrf_token", None))
-    page = _env().get_template(name).render(**context)
+    return _env().get_template(name).render(**context)
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page, with who is logged in and the CSRF token (when accounts set them)."""
+    return HTMLResponse(_page(request, name, context), status_code=status, headers=HEADERS)
+
+
+async def rendered(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """As render, on a worker thread: a template's first use compiles it (tens of ms for a
+    person's page) and a long record takes a while to render; the event loop carries the
+    live tiles and the e-stop meanwhile."""
+    page = await asyncio.to_thread(_page, request, name, context)
     return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
-def missing(request: Request, what: str, kind: str) -> HTMLResponse:
+async def missing(request: Request, what: str, kind: str) -> HTMLResponse:
     """404: `what` is not a known `kind` (a treadmill's id, a person, a session)."""
-    return render(request, "missing.html", 404, page="", title="No such page", what=what, kind=kind)
+    return await rendered(
+        request, "missing.html", 404, page="", title="No such page", what=what, kind=kind
+    )
 
 
 def program_choices(programs: Mapping[str, Program]) -> list[Program]:
@@ -84,18 +97,18 @@ def routes(api: ClinicApi) -> list[BaseRoute]:
     from treadctl.clinic.web import person_pages, session_pages  # noqa: PLC0415 - they import this
 
     async def overview(request: Request) -> Response:
-        return render(request, "overview.html", page="overview", title="Overview")
+        return await rendered(request, "overview.html", page="overview", title="Overview")
 
     async def treadmill(request: Request) -> Response:
         device = request.path_params["device"]
         if not DEVICE.fullmatch(device):
-            return missing(request, device, "a treadmill's id")
+            return await missing(request, device, "a treadmill's id")
 
         def work() -> list[Person]:
             with api.db.session() as db:
                 return people.list_people(db)
 
-        return render(
+        return await rendered(
             request,
             "treadmill.html",
             page="treadmill",

@@ -20,7 +20,7 @@ except ModuleNotFoundError as exc:  # the daemon's install has no web framework
 from treadctl.clinic import people, record
 from treadctl.clinic.errors import NotFoundError
 from treadctl.clinic.views import ADVERSE_CATEGORIES, Person, PersonRecord
-from treadctl.clinic.web.pages import missing, program_choices, render
+from treadctl.clinic.web.pages import missing, program_choices, rendered
 
 if TYPE_CHECKING:
     from treadctl.clinic.api import ClinicApi
@@ -47,7 +47,7 @@ def routes(api: ClinicApi) -> list[BaseRoute]:
             with api.db.session() as db:
                 return people.list_people(db, archived=archived)
 
-        return render(
+        return await rendered(
             request,
             "people.html",
             page="people",
@@ -67,8 +67,8 @@ def routes(api: ClinicApi) -> list[BaseRoute]:
         try:
             found = await asyncio.to_thread(work)
         except NotFoundError:
-            return missing(request, person_id, "a person's id")
-        return render(
+            return await missing(request, person_id, "a person's id")
+        return await rendered(
             request,
             "person.html",
             page="people",

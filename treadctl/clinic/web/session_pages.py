@@ -23,7 +23,7 @@ from treadctl.clinic.annotations import session_row
 from treadctl.clinic.errors import NotFoundError
 from treadctl.clinic.prescriptions import get_prescription
 from treadctl.clinic.views import ADVERSE_CATEGORIES, Deviation, Prescription, SessionDose
-from treadctl.clinic.web.pages import HEADERS, missing, render
+from treadctl.clinic.web.pages import HEADERS, missing, rendered
 
 if TYPE_CHECKING:
     from treadctl.clinic.api import ClinicApi
@@ -60,9 +60,9 @@ def routes(api: ClinicApi) -> list[BaseRoute]:
         try:
             found, prescription = await asyncio.to_thread(work)
         except NotFoundError:
-            return missing(request, session_id, "a session's id")
+            return await missing(request, session_id, "a session's id")
         user = getattr(request.state, "user", None)
-        return render(
+        return await rendered(
             request,
             "session.html",
             page="people",
