@@ -9,8 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from mqtt.snapshots import running_snapshot
+from mqtt.snapshots import idle_snapshot, running_snapshot
 from treadctl.clinic.fleet import STALE_S, Fleet, PayloadError, Tile
+from treadctl.control.start_gate import Awaiting, GatedSnapshot
 from treadctl.core.device import BeltDirection, WalkDirection
 from treadctl.core.events import SessionStarted
 from treadctl.core.state import Event, InputHealth, Mode, Motion, Snapshot
@@ -98,9 +99,11 @@ def test_a_device_is_discovered_and_shown_from_state_and_telemetry() -> None:
         "heart_rate_bpm",
         "estop_latched",
         "estop_inputs",
+        "awaiting",
         "last_seen",
         "stale",
     }
+    assert data["awaiting"] is None
 
 
 def test_time_left_is_the_planned_length_less_the_time_walked() -> None:
@@ -241,6 +244,58 @@ def test_a_malformed_payload_names_the_field_and_changes_nothing(
     before = live(fleet, 100.0)
     with pytest.raises(PayloadError, match=field.replace(".", r"\.")):
         fleet.apply("tm-1", kind, payload, 100.1)
+    assert fleet.tiles() == [before]
+
+
+HELD = Awaiting("button", ("box",), "backward-intervals", "mrs-k", 54)
+
+
+def held_state(awaiting: Awaiting | None) -> bytes:
+    return state(GatedSnapshot.of(idle_snapshot(), awaiting))
+
+
+def test_a_start_waiting_for_confirmation_is_said_on_the_tile_and_goes_with_it() -> None:
+    fleet = Fleet()
+    live(fleet, 100.0)
+    tile = fleet.apply("tm-1", "state", held_state(HELD), 100.1)
+    assert tile is not None
+    assert tile.mode == "idle"
+    assert tile.awaiting == (
+        "waiting for the start of backward-intervals to be confirmed at the treadmill "
+        "(GO on the button box), 54 s left"
+    )
+    later = fleet.apply("tm-1", "state", held_state(replace(HELD, expires_s=53)), 101.1)
+    assert later is not None  # the seconds left count down: a change the page is sent
+    assert str(later.awaiting).endswith(", 53 s left")
+    manual = fleet.apply("tm-1", "state", held_state(replace(HELD, program="manual")), 101.2)
+    assert manual is not None
+    assert str(manual.awaiting).startswith("waiting for the start of a manual session")
+    gone = fleet.apply("tm-1", "state", held_state(None), 101.3)
+    assert gone is not None
+    assert gone.awaiting is None
+    # A daemon without the rule (no `awaiting` in its state) waits for nothing.
+    assert fleet.apply("tm-1", "state", state(), 101.4) is not None
+    assert fleet.tiles()[0].awaiting is None
+
+
+@pytest.mark.parametrize(
+    ("awaiting", "field"),
+    [
+        ("[1]", "state.awaiting: an object"),
+        ('{"program": 3}', "state.awaiting.program"),
+        ('{"confirm": "button", "expires_s": "soon"}', "state.awaiting.expires_s"),
+        ('{"confirm": 1}', "state.awaiting.confirm"),
+    ],
+)
+def test_a_malformed_awaiting_names_the_field_and_changes_nothing(
+    awaiting: str, field: str
+) -> None:
+    fleet = Fleet()
+    before = live(fleet, 100.0)
+    payload = json.loads(held_state(None))
+    payload["awaiting"] = json.loads(awaiting)
+    with pytest.raises(PayloadError, match=field.replace(".", r"\.")):
+        fleet.apply("tm-1", "state", json.dumps(payload).encode(), 100.1)
     assert fleet.tiles() == [before]
 
 

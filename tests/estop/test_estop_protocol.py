@@ -12,6 +12,7 @@ from treadctl.estop.protocol import (
     LoopMonitor,
     Status,
     crc8,
+    go_line,
     heartbeat_line,
     parse,
     stop_line,
@@ -182,3 +183,59 @@ def test_loop_monitor_a_lost_port_is_not_also_silent() -> None:
     m.connected()
     m.disconnected("port gone")
     assert m.check(clock() + 5, clock()) is None  # the port's own status says why
+
+
+def test_go_lines_carry_a_crc_and_parse_as_the_start_button() -> None:
+    assert go_line(9) == b"GO 9*" + f"{crc8(b'GO 9'):02X}".encode() + b"\n"
+    line = parse(go_line(9)[:-1])
+    assert (line.seq, line.go, line.stop, line.pressed) == (9, True, False, False)
+    for bad in (b"GO 9*00", b"GO*00", b"go 9*" + go_line(9)[5:7], b"GO 9 R*00", b"GO 70000*00"):
+        with pytest.raises(LineError):
+            parse(bad)
+
+
+def test_go_counts_only_from_a_healthy_box_and_once() -> None:
+    clock = FakeClock()
+    m = healthy_monitor(clock)
+    assert m.feed(go_line(3), clock()) == []  # no health change: a GO is alive, not a heartbeat
+    assert m.take_go()
+    assert not m.take_go()  # taken
+    clock.advance(0.4)
+    m.feed(go_line(4), clock())
+    clock.advance(0.4)
+    assert m.check(clock()) is None  # 0.8 s since the heartbeat, 0.4 s since the GO: alive
+    assert m.take_go()
+
+    waiting = HeartbeatMonitor(healthy_after=3)
+    waiting.connected(clock())
+    waiting.feed(heartbeat_line(0, False) + go_line(1), clock())
+    assert not waiting.take_go()  # not healthy yet
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        b"HB 4 R*00\n",  # garbage right after the GO
+        stop_line(4),  # the stop button
+        heartbeat_line(4, True),  # a heartbeat saying pressed
+        go_line(3),  # the GO again with the same number: a stuck sender
+    ],
+)
+def test_go_followed_by_trouble_in_the_same_bytes_counts_for_nothing(after: bytes) -> None:
+    clock = FakeClock()
+    m = healthy_monitor(clock)
+    changes = m.feed(go_line(3) + after, clock())
+    assert [c.trip for c in changes] == [True]
+    assert not m.take_go()
+    for seq in range(10, 14):  # healthy again: the old GO is not kept for later
+        m.feed(heartbeat_line(seq, False), clock())
+    assert status(m) is Status.OK
+    assert not m.take_go()
+
+
+def test_noise_that_looks_like_go_is_garbage() -> None:
+    clock = FakeClock()
+    m = healthy_monitor(clock)
+    (change,) = m.feed(b"GO 5*00\n", clock())
+    assert (change.status, change.trip) == (Status.GARBAGE, True)
+    assert not m.take_go()

@@ -11,6 +11,9 @@ length (`session_started.planned_s`) less the time walked (`telemetry.elapsed_s`
 while paused), never less than what is left of the current phase. It is unknown (None) for a
 session that started before the service heard it, and for a manual one. A `remaining_s` in the
 telemetry, should a daemon send it, is taken as it is.
+
+A start held until it is confirmed at the treadmill (the state's `awaiting`, docs/safety.md
+"Supervised starts") is `awaiting`: a sentence for the therapist, None when nothing waits.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Tile:
     heart_rate_bpm: int | None = None
     estop_latched: bool = False
     estop_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    awaiting: str | None = None  # a start waiting to be confirmed at the treadmill, said so
     last_seen: float | None = None  # the clock's time of the last live state or telemetry
     stale: bool = True
 
@@ -200,12 +204,30 @@ def _state(data: dict[str, Any], session: _Session) -> dict[str, Any]:
         "incline_pct": _number(actual, "incline_pct", "state.actual"),
         "estop_latched": mode == ESTOP_MODE,
         "estop_inputs": inputs,
+        "awaiting": _awaiting(data),
     }
     session_id = _text(data, "session_id", "state")
     if session_id != session.id:  # another session (or none): what was known is not its
         session.id, session.planned_s, session.elapsed_s = session_id, None, None
         session.phase_remaining_s = session.remaining_s = None
     return changes
+
+
+CONFIRMED_BY = {"button": "GO on the button box"}
+
+
+def _awaiting(data: dict[str, Any]) -> str | None:
+    """The state's `awaiting` as a sentence (None: nothing waits, or a daemon without it)."""
+    if data.get("awaiting") is None:
+        return None
+    held = _object(data, "awaiting", "state")
+    program = _text(held, "program", "state.awaiting") or "a session"
+    what = "a manual session" if program == "manual" else program
+    how = _text(held, "confirm", "state.awaiting")
+    by = CONFIRMED_BY.get(how or "") or _text(held, "detail", "state.awaiting") or "in person"
+    left = _number(held, "expires_s", "state.awaiting")
+    sentence = f"waiting for the start of {what} to be confirmed at the treadmill ({by})"
+    return sentence if left is None else f"{sentence}, {max(0, math.ceil(left))} s left"
 
 
 def _telemetry(data: dict[str, Any], session: _Session) -> dict[str, Any]:

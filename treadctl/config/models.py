@@ -34,6 +34,9 @@ CEILING_ACCEL_MPS2 = 0.15
 MIN_ACCEL_MPS2 = 0.02  # slower than this a controlled stop takes too long to be a stop
 MIN_REVERSAL_STANDSTILL_S = 2.0
 MIN_ESTOP_INTERLOCK_S = 3.0
+# A pending remote start waits this long at most for the person at the treadmill (docs/safety.md).
+MIN_START_CONFIRMATION_S = 10.0
+MAX_START_CONFIRMATION_S = 600.0
 
 DriverName = Literal["sim", "trackmaster", "woodway", "csafe", "delta-vfd"]
 RetroMode = Literal["reverse-belt", "face-away"]
@@ -243,6 +246,14 @@ class SafetyConfig(Section):
     """Dead-man heartbeat timeout; 0 disables it."""
     speed_mismatch_kmh: Annotated[float, Field(gt=0, le=3)] = 0.8
     speed_mismatch_grace_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    start_confirmation: Literal["auto", "required", "off"] = "auto"
+    """Supervised starts: a start takes effect only once confirmed at the treadmill (the GO
+    button of an e-stop box with start_button = true). auto: required when such a box is
+    configured, off otherwise; required: such a box must be configured."""
+    start_confirmation_timeout_s: Annotated[
+        float, Field(ge=MIN_START_CONFIRMATION_S, le=MAX_START_CONFIRMATION_S)
+    ] = 60.0
+    """A start not confirmed within this is dropped."""
 
 
 class TlsConfig(Section):
@@ -316,7 +327,7 @@ class ClinicConfig(Section):
         return self
 
 
-HEARTBEAT_ONLY = ("baudrate",)
+HEARTBEAT_ONLY = ("baudrate", "start_button")
 MODEM_LINES_ONLY = ("output", "input", "poll_interval_s", "pulse_test_s")
 
 
@@ -337,6 +348,9 @@ class EStopInputConfig(Section):
     at most 0.05 s, so the lower bound leaves five reads of margin)."""
     # heartbeat
     baudrate: Annotated[int, Field(gt=0)] = 115200
+    start_button: bool = False
+    """The box has a second button whose GO lines confirm remote starts
+    (safety.start_confirmation)."""
     # modem-lines
     output: Literal["rts", "dtr"] = "rts"
     input: Literal["cts", "dsr", "dcd"] = "cts"
@@ -398,6 +412,21 @@ class Settings(BaseSettings):
                 f"device.min_speed_kmh: the slowest speed sent, {low:.3f} km/h ({whose}, in whole "
                 f"wire steps), is above limits.start_speed_kmh = {start:g}: lower one or raise the "
                 f"other (at most {CEILING_START_SPEED_KMH:g})"
+            )
+        return self
+
+    @property
+    def start_buttons(self) -> tuple[str, ...]:
+        """The e-stop inputs whose GO button confirms a start."""
+        return tuple(i.name for i in self.estop_inputs if i.start_button)
+
+    @model_validator(mode="after")
+    def _start_confirmation_possible(self) -> Self:
+        if self.safety.start_confirmation == "required" and not self.start_buttons:
+            raise ValueError(
+                "safety.start_confirmation = 'required' but nothing at the treadmill can confirm "
+                "a start: add an [[estop_inputs]] entry of kind 'heartbeat' with start_button = "
+                "true (no supported treadmill protocol reports its own start key), or use 'auto'"
             )
         return self
 

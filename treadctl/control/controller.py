@@ -6,7 +6,8 @@ reach the belt, sends it, and tells its listeners (MQTT, storage) a snapshot and
 An emergency stop does not queue: `emergency_stop()` writes the stop to the wire at once.
 
 Around it: control/inbox (the untrusted commands' queue), control/estop (the stop's wire side,
-the e-stop inputs), control/link (lost and reopened), control/publication (the listeners); pure
+the e-stop inputs), control/link (lost and reopened), control/publication (the listeners),
+control/start_gate (a start held until confirmed at the treadmill); pure
 in core/: admission (refusals), session (a session's accounting), events, snapshot, modes.
 """
 
@@ -25,6 +26,7 @@ from treadctl.control.estop import EStopInputs, EStopWire
 from treadctl.control.inbox import Inbox, settle
 from treadctl.control.link import Link
 from treadctl.control.publication import Listener, Publisher
+from treadctl.control.start_gate import OFF, GatedSnapshot, StartCommand, StartGate, StartRule
 from treadctl.core import commands as cmd
 from treadctl.core import person, safety
 from treadctl.core.admission import (
@@ -94,6 +96,7 @@ class Controller:
         tick_s: float = 0.1,
         time_scale: float = 1.0,
         reconnect_s: float = 2.0,
+        start_rule: StartRule = OFF,
     ) -> None:
         if not 0 < tick_s <= driver.capabilities.max_poll_interval_s:
             # Each tick's read is what feeds the treadmill's watchdog (device.poll_interval_s).
@@ -119,6 +122,7 @@ class Controller:
         self._estop = EStopWire(driver)
         self._inputs = EStopInputs()
         self._inbox = Inbox()  # untrusted commands only (see submit())
+        self._gate = StartGate(start_rule, clock)
         self._wake = asyncio.Event()
         self._belt_started = False
         self._halts = 0  # e-stops so far: an await that saw this change must not write
@@ -143,6 +147,17 @@ class Controller:
         self._rules = self._fit_rules(rules)
         if self.session is None:  # else when the session ends (its person's limits hold till then)
             self.supervisor.rules = self._rules
+
+    def set_start_rule(self, rule: StartRule) -> None:
+        """Supervised starts (a reload); a start held under the old rule is dropped."""
+        if rule != self._gate.rule:
+            self._gate.rule = rule
+            self._drop_held("the start confirmation rule changed")
+
+    def confirm_start(self, source: str) -> None:
+        """The GO button of e-stop input `source` (from its reader's callback)."""
+        if self._gate.confirm(source):
+            self._wake.set()  # carried out by the task, as a new start
 
     def set_programs(self, programs: Mapping[str, Program]) -> None:
         """The programs a later `start` may name (a reload); a running program keeps its own."""
@@ -262,6 +277,7 @@ class Controller:
         self._halts += 1
         self._belt_started = False
         self._sent_speed = None
+        self._drop_held(f"emergency stop: {detail}")
         if not first:
             return
         log.warning("emergency stop", cause=str(cause), detail=detail)
@@ -282,6 +298,7 @@ class Controller:
             read = True
             while True:
                 await self._inbox.drain(self._answer)
+                await self._release_confirmed()
                 await self._tick(read=read)
                 if loop.time() >= deadline:  # a regular tick, not an early wake
                     deadline = max(deadline + self.tick_s, loop.time())
@@ -314,6 +331,8 @@ class Controller:
     async def _startup(self) -> None:
         # Rule 1: the driver commanded a stop when it opened; say so again and never resume.
         self.supervisor.power_up(self.clock())
+        rule = self._gate.rule
+        log.info("supervised starts", required=rule.required, why=rule.why)
         try:
             await self.driver.stop()
         except DriverError as exc:
@@ -360,14 +379,19 @@ class Controller:
             case cmd.Skip():
                 return self._skip()
             case cmd.Stop():
-                if self._begin_stop(StopReason.COMMAND, "stop command"):
-                    return Result.success("stopping: the belt ramps down")
-                return Result.success(f"nothing to stop ({self.mode})")
+                return self._stop()
             case cmd.Reset():
                 return await self._reset()
             case cmd.EmergencyStop() | cmd.HeartRate() | cmd.Heartbeat() | cmd.BrokerState():
                 return await self.submit(command)  # not queued by submit(); kept for completeness
         return Result.error("invalid_command", f"unknown command {command!r}")
+
+    def _stop(self) -> Result:
+        if self._drop_held("stop command"):
+            return Result.success("the start waiting for confirmation is cancelled")
+        if self._begin_stop(StopReason.COMMAND, "stop command"):
+            return Result.success("stopping: the belt ramps down")
+        return Result.success(f"nothing to stop ({self.mode})")
 
     def _pause(self, now: float) -> Result:
         session = self.session
@@ -410,6 +434,11 @@ class Controller:
         return Result.error(*not_in_mode(what, self.mode))
 
     def _refuse_start(self, now: float, limits: PersonLimits | None) -> Result | None:
+        if self._gate.holding:
+            return Result.error(
+                "start_pending",
+                "a start is waiting to be confirmed at the treadmill: send stop to cancel it",
+            )
         hr_limit = limits is not None and limits.heart_rate_max_bpm is not None
         refusal = start_refusal(
             self.mode, self.fault, self.supervisor, now, heart_rate_limit=hr_limit
@@ -432,7 +461,7 @@ class Controller:
             return refused
         timeline = build_timeline(program, self.profile, command.parameters)
         runner = ProgramRunner(timeline, self.clock, time_scale=self.time_scale)
-        if (refused := await self._start_belt()) is not None:
+        if (refused := await self._start_belt(command)) is not None:
             return refused
         session = self._begin_session(
             command,
@@ -462,14 +491,50 @@ class Controller:
         refused = self._refuse_start(now, limits)
         if refused is not None:
             return refused
-        if (refused := await self._start_belt()) is not None:
+        if (refused := await self._start_belt(command)) is not None:
             return refused
         session = self._begin_session(command, now)
         return Result.success(f"manual session {session.id}")
 
-    async def _start_belt(self) -> Result | None:
-        """Start the belt at zero speed (watchdog armed) and enter `running`; the refusal when
-        an e-stop or a fault landed while the treadmill was answering."""
+    # --- supervised starts (control/start_gate) ---------------------------------------------------
+
+    def _hold(self, command: StartCommand) -> Result:
+        """An accepted start waits for GO at the treadmill; the belt stays still meanwhile."""
+        self._emit(self._gate.hold(command, self.wall()))
+        self._snapshot(self.clock())
+        awaiting = self._gate.awaiting()
+        assert awaiting is not None
+        return Result.success(
+            f"awaiting confirmation at the treadmill: {awaiting.detail} "
+            f"within {self._gate.rule.timeout_s:g} s"
+        )
+
+    async def _release_confirmed(self) -> None:
+        """Carry out a start GO confirmed, judged again as a new start (interlock, inputs…)."""
+        if (taken := self._gate.take_confirmed(self.wall())) is None:
+            return
+        command, confirmed = taken
+        self._emit(confirmed)
+        try:
+            result = await self._answer(command)
+        finally:
+            self._gate.released()
+        if not result.ok:
+            details = confirmed.data | {"code": result.code, "message": result.message}
+            self._emit(Event("start_refused", self.wall(), None, details))
+
+    def _drop_held(self, why: str) -> bool:
+        if (dropped := self._gate.cancel(self.wall(), why)) is None:
+            return False
+        self._emit(dropped)
+        return True
+
+    async def _start_belt(self, command: StartCommand) -> Result | None:
+        """Start the belt at zero speed (watchdog armed) and enter `running`; else the answer:
+        the start held for confirmation, or the refusal when an e-stop or a fault landed while
+        the treadmill was answering."""
+        if self._gate.needs_confirmation(command):
+            return self._hold(command)
         await self.driver.start()
         if not self._enter(Trigger.STARTED):
             return Result.error(
@@ -513,6 +578,8 @@ class Controller:
             await self._tick_io(now, read=read)
         except DriverError as exc:
             await self._driver_failed(exc)
+        if (expired := self._gate.expire(self.wall())) is not None:
+            self._emit(expired)
         self._snapshot(now)
         self.last_tick_at = self.clock()
 
@@ -761,17 +828,20 @@ class Controller:
                 now, backward_moving=moving and self._walk is WalkDirection.BACKWARD, bpm=bpm
             )
         self._publisher.snapshot(
-            snapshot_of(
-                ts=self.wall(),
-                now=now,
-                mode=self.mode,
-                session=session,
-                status=status,
-                commanded=self.supervisor.commanded,
-                walk=self._walk,
-                incline_sent=self._sent_incline,
-                fault=self.fault,
-                heart_rate_bpm=bpm,
-                estop_inputs=self._inputs.all(),
+            GatedSnapshot.of(
+                snapshot_of(
+                    ts=self.wall(),
+                    now=now,
+                    mode=self.mode,
+                    session=session,
+                    status=status,
+                    commanded=self.supervisor.commanded,
+                    walk=self._walk,
+                    incline_sent=self._sent_incline,
+                    fault=self.fault,
+                    heart_rate_bpm=bpm,
+                    estop_inputs=self._inputs.all(),
+                ),
+                self._gate.awaiting(),
             )
         )

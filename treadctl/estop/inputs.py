@@ -28,6 +28,7 @@ from treadctl.transport.serial import LinkLost, SerialLink, SerialSettings
 log = structlog.get_logger(__name__)
 
 Report = Callable[[InputHealth, bool], None]  # (health, trip)
+Confirm = Callable[[str], None]  # the start button of the input named so was pressed
 PULSE_WINDOW_S = 0.1  # how long a USB adapter may take to show an output change on its input
 
 
@@ -69,10 +70,16 @@ class HeartbeatInput(_Reporter):
     """A button box sending heartbeats on a serial port (docs/estop.md, line format)."""
 
     def __init__(
-        self, config: EStopInputConfig, report: Report, *, clock: Clock = time.monotonic
+        self,
+        config: EStopInputConfig,
+        report: Report,
+        *,
+        clock: Clock = time.monotonic,
+        confirm: Confirm | None = None,
     ) -> None:
         super().__init__(config, report)
         self.clock = clock
+        self.confirm = confirm
         self.monitor = HeartbeatMonitor(
             healthy_after=config.healthy_after, timeout_s=config.timeout_s
         )
@@ -99,6 +106,14 @@ class HeartbeatInput(_Reporter):
         # In the event loop's reader callback: a STOP line reaches the controller from here.
         for change in self.monitor.feed(data, self.clock()):
             self._apply(change)
+        if self.monitor.take_go():
+            if self.confirm is not None and self.config.start_button:
+                self.confirm(self.config.name)
+            else:
+                log.warning(
+                    "GO line from a box without start_button = true: ignored",
+                    input=self.config.name,
+                )
 
     async def _watch(self, link: SerialLink) -> str:
         """Check for silence at each deadline until the port goes away; returns why it did."""
@@ -302,8 +317,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def make_input(
-    config: EStopInputConfig, report: Report, *, clock: Clock = time.monotonic
+    config: EStopInputConfig,
+    report: Report,
+    *,
+    clock: Clock = time.monotonic,
+    confirm: Confirm | None = None,
 ) -> HeartbeatInput | ModemLinesInput:
+    """`confirm` hears the start button of a heartbeat box configured with start_button."""
     if config.kind == "heartbeat":
-        return HeartbeatInput(config, report, clock=clock)
+        return HeartbeatInput(config, report, clock=clock, confirm=confirm)
     return ModemLinesInput(config, report)

@@ -1,8 +1,10 @@
 """The button box's line format and the pure health logic of both input kinds (no I/O).
 
 A heartbeat box sends `HB <seq> <R|P>*<crc>\n` at least every 200 ms and `STOP <seq>*<crc>\n`
-the moment its button is pressed; `<crc>` is CRC-8/SMBUS (poly 0x07, init 0) of every byte before
-the `*`, two upper-case hex digits. Time comes in as arguments, so every rule is testable on a
+the moment its button is pressed; a box with a second (start) button sends `GO <seq>*<crc>\n`
+when that one is pressed, which confirms a remote start (docs/safety.md, supervised starts).
+`<crc>` is CRC-8/SMBUS (poly 0x07, init 0) of every byte before the `*`, two upper-case hex
+digits. Time comes in as arguments, so every rule is testable on a
 fake clock.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 MAX_LINE = 32  # longer without a newline is garbage
 SEQ_MODULO = 65536
-_LINE = re.compile(rb"^(HB (\d{1,5}) ([RP])|STOP (\d{1,5}))\*([0-9A-F]{2})$")
+_LINE = re.compile(rb"^(HB (\d{1,5}) ([RP])|STOP (\d{1,5})|GO (\d{1,5}))\*([0-9A-F]{2})$")
 
 
 class Status(enum.StrEnum):
@@ -56,11 +58,16 @@ def stop_line(seq: int) -> bytes:
     return encode(f"STOP {seq % SEQ_MODULO}")
 
 
+def go_line(seq: int) -> bytes:
+    return encode(f"GO {seq % SEQ_MODULO}")
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     seq: int
     stop: bool  # a STOP message
     pressed: bool  # STOP, or a heartbeat saying pressed
+    go: bool = False  # a GO message: the start button
 
 
 class LineError(ValueError):
@@ -74,11 +81,14 @@ def parse(raw: bytes) -> Line:
     if m is None:
         raise LineError(f"unparseable line {raw[:MAX_LINE]!r}")
     body = raw[: raw.rindex(b"*")]
-    if int(m[5], 16) != crc8(body):
+    if int(m[6], 16) != crc8(body):
         raise LineError(f"bad CRC in {raw!r} (expected {crc8(body):02X})")
     if m[4] is not None:
         seq = int(m[4])
         line = Line(seq, stop=True, pressed=True)
+    elif m[5] is not None:
+        seq = int(m[5])
+        line = Line(seq, stop=False, pressed=False, go=True)
     else:
         seq = int(m[2])
         line = Line(seq, stop=False, pressed=m[3] == b"P")
@@ -139,6 +149,14 @@ class HeartbeatMonitor(_Health):
     last_line_at: float | None = None
     last_seq: int | None = None
     _buffer: bytearray = field(default_factory=bytearray)
+    _go: bool = False  # a GO line arrived while healthy and has not been taken
+
+    def take_go(self) -> bool:
+        """Whether the start button was pressed since the last call, the box healthy then and
+        still: a GO followed by garbage, a press or a repeat in the same bytes counts for
+        nothing."""
+        go, self._go = self._go and self.status is Status.OK, False
+        return go
 
     def connected(self, now: float) -> Change | None:
         self.last_line_at, self.last_seq, self.good = now, None, 0
@@ -168,17 +186,23 @@ class HeartbeatMonitor(_Health):
         self.last_line_at = now
         repeated = line.seq == self.last_seq
         self.last_seq = line.seq
+        if line.pressed or repeated:
+            self._go = False  # whatever came before it in these bytes confirms nothing
         if line.pressed:
             return self._set(Status.PRESSED, "button pressed")  # a STOP line or a pressed HB
         if repeated:  # a stuck sender replaying its last line is not alive
             self.good = 0
             return self._set(Status.GARBAGE, f"sequence number {line.seq} repeated")
+        if line.go:  # alive, but not a heartbeat: says nothing about the stop button
+            self._go = self._go or self.status is Status.OK
+            return None
         return self._good("heartbeats")
 
     def _garbage(self, why: str, now: float) -> Change | None:
         # Garbage is not a sign of life: the silence timer keeps running.
         del now
         self.good = 0
+        self._go = False
         return self._set(Status.GARBAGE, why)
 
     def deadline(self) -> float | None:

@@ -1,6 +1,6 @@
 """A simulated e-stop button box on a pty: heartbeats as the reference firmware sends them, with
-press, release, silence, garbage and unplug controls (tests, `treadctl sim --driver estop-box`,
-and `treadctl demo` when a heartbeat input is configured)."""
+press, release, the start button (GO), silence, garbage and unplug controls (tests, `treadctl
+sim --driver estop-box`, and `treadctl demo` when a heartbeat input is configured)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from treadctl.estop.protocol import SEQ_MODULO, heartbeat_line, stop_line
+from treadctl.estop.protocol import SEQ_MODULO, go_line, heartbeat_line, stop_line
 from treadctl.sim.lifecycle import Simulator
 from treadctl.sim.pty_port import PtyPort
 
@@ -61,6 +61,11 @@ class SimulatedButtonBox(Simulator):
 
     def release(self) -> None:
         self.pressed = False
+
+    def go(self) -> None:
+        """The start button: a GO line at once (confirms a start waiting for it)."""
+        if not self.silent:
+            self._send(go_line(self._next_seq()))
 
     def send_garbage(self, data: bytes | None = None, n: int = 16) -> bytes:
         data = data if data is not None else random.randbytes(n)  # noqa: S311 - noise, not secrets

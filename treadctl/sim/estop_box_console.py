@@ -10,6 +10,7 @@ from treadctl.sim.stdin import serve_console, shared_command, until_signal
 
 HELP = """commands (one per line on stdin):
   press | release            the button goes down (STOP line at once) / comes back up
+  go                         the start button: a GO line (confirms a start waiting for it)
   silent on | silent off     stop / resume sending heartbeats
   garbage [N]                write N random bytes on the line now (default 16)
   garbage on | garbage off   send heartbeats with a wrong checksum
@@ -25,6 +26,8 @@ def apply(box: SimulatedButtonBox, line: str) -> str | None:
             box.press()
         case ["release"]:
             box.release()
+        case ["go"]:
+            box.go()
         case ["silent", "on" | "off" as state]:
             box.silent = state == "on"
         case ["garbage", "on" | "off" as state]:
