@@ -22,8 +22,13 @@ def test_a_held_start_counts_down_and_is_confirmed_only_by_a_start_button() -> N
     clock = FakeClock()
     gate = StartGate(RULE, clock)
     assert gate.needs_confirmation(START)
-    event = gate.hold(START, wall=5.0)
+    event, answer = gate.hold(START, wall=5.0)
     assert (event.type, event.ts, event.data["timeout_s"]) == ("start_pending", 5.0, 30.0)
+    assert answer.ok
+    assert answer.message == (
+        "awaiting confirmation at the treadmill: press GO on the button box (box) to start "
+        "backward-intervals within 30 s"
+    )
     assert gate.take_confirmed(wall=5.1) is None  # not confirmed yet
     clock.advance(0.2)
     held = gate.awaiting()

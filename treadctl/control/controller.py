@@ -500,14 +500,10 @@ class Controller:
 
     def _hold(self, command: StartCommand) -> Result:
         """An accepted start waits for GO at the treadmill; the belt stays still meanwhile."""
-        self._emit(self._gate.hold(command, self.wall()))
+        event, answer = self._gate.hold(command, self.wall())
+        self._emit(event)
         self._snapshot(self.clock())
-        awaiting = self._gate.awaiting()
-        assert awaiting is not None
-        return Result.success(
-            f"awaiting confirmation at the treadmill: {awaiting.detail} "
-            f"within {self._gate.rule.timeout_s:g} s"
-        )
+        return answer
 
     async def _release_confirmed(self) -> None:
         """Carry out a start GO confirmed, judged again as a new start (interlock, inputs…)."""
@@ -520,8 +516,7 @@ class Controller:
         finally:
             self._gate.released()
         if not result.ok:
-            details = confirmed.data | {"code": result.code, "message": result.message}
-            self._emit(Event("start_refused", self.wall(), None, details))
+            self._emit(self._gate.refused(confirmed, result, self.wall()))
 
     def _drop_held(self, why: str) -> bool:
         if (dropped := self._gate.cancel(self.wall(), why)) is None:
@@ -827,21 +822,17 @@ class Controller:
             session.account(
                 now, backward_moving=moving and self._walk is WalkDirection.BACKWARD, bpm=bpm
             )
-        self._publisher.snapshot(
-            GatedSnapshot.of(
-                snapshot_of(
-                    ts=self.wall(),
-                    now=now,
-                    mode=self.mode,
-                    session=session,
-                    status=status,
-                    commanded=self.supervisor.commanded,
-                    walk=self._walk,
-                    incline_sent=self._sent_incline,
-                    fault=self.fault,
-                    heart_rate_bpm=bpm,
-                    estop_inputs=self._inputs.all(),
-                ),
-                self._gate.awaiting(),
-            )
+        snap = snapshot_of(
+            ts=self.wall(),
+            now=now,
+            mode=self.mode,
+            session=session,
+            status=status,
+            commanded=self.supervisor.commanded,
+            walk=self._walk,
+            incline_sent=self._sent_incline,
+            fault=self.fault,
+            heart_rate_bpm=bpm,
+            estop_inputs=self._inputs.all(),
         )
+        self._publisher.snapshot(GatedSnapshot.of(snap, self._gate.awaiting()))

@@ -17,6 +17,7 @@ from typing import Any
 from treadctl.config.models import Settings
 from treadctl.core import commands as cmd
 from treadctl.core.clock import Clock
+from treadctl.core.commands import Result
 from treadctl.core.state import Event, Snapshot
 
 StartCommand = cmd.Start | cmd.ManualSet
@@ -126,10 +127,16 @@ class StartGate:
         """Whether accepted `command` must wait (not the confirmed one being carried out)."""
         return self.rule.required and command is not self._releasing
 
-    def hold(self, command: StartCommand, wall: float) -> Event:
-        now = self.clock()
-        self._held = _Held(command, now + self.rule.timeout_s)
-        return self._event("start_pending", wall, command, {"timeout_s": self.rule.timeout_s})
+    def hold(self, command: StartCommand, wall: float) -> tuple[Event, Result]:
+        """Hold `command`: its event, and the answer its sender gets."""
+        timeout_s = self.rule.timeout_s
+        self._held = _Held(command, self.clock() + timeout_s)
+        awaiting = self.awaiting()
+        assert awaiting is not None
+        answer = Result.success(
+            f"awaiting confirmation at the treadmill: {awaiting.detail} within {timeout_s:g} s"
+        )
+        return self._event("start_pending", wall, command, {"timeout_s": timeout_s}), answer
 
     def confirm(self, source: str) -> bool:
         """GO from input `source`: whether it confirmed a held start (the controller then wakes
@@ -151,6 +158,11 @@ class StartGate:
         self._held = None
         self._releasing = held.command
         return held.command, self._event("start_confirmed", wall, held.command, {})
+
+    def refused(self, confirmed: Event, result: Result, wall: float) -> Event:
+        """The confirmed start was refused when carried out: why, as its answer would say."""
+        details = confirmed.data | {"code": result.code, "message": result.message}
+        return Event("start_refused", wall, None, details)
 
     def released(self) -> None:
         """The confirmed start has been carried out (or refused)."""
