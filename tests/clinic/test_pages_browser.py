@@ -248,9 +248,18 @@ async def test_the_start_waits_for_the_check_and_the_session_is_offered_for_anno
         ((name, command),) = treadmill.commands
         assert (name, command["person"], command["program"]) == ("start", "mrs-k", PROGRAM)
 
+        # The daemon holds the start until it is confirmed at the treadmill: the tile says so.
+        held = {"program": PROGRAM, "confirm": "button", "expires_s": 30}
+        await treadmill.state("idle", person="mrs-k", awaiting=held)
+        awaiting = page.locator("article.tile .awaiting")
+        await expect(awaiting).to_have_text(
+            f"waiting for the start of {PROGRAM} to be confirmed at the treadmill "
+            "(GO on the button box), 30 s left"
+        )
         # The session runs, ends, and its record reaches the clinic: the tile links to it.
         await treadmill.state("running", person="mrs-k", program=PROGRAM)
         await expect(page.locator("article.tile .reading-mode dd")).to_have_text("running")
+        await expect(awaiting).to_be_hidden()
         await treadmill.state("idle")
         started = datetime.now(UTC) - timedelta(minutes=3)
         await treadmill.record(session_document("s-9", device="tm-9", started=started))
