@@ -12,14 +12,13 @@ import jinja2
 
 from control.estop_rig import attached, box_config, healthy, wired
 from mqtt.brokers import Broker
+from mqtt.daemon_task import daemon_running
 from mqtt.harness import bridged, settings_for
 from mqtt.snapshots import OK_BOX, PRESSED, idle_snapshot, topics_for
 from treadctl.config.models import EStopInputConfig
-from treadctl.control.controller import Controller
 from treadctl.core import commands as c
 from treadctl.core.device import WalkDirection
 from treadctl.core.safety import EStopCause
-from treadctl.daemon import run_daemon
 from treadctl.mqtt.discovery import discovery_config
 from treadctl.sim.estop_box import SimulatedButtonBox
 
@@ -92,19 +91,7 @@ async def test_the_daemon_runs_configured_inputs_and_refuses_starts_until_health
     link = tmp_path / "box"  # plugged in only later
     entry = EStopInputConfig(name="box", kind="heartbeat", port=str(link), reconnect_s=0.1)
     settings = settings_for(broker).model_copy(update={"estop_inputs": (entry,)})
-    ready: asyncio.Queue[Controller] = asyncio.Queue()
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(
-        run_daemon(
-            settings,
-            stop=stop,
-            handle_signals=False,
-            on_ready=lambda controller, _bridge: ready.put_nowait(controller),
-        ),
-        name="test.daemon",
-    )
-    try:
-        controller = await asyncio.wait_for(ready.get(), 10)
+    async with daemon_running(settings) as controller:
         names = {t.get_name() for t in asyncio.all_tasks()}
         assert "treadctl.estop_input[box]" in names  # in the daemon's TaskGroup
         refused = await controller.execute(c.ManualSet(1.0, WalkDirection.FORWARD))
@@ -118,6 +105,3 @@ async def test_the_daemon_runs_configured_inputs_and_refuses_starts_until_health
                 while controller.supervisor.latched is None:
                     await asyncio.sleep(0.01)
             assert controller.supervisor.latched.cause is EStopCause.INPUT
-    finally:
-        stop.set()
-        assert await asyncio.wait_for(daemon, 20) == 0
