@@ -1,7 +1,7 @@
 """The login page and the admin's accounts page in Debian's Chromium, against the real clinic
 service: a wrong password is told in words, an admin adds and disables a therapist (a bad
 password refused next to its field), the therapist then cannot log in, and a therapist sees
-neither the accounts page nor its link."""
+neither the accounts page nor its link, nor the forms that change people."""
 
 from __future__ import annotations
 
@@ -75,3 +75,6 @@ async def test_login_page_and_the_accounts_page(
         assert answer is not None
         assert answer.status == 403
         await expect(page.get_by_role("heading", level=1)).to_have_text("Admins only")
+        await page.goto(clinic.http.base + "/people")  # people are an admin's to change
+        await expect(page.get_by_text("Adding and changing people is for an admin")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Add a person")).to_have_count(0)

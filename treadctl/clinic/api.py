@@ -55,7 +55,7 @@ from treadctl.clinic.live import TreadmillRoutes
 from treadctl.clinic.views import PersonRecord
 from treadctl.clinic.web import pages
 from treadctl.clinic.web.account_routes import AccountRoutes
-from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, sender
+from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, sender, user
 from treadctl.clinic.web.login import LoginRoutes
 from treadctl.core.program import Program
 
@@ -339,10 +339,9 @@ class ClinicApi:
         decision = request.path_params["decision"]
         if decision not in {"approve", "reject"}:
             raise NotFoundError(f"{decision!r}: approve or reject")
-        body = await _body(request)
-        by = body.get("by") if isinstance(body, dict) else None
-        if not isinstance(by, str) or not by.strip():
-            raise FormError("by: who decides (a therapist's name)")
+        account = user(request)
+        assert account is not None  # the middleware lets only a login through
+        by = account.username  # the login decides, whatever a body might claim
         number, now, approve = request.path_params["id"], self.now(), decision == "approve"
         return ok(
             await self._tx(
