@@ -152,7 +152,9 @@ def demo_settings(settings: Settings, broker: EmbeddedBroker | None) -> Settings
     """The simulated treadmill always; the embedded broker unless a configured one is used."""
     device = settings.device.model_copy(update={"driver": "sim", "id": "demo"})
     storage = StorageConfig(path=demo_database(settings))
-    update: dict[str, Any] = {"device": device, "storage": storage}
+    # Nobody stands at a simulated box to press GO: supervised starts are off in the demo.
+    safety = settings.safety.model_copy(update={"start_confirmation": "off"})
+    update: dict[str, Any] = {"device": device, "storage": storage, "safety": safety}
     if broker is not None:
         update["mqtt"] = settings.mqtt.model_copy(
             update={

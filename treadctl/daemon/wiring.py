@@ -22,6 +22,7 @@ from treadctl import __version__, logs
 from treadctl.config import ConfigError, load_settings
 from treadctl.config.models import Settings
 from treadctl.control.controller import Controller
+from treadctl.control.start_gate import start_rule
 from treadctl.core.events import Fault, SessionFinished
 from treadctl.core.program import Plan, Program
 from treadctl.core.state import Event, Snapshot
@@ -57,7 +58,11 @@ def estop_inputs(settings: Settings, controller: Controller) -> list[EStopInput]
     before each has been heard."""
     inputs: list[EStopInput] = []
     for config in settings.estop_inputs:
-        item = make_input(config, lambda health, trip: controller.estop_input(health, trip=trip))
+        item = make_input(
+            config,
+            lambda health, trip: controller.estop_input(health, trip=trip),
+            confirm=controller.confirm_start,
+        )
         controller.estop_input(item.health(), trip=False)
         inputs.append(item)
     return inputs
@@ -123,6 +128,7 @@ class Daemon:
                 # Each tick reads the treadmill: this is the poll that feeds its watchdog.
                 tick_s=self.settings.device.poll_interval_s,
                 time_scale=self.time_scale,
+                start_rule=start_rule(self.settings),
             )
             # Ended sessions go to the clinic service from the store, in worker threads.
             self.records = RecordShipper(
@@ -273,6 +279,7 @@ class Daemon:
         self._pending = None
         if self.controller is not None:
             self.controller.set_limits(device_profile(settings), safety_rules(settings))
+            self.controller.set_start_rule(start_rule(settings))
             self.settings = settings
 
 
