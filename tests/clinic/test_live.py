@@ -531,6 +531,22 @@ async def test_a_slow_client_gets_the_latest_of_each_device_at_most_ten_a_second
     assert hub.clients == 0
 
 
+async def test_ten_a_second_with_jitter_passes_at_once() -> None:
+    """A daemon's 10 Hz telemetry arrives 80-120 ms apart: each update goes out when it comes
+    (the limit is on average, with one interval of slack), not held to 100 ms after the last."""
+    now = [0.0]
+    hub = LiveHub(list, clock=lambda: now[0])
+    events = hub.stream()
+    assert _parse(await anext(events)) == ("snapshot", {"treadmills": []})
+    for i, gap in enumerate([0.1, 0.08, 0.12, 0.08, 0.09, 0.11, 0.08, 0.12, 0.1, 0.12] * 3):
+        now[0] += gap
+        hub.publish(_tile("tm-1", i / 10))
+        async with asyncio.timeout(1):  # the clock stands still: one held would never come
+            name, data = _parse(await anext(events))
+        assert (name, data["speed_kmh"]) == ("tile", i / 10)
+    hub.close()
+
+
 async def test_a_quiet_stream_sends_keep_alive_comments() -> None:
     hub = LiveHub(list, keepalive_s=0.05)
     events = hub.stream()

@@ -48,7 +48,7 @@ class TooManyClientsError(Exception):
 class _Client:
     def __init__(self) -> None:
         self.pending: dict[str, Tile] = {}
-        self.sent_at: dict[str, float] = {}
+        self.due_at: dict[str, float] = {}  # a device's next update is on time from here
         self.wake = asyncio.Event()
 
 
@@ -71,6 +71,9 @@ class LiveHub:
     @property
     def clients(self) -> int:
         return len(self._clients)
+
+    def _allowed_at(self, client: _Client, device: str, now: float) -> float:
+        return client.due_at.get(device, now) - self._gap_s
 
     def publish(self, tile: Tile) -> None:
         for client in self._clients:
@@ -105,18 +108,17 @@ class LiveHub:
                 client.wake.clear()
                 while client.pending and not self._closed:
                     now = self._clock()
-                    due = [
-                        d
-                        for d in client.pending
-                        if now - client.sent_at.get(d, -self._gap_s) >= self._gap_s
-                    ]
+                    due = [d for d in client.pending if now >= self._allowed_at(client, d, now)]
                     for device in due:
                         tile = client.pending.pop(device)
-                        client.sent_at[device] = now
+                        # GCRA: on average one a gap, and one gap of slack, so that a daemon's
+                        # 10 Hz with jitter passes at once instead of waiting out every gap
+                        due_at = client.due_at.get(device, now)
+                        client.due_at[device] = max(due_at, now) + self._gap_s
                         yield _event("tile", tile.as_dict())
-                    if client.pending:  # too soon for these: wait out the earliest gap
-                        soonest = min(client.sent_at.get(d, now) for d in client.pending)
-                        await asyncio.sleep(max(soonest + self._gap_s - now, 0.0))
+                    if client.pending:  # too soon for these: wait for the earliest
+                        soonest = min(self._allowed_at(client, d, now) for d in client.pending)
+                        await asyncio.sleep(max(soonest - now, 0.0))
         finally:  # also when the client went: Starlette cancels the stream
             self._clients.discard(client)
 
