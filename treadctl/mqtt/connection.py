@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,9 @@ def new_client(
         tls_context=tls,
         keepalive=config.keepalive_s,
         timeout=timeout_s,
+        # Small packets (an e-stop's answer, the acknowledgements) leave at once, not after
+        # Nagle's wait for the broker's ACK.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         **options,
     )
     # paho's blocking socket connect runs in a worker thread that no asyncio timeout cancels (and

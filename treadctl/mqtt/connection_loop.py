@@ -3,7 +3,9 @@
 After each connect it subscribes, publishes `online`, then lets its owner add what a new
 connection owes (discovery, the state) and runs the owner's workers until one fails (the
 connection lost). A message on `…/cmd/estop` never waits: it is handed to `on_estop` as paho
-hands it over, before it reaches the message queue.
+hands it over, before it reaches the message queue, and paho is handed everything the socket
+holds at each wake-up (socket_reads.py), so an e-stop behind a flood of commands is not read
+one loop iteration per message ahead of it.
 
 Shutdown is cancellation, and it must end the loop whatever the broker does: aiomqtt waits for
 the broker's acknowledgements with Python 3.11's `asyncio.wait_for`, which can swallow a
@@ -32,6 +34,7 @@ from treadctl.mqtt.connection import (
     tls_context,
 )
 from treadctl.mqtt.outbox import OUTBOX_SIZE
+from treadctl.mqtt.socket_reads import take_over_reads
 from treadctl.mqtt.throttle import LogThrottle
 from treadctl.mqtt.topics import Topics
 from treadctl.tasks import cancel_and_wait, checked, checkpoint
@@ -174,6 +177,7 @@ class ConnectionLoop:
     async def _session(self, client: aiomqtt.Client) -> None:
         try:
             checkpoint()  # CONNACK was awaited with 3.11's wait_for
+            take_over_reads(client)  # a backlog read at once, ACKs not delayed
             await self._announce(client)
             await self._serve(client)
         except asyncio.CancelledError:
