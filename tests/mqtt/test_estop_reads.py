@@ -74,8 +74,8 @@ async def test_an_estop_behind_a_queued_flood_is_acted_on_before_the_flood_is_de
             at_estop.append(len(decoded))
             return estop_now(*args)
 
-        b.bridge._commands.decode = counting_decode  # type: ignore[method-assign]
-        b.rig.controller.emergency_stop_now = noting_estop  # type: ignore[method-assign]
+        b.bridge._commands.decode = counting_decode  # type: ignore[method-assign, assignment]
+        b.rig.controller.emergency_stop_now = noting_estop  # type: ignore[method-assign, assignment]
         topic = b.topics.cmd("estop").encode()
         try:
             await _publish_flood_then_estop(broker, b)
