@@ -130,7 +130,15 @@ def real_time(phases: int, phase_s: float) -> dict[str, Any]:
             last = r.field
     t0 = stamps[0] - wall_minus_mono  # the first phase's start on the monotonic clock
     wire_err = [(w - (t0 + o)) * 1e3 for w, o in zip(wire[1:], offsets[1:], strict=False)]
-    return {"events": stats(event_err), "wire": stats(wire_err), "phases": len(events)}
+    return {
+        "events": stats(event_err),
+        "wire": stats(wire_err),
+        "phases": len(events),
+        "signed_ms": {
+            "events": [round(v, 3) for v in event_err],
+            "wire": [round(v, 3) for v in wire_err],
+        },
+    }
 
 
 # --- accelerated clock, in process ---------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_a_phase_started_event_reports_the_speed_to_three_decimals() -> None:
     event = ev.PhaseStarted.of(TS, "s", 3, step, "retro walk")
     assert event.as_dict() == {
         "type": "phase_started",
-        "ts": round(TS, 3),
+        "ts": round(TS, 6),
         "session_id": "s",
         "index": 3,
         "phase": "retro walk",

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 import structlog
 
+from treadctl.control.alarm import Alarm
 from treadctl.control.estop import EStopInputs, EStopWire
 from treadctl.control.inbox import Inbox, settle
 from treadctl.control.link import Link
@@ -124,6 +125,8 @@ class Controller:
         self._inbox = Inbox()  # untrusted commands only (see submit())
         self._gate = StartGate(start_rule, clock)
         self._wake = asyncio.Event()
+        self._alarm = Alarm(self._boundary_reached)  # phase boundaries, to ~0.1 ms
+        self._rang = False
         self._belt_started = False
         self._halts = 0  # e-stops so far: an await that saw this change must not write
         self._sent_speed: tuple[float, BeltDirection] | None = None
@@ -305,19 +308,33 @@ class Controller:
                 self._wake.clear()
                 read = True
                 if self._inbox.empty():
-                    wake_at = min(deadline, self._boundary_at(loop))
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout_at(wake_at):
-                            await self._wake.wait()
-                    # Woken only for a phase boundary: act on it at once, on the status read
-                    # at most one tick ago (the regular tick, still due, reads again).
-                    read = self._wake.is_set() or wake_at >= deadline
+                    read = await self._sleep(deadline, self._boundary_at(loop))
         except Exception as exc:
             log.exception("controller failed; stopping the belt")
             self._halt_now(EStopCause.FAILURE, f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self._alarm.close()
             await self._estop.on_exit(link_ok=self.link.ok)
+
+    async def _sleep(self, deadline: float, boundary: float) -> bool:
+        """Until the regular tick (`deadline`), a phase boundary or a command (loop times).
+        False when woken only for a boundary: act on it at once, on the status read at most one
+        tick ago (the regular tick, still due, reads again)."""
+        wake_at = min(deadline, boundary)
+        self._rang = False
+        if boundary < deadline:
+            self._alarm.set(boundary)  # on time to ~0.1 ms; the timeout below is the backstop
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(wake_at):
+                await self._wake.wait()
+        self._alarm.cancel()
+        commanded = self._wake.is_set() and not self._rang
+        return commanded or wake_at >= deadline
+
+    def _boundary_reached(self) -> None:
+        self._rang = True
+        self._wake.set()
 
     def _boundary_at(self, loop: asyncio.AbstractEventLoop) -> float:
         """Loop time of the running program's next phase boundary: a tick then puts the phase
@@ -586,6 +603,7 @@ class Controller:
         elif self.link.due(now):
             await self._reconnect(now)
         actions += self.supervisor.tick(now)
+        held: list[Event] = []  # a phase's events, stamped now, told once its commands are out
         if (
             self.session is not None
             and self.session.runner is not None
@@ -593,10 +611,14 @@ class Controller:
         ):
             setpoint, events = self.session.runner.poll()
             self.session.setpoint = setpoint
-            self._program_events(events)
+            self._program_events(events, held)
         self._apply(actions)
-        if self.link_ok:
-            await self._drive(now)
+        try:
+            if self.link_ok:
+                await self._drive(now)
+        finally:
+            for event in held:
+                self._emit(event)
 
     async def _read(self, now: float) -> list[safety.Action]:
         """A status read; a missed one (timeout, noise) is survivable and says nothing."""
@@ -697,22 +719,24 @@ class Controller:
                 case safety.Notice(type=kind, detail=detail):
                     self._emit(Event(kind, self.wall(), self._session_id(), {"detail": detail}))
 
-    def _program_events(self, events: list[StepStarted | Cue | Finished]) -> None:
+    def _program_events(
+        self, events: list[StepStarted | Cue | Finished], held: list[Event] | None = None
+    ) -> None:
+        """Emits the runner's events; those of a phase into `held` instead when given (the
+        listeners' work, e.g. the store's row, then waits until the phase's commands are on the
+        wire)."""
         session = self.session
         if session is None:
             return
+        tell = self._emit if held is None else held.append
         for event in events:
             match event:
                 case StepStarted(index=index, step=step) if (
                     step.kind is StepKind.PHASE and step.phase
                 ):
-                    self._emit(
-                        PhaseStarted.of(self.wall(), session.id, index, step, step.phase.label)
-                    )
+                    tell(PhaseStarted.of(self.wall(), session.id, index, step, step.phase.label))
                 case Cue(text=text, step=step):
-                    self._emit(
-                        CueGiven(ts=self.wall(), session_id=session.id, text=text, step=step.name)
-                    )
+                    tell(CueGiven(ts=self.wall(), session_id=session.id, text=text, step=step.name))
                 case Finished():
                     self._begin_stop(StopReason.FINISHED, "program finished")
 

@@ -131,7 +131,7 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
-            "ts": round(self.ts, 3),
+            "ts": round(self.ts, 6),
             "session_id": self.session_id,
             **self.details,
         }
