@@ -90,9 +90,16 @@ class Session:
         await self.link.close()
 
     def write_now(self, data: bytes) -> None:
-        """On the wire at once, whatever is in flight (the e-stop path). Raises LinkLost."""
-        with self._translated():
+        """On the wire at once, whatever is in flight (the e-stop path). Raises LinkLost.
+
+        `_translated` written out: a generator context manager is four Python frames before
+        the byte (bench/estop_path.py)."""
+        try:
             self.link.write(data)
+        except serial.LinkLost as exc:
+            if isinstance(exc, LinkLost):
+                raise
+            raise LinkLost(str(exc)) from exc
 
     @contextlib.asynccontextmanager
     async def turn(self, *, moves: bool = False) -> AsyncIterator[None]:
