@@ -36,203 +36,29 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import heapq
-import json
 import random
 import re
-import secrets
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 from benchkit import make_parser, mosquitto, pct, ratio, stop_process, table, workdir, write_json
 from dashkit import Chromium, Clinic, chromium, clinic_service, login
-from paho.mqtt.enums import CallbackAPIVersion
+from loadgen import PREFIX, Load
 from playwright.sync_api import Page, expect
 
-from treadctl.core.device import BeltDirection, WalkDirection
-from treadctl.core.events import PhaseStarted, SessionStarted
-from treadctl.core.state import Event, Mode, Motion, Snapshot
 from treadctl.sim.brokers import HOST
 
-PREFIX = "treadctl"
 SUBSCRIBER = Path(__file__).with_name("telemetry_subscriber.py")
-PHASE_S = 10.0
 SETTLE_S = 1.0
-BPM_LOW, BPM_SPAN = 60, 150  # 15 s of distinct values at 10 Hz: a sample is named unambiguously
 
 PROBE = Path(__file__).with_name("dashboard_probe.js")
-
-
-# --- the load generators -----------------------------------------------------------------------
-
-
-@dataclass
-class Treadmill:
-    """One daemon's part on the broker: its own connection, its retained availability and state,
-    events, telemetry."""
-
-    device: str
-    client: paho.Client
-    snap: Snapshot
-    session_started_at: float
-    sent: list[tuple[float, int]] = field(default_factory=list)  # (ts, heart rate) of each sample
-    seq: int = 0
-    phase: int = 0
-
-    def topic(self, kind: str) -> str:
-        return f"{PREFIX}/{self.device}/{kind}"
-
-    def publish_state(self) -> None:
-        body = self.snap.state_dict() | {"selected_program": None}
-        self.client.publish(self.topic("state"), json.dumps(body), qos=1, retain=True)
-
-    def publish_event(self, event: Event) -> None:
-        payload = json.dumps(event.as_dict(), default=str)
-        self.client.publish(self.topic("event"), payload, qos=1)
-
-    def next_phase(self, now: float) -> None:
-        self.phase += 1
-        label = f"backward bout {self.phase}"
-        self.snap = replace(self.snap, phase=label, phase_index=self.phase, ts=now)
-        self.publish_event(
-            PhaseStarted(
-                ts=now,
-                session_id=str(self.snap.session_id),
-                index=self.phase,
-                label=label,
-                walk=WalkDirection.BACKWARD,
-                belt=BeltDirection.REVERSE,
-                speed_kmh=1.2,
-                incline_pct=0.0,
-                duration_s=PHASE_S,
-            )
-        )
-        self.publish_state()
-
-    def publish_telemetry(self) -> None:
-        self.seq += 1
-        bpm = BPM_LOW + self.seq % BPM_SPAN
-        now = time.time()
-        elapsed = now - self.session_started_at
-        self.snap = replace(
-            self.snap,
-            ts=now,
-            heart_rate_bpm=bpm,
-            elapsed_s=elapsed,
-            distance_m=elapsed * 1.2 / 3.6,
-            phase_remaining_s=max(0.0, PHASE_S - elapsed % PHASE_S),
-        )
-        body = self.snap.telemetry_dict() | {"ts": round(now, 3)}
-        self.client.publish(self.topic("telemetry"), json.dumps(body), qos=0)
-        self.sent.append((round(now, 3), bpm))
-
-
-def _running(now: float, device: str) -> Snapshot:
-    motion = Motion(1.2, WalkDirection.BACKWARD, BeltDirection.REVERSE, 0.0)
-    return Snapshot(
-        ts=now,
-        mode=Mode.RUNNING,
-        program="backward-intervals",
-        phase="backward bout 0",
-        phase_index=0,
-        phase_remaining_s=PHASE_S,
-        session_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{device[-4:]}",
-        target=motion,
-        actual=motion,
-        fault=None,
-        distance_m=0.0,
-        elapsed_s=0.0,
-        heart_rate_bpm=None,
-        person=f"p-{device[-4:]}",
-    )
-
-
-def _connect(port: int, device: str) -> paho.Client:
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{device}-{secrets.token_hex(3)}",
-        protocol=paho.MQTTv5,
-    )
-    client.will_set(f"{PREFIX}/{device}/availability", "offline", qos=1, retain=True)
-    connected = threading.Event()
-    client.on_connect = lambda *_: connected.set()
-    client.connect(HOST, port)
-    client.loop_start()
-    if not connected.wait(10):
-        raise TimeoutError(f"{device}: no connection to the broker")
-    return client
-
-
-class Load:
-    """N treadmills; one thread sends every telemetry sample on its own schedule (each treadmill
-    at `rate` Hz, their phases spread over the period) while `telemetry` is set."""
-
-    def __init__(self, port: int, n: int, rate_hz: float) -> None:
-        self.period = 1.0 / rate_hz
-        self.telemetry = threading.Event()
-        self._stop = threading.Event()
-        self.treadmills: list[Treadmill] = []
-        self._thread = threading.Thread(target=self._run, name="bench.load", daemon=True)
-        for i in range(n):
-            device = f"treadmill-{i + 1:02d}"
-            now = time.time()
-            t = Treadmill(device, _connect(port, device), _running(now, device), now)
-            self.treadmills.append(t)
-            t.client.publish(t.topic("availability"), "online", qos=1, retain=True)
-            t.publish_state()
-            t.publish_event(
-                SessionStarted(
-                    ts=now,
-                    session_id=str(t.snap.session_id),
-                    program="backward-intervals",
-                    parameters={},
-                    planned_s=1800.0,
-                    person=t.snap.person,
-                )
-            )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        n = len(self.treadmills)
-        due = [(start + i * self.period / n, i) for i in range(n)]
-        phases = [start + PHASE_S + i * PHASE_S / n for i in range(n)]
-        heapq.heapify(due)
-        while not self._stop.is_set():
-            at, i = heapq.heappop(due)
-            delay = at - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            now = time.monotonic()
-            t = self.treadmills[i]
-            if now >= phases[i]:
-                phases[i] += PHASE_S
-                t.next_phase(time.time())
-            if self.telemetry.is_set():
-                t.publish_telemetry()
-            nxt = at + self.period
-            heapq.heappush(due, (nxt if nxt > now else now + self.period, i))  # skip, never burst
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-        for t in self.treadmills:
-            with contextlib.suppress(Exception):
-                t.client.publish(t.topic("availability"), "offline", qos=1, retain=True)
-                t.client.disconnect()
-                t.client.loop_stop()
 
 
 # --- measuring ---------------------------------------------------------------------------------

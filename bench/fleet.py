@@ -1,23 +1,55 @@
-"""Fleet: N daemons with N simulated treadmills on one broker; e-stop latency across the fleet
-and CPU per daemon.
+"""Fleet: many treadmills on one mosquitto. E-stop latency of real daemons against the fleet's
+size, the broker's CPU, and the clinic service ingesting every treadmill's 10 Hz telemetry.
 
-Run: uv run python bench/fleet.py [--daemons 20] [--rounds 5] [--window 20] [--json PATH]
+Run: uv run python bench/fleet.py [--sizes 10,20,50,100] [--daemons auto|N] [--trials 100]
+     [--window 10] [--no-clinic] [--json PATH]
 
-N `treadctl run --config` subprocesses (10 Hz telemetry each), each on its own simulated
-Woodway (a pty served by a thread of this process), all on one mosquitto broker. CPU per daemon
-and RSS: /proc over `--window` seconds while every daemon runs a manual backward session. Then,
-each round, every daemon gets a session and, in random order, an MQTT e-stop, timed from the
-publish to the stop byte read on its pty. Baseline, interleaved in the same run under the same
-load: the minimal paho-mqtt -> pyserial bridge (bench/baseline_bridge.py).
+Real daemons: `treadctl run --config` subprocesses (10 Hz telemetry each), each on its own
+simulated Woodway (a pty served by a thread of this process, which stamps every request on
+arrival). A two-core machine cannot run 100 of them beside 100 treadmills (in a clinic each
+daemon has a computer of its own), so the fleet is R real daemons and, for the rest, load
+generators (bench/loadgen.py, processes of their own) that publish exactly what a daemon
+publishes and answer its commands.
+
+R (`--daemons auto`): first, on a broker of its own, daemons are added `--step` at a time, each
+in a manual backward session, until they starve: over a `--ramp-window` with all of them
+running, a daemon in `fault`, the 99th percentile of its 100 ms tick's lateness over
+`--tick-late-ms` (25), or of the time the treadmill takes to see a status poll's three requests
+(two round trips: the daemon's and the treadmill's responsiveness together) over
+`--poll-span-ms` (10).
+R is the last step that passed (at most `--max-daemons`).
+
+Then, on a fresh broker with the clinic service (`treadctl clinic` on SQLite, its live stream
+read by bench/live_client.py as the dashboard's EventSource does) and the baseline bridge, the
+fleet grows through `--sizes`: min(size, R) real daemons, the rest load generators. At each
+size:
+
+- a `--window` with every real daemon in a session: CPU (% of one core; Δ utime+stime from
+  /proc) of the broker, the clinic service, each daemon, the generators, this process and the
+  machine; the clinic service's RSS; the daemons' tick lateness and poll span as above; the lag
+  from each generator sample's `ts` to the live stream's `tile` event carrying it, and, as its
+  baseline, to a plain paho-mqtt subscriber (bench/telemetry_subscriber.py, run in the window);
+- e-stop rounds until `--trials` e-stops: every real daemon gets a session, then an MQTT e-stop
+  in random order, timed from the publish to the stop byte read on its pty; before each, a
+  trial of the baseline bridge (bench/baseline_bridge.py) under the same load.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import itertools
+import json
+import math
+import os
 import random
 import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,7 +64,7 @@ from benchkit import (
     baseline_up,
     cpu_s,
     make_parser,
-    mosquitto,
+    pct,
     ratio,
     ready,
     rss_mb,
@@ -44,10 +76,108 @@ from benchkit import (
     workdir,
 )
 from benchkit import write_json as write
+from loadgen import PREFIX
 
-from treadctl.sim.brokers import HOST
+from treadctl.drivers.trackmaster_codec import Op
+from treadctl.sim.brokers import HOST, Broker, find_mosquitto, mosquitto_broker
 
-BRIDGE = Path(__file__).with_name("baseline_bridge.py")
+HERE = Path(__file__).parent
+BRIDGE = HERE / "baseline_bridge.py"
+LOADGEN = HERE / "loadgen.py"
+LIVE = HERE / "live_client.py"
+SUBSCRIBER = HERE / "telemetry_subscriber.py"
+BASE_TOPIC = "bench/baseline/estop"
+TICK_S = 0.1
+TICK_LATE_MS = 25.0  # a quarter of the tick
+POLL_SPAN_MS = 10.0  # two round trips on a pty take ~1 ms when nothing waits
+GENERATORS_PER_PROCESS = 40
+
+
+# --- the parts ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Generators:
+    proc: subprocess.Popen[bytes]
+    stats: Path
+    samples: Path
+
+
+@dataclass
+class Rig:
+    """Everything on one broker."""
+
+    wd: Path
+    broker: Broker
+    user: User
+    fleet: Fleet = field(default_factory=Fleet)
+    names: list[str] = field(default_factory=list)
+    generators: list[Generators] = field(default_factory=list)
+    generator_count: int = 0
+    clinic: Any = None  # dashkit.Clinic when the service runs
+    baseline: ThreadedTreadmill | None = None  # the baseline bridge's
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    def add_daemons(self, count: int) -> None:
+        new = []
+        for i in range(len(self.names), len(self.names) + count):
+            name = f"fleet{i:03d}"
+            sim = ThreadedTreadmill()
+            self.fleet.sims.append(sim)
+            self.fleet.procs.append(start_daemon(DaemonSpec(name, self.port, sim.path, self.wd)))
+            self.names.append(name)
+            new.append(name)
+        for name in new:
+            ready(self.user, name, timeout=60 + 2 * len(self.names))
+        start_all(self.user, self.fleet, self.names, new)
+
+    def add_generators(self, count: int) -> None:
+        """Up to GENERATORS_PER_PROCESS in a process, so that both cores can serve them."""
+        while count > 0:
+            n = min(count, GENERATORS_PER_PROCESS)
+            k = len(self.generators)
+            stats, samples = self.wd / f"gen{k}.json", self.wd / f"gen{k}.samples"
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(LOADGEN),
+                    str(self.port),
+                    f"--count={n}",
+                    f"--first={self.generator_count}",
+                    f"--stats={stats}",
+                    f"--samples={samples}",
+                ],
+                stdout=subprocess.PIPE,
+            )
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != b"ready":
+                raise RuntimeError("a load generator did not start: see its stderr")
+            self.generators.append(Generators(proc, stats, samples))
+            self.generator_count += n
+            count -= n
+
+    def pids(self) -> dict[str, list[int]]:
+        pids = {
+            "broker": [self.broker.proc.pid] if self.broker.proc else [],
+            "daemons": [p.pid for p in self.fleet.procs],
+            "generators": [g.proc.pid for g in self.generators],
+            "bench": [os.getpid()],
+        }
+        if self.clinic is not None:
+            pids["clinic"] = [self.clinic.proc.pid]
+        return pids
+
+    def close(self) -> None:
+        for g in self.generators:
+            stop_process(g.proc, 20)
+        for proc in self.extra:
+            stop_process(proc, 10)
+        self.user.close()
+        self.fleet.close()
 
 
 def moving(sim: ThreadedTreadmill) -> bool:
@@ -58,106 +188,429 @@ def still(sim: ThreadedTreadmill) -> bool:
     return abs(sim.speed_kmh()) < 0.01
 
 
-def start_all(user: User, fleet: Fleet, names: list[str]) -> None:
-    for name in names:
+def start_all(user: User, fleet: Fleet, names: list[str], which: list[str]) -> None:
+    for name in which:
         user.until_ok(name, "set", {"speed_kmh": 1.0, "walk": "backward"}, timeout=30)
     for name, sim in zip(names, fleet.sims, strict=True):
-        wait(partial(moving, sim), 30, f"{name}: belt moving")
+        if name in which:
+            wait(partial(moving, sim), 30, f"{name}: belt moving")
 
 
-def measure(n: int, rounds: int, window: float, nodelay: bool) -> dict[str, Any]:
-    names = [f"fleet{i:03d}" for i in range(n)]
-    base_topic = "bench/baseline/estop"
+def faulted(user: User, names: list[str]) -> list[str]:
+    """The daemons whose last state said `fault`."""
+    last: dict[str, str] = {}
+    for _t, topic, payload in list(user.messages):
+        parts = topic.split("/")
+        if len(parts) == 3 and parts[2] == "state" and parts[1] in names:
+            with contextlib.suppress(ValueError, AttributeError):
+                last[parts[1]] = str(json.loads(payload).get("mode"))
+    return sorted(n for n, mode in last.items() if mode == "fault")
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def ms(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "n": len(values),
+        "p50_ms": round(1e3 * statistics.median(values), 2),
+        "p99_ms": round(1e3 * pct(values, 99), 2),
+        "max_ms": round(1e3 * max(values), 2),
+    }
+
+
+def ticks(sims: list[ThreadedTreadmill], t0: float, t1: float) -> dict[str, Any]:
+    """From the requests' arrivals: each status poll (GET_STATE, GET_SPEED, GET_ELEVATION) is
+    one tick; lateness = the interval from the previous poll beyond the 100 ms tick, span = the
+    first request to the last."""
+    late: list[float] = []
+    span: list[float] = []
+    for sim in sims:
+        with sim.lock:
+            requests = [(t, r.op) for t, r in sim.requests if t0 <= t <= t1]
+        polls = [t for t, op in requests if op == Op.GET_STATE]
+        late += [max(0.0, b - a - TICK_S) for a, b in itertools.pairwise(polls)]
+        ends = [t for t, op in requests if op == Op.GET_ELEVATION]
+        for t in polls:
+            k = bisect.bisect_left(ends, t)
+            if k < len(ends) and ends[k] - t < TICK_S:
+                span.append(ends[k] - t)
+    return {"tick_late": ms(late), "poll_span": ms(span)}
+
+
+def busy_s() -> tuple[float, float]:
+    """The machine's (busy, total) CPU seconds from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / tck, sum(fields[:8]) / tck
+
+
+def group_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_s(pid)
+    return total
+
+
+def window(rig: Rig, seconds: float) -> dict[str, Any]:
+    """CPU of every part, the clinic's RSS and the daemons' ticks over `seconds`."""
+    pids = rig.pids()
+    before = {k: group_cpu(v) for k, v in pids.items()}
+    per_daemon = [group_cpu([p]) for p in pids["daemons"]]
+    busy0, total0 = busy_s()
+    t0, wall0 = time.monotonic(), time.time()
+    rss = 0.0
+    while (left := t0 + seconds - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        if rig.clinic is not None:
+            rss = max(rss, rig.clinic.rss_mb())
+    t1, wall1 = time.monotonic(), time.time()
+    busy1, total1 = busy_s()
+    span = t1 - t0
+    cpu = {k: round(100 * (group_cpu(v) - before[k]) / span, 1) for k, v in pids.items()}
+    daemons = [
+        100 * (group_cpu([p]) - b) / span for p, b in zip(pids["daemons"], per_daemon, strict=True)
+    ]
+    out: dict[str, Any] = {
+        "seconds": round(span, 1),
+        "wall": [wall0, wall1],
+        "cpu_pct": cpu,
+        "cpu_pct_per_daemon": {
+            "mean": round(statistics.mean(daemons), 2) if daemons else None,
+            "max": round(max(daemons), 2) if daemons else None,
+        },
+        "machine_busy_pct": round(100 * (busy1 - busy0) / (total1 - total0), 1),
+        "rss_mb_per_daemon": round(statistics.mean(rss_mb(p) for p in pids["daemons"]), 1)
+        if pids["daemons"]
+        else None,
+        "faulted": faulted(rig.user, rig.names),
+        **ticks(rig.fleet.sims, t0, t1),
+    }
+    if rig.clinic is not None:
+        out["clinic_rss_mb"] = round(rss, 1)
+    return out
+
+
+def starving(w: dict[str, Any], tick_late_ms: float, poll_span_ms: float) -> str | None:
+    """Why the daemons starve in window `w`, or None."""
+    if w["faulted"]:
+        return f"in fault: {', '.join(w['faulted'])}"
+    late, poll = w["tick_late"]["p99_ms"], w["poll_span"]["p99_ms"]
+    if late is None or late > tick_late_ms:
+        return f"tick lateness p99 {late} ms > {tick_late_ms}"
+    if poll is None or poll > poll_span_ms:
+        return f"poll span p99 {poll} ms > {poll_span_ms}"
+    return None
+
+
+def estop_rounds(rig: Rig, trials: int) -> tuple[list[float], list[float], int]:
+    """(daemon latencies, baseline latencies, rounds), s: rounds of an e-stop on every daemon,
+    at least `trials` in all."""
+    user, fleet, names = rig.user, rig.fleet, rig.names
+    bsim = rig.baseline
+    assert bsim is not None
     lat: list[float] = []
     base: list[float] = []
-    fleet = Fleet()
-    with workdir() as wd, mosquitto(wd, nodelay=nodelay) as port:
-        bsim = ThreadedTreadmill()
-        bridge = subprocess.Popen(
-            [sys.executable, str(BRIDGE), HOST, str(port), base_topic, bsim.path]
-        )
-        user = User(port)
+    rounds = math.ceil(trials / len(names))
+    for r in range(rounds):
+        if r:
+            start_all(user, fleet, names, names)
+        order = list(zip(names, fleet.sims, strict=True))
+        random.shuffle(order)
+        for name, sim in order:  # every one: the round ends with each daemon reset
+            time.sleep(random.uniform(0.02, 0.1))
+            base.append(baseline_trial(user, BASE_TOPIC, bsim))
+            time.sleep(random.uniform(0.01, 0.05))
+            count = sim.stop_count()
+            t = user.publish(user.topic(name, "estop"))
+            lat.append(sim.wait_stop(count) - t)
+        for name, sim in zip(names, fleet.sims, strict=True):
+            wait(partial(still, sim), 20, f"{name}: still")
+            user.until_ok(name, "reset")
+    start_all(user, fleet, names, names)  # every daemon back in a session for the next window
+    return lat, base, rounds
+
+
+@contextlib.contextmanager
+def rig(nodelay: bool) -> Iterator[Rig]:
+    with workdir() as wd, mosquitto_broker(wd, nodelay=nodelay) as broker:
+        r = Rig(wd, broker, User(broker.port))
         try:
-            for name in names:
-                sim = ThreadedTreadmill()
-                fleet.sims.append(sim)
-                fleet.procs.append(start_daemon(DaemonSpec(name, port, sim.path, wd)))
-            for name in names:
-                ready(user, name, timeout=60 + 2 * n)
-            wait(lambda: baseline_up(user, base_topic, bsim), 10, "baseline bridge up")
-            print(f"  {n} daemons ready", file=sys.stderr)
-            start_all(user, fleet, names)
-            pids = [p.pid for p in fleet.procs]
-            before = [cpu_s(p) for p in pids]
-            t0 = time.monotonic()
-            time.sleep(window)
-            elapsed = time.monotonic() - t0
-            cpu = [100 * (cpu_s(p) - b) / elapsed for p, b in zip(pids, before, strict=True)]
-            rss = [rss_mb(p) for p in pids]
-            for r in range(rounds):
-                if r:
-                    start_all(user, fleet, names)
-                order = list(zip(names, fleet.sims, strict=True))
-                random.shuffle(order)
-                for name, sim in order:
-                    time.sleep(random.uniform(0.02, 0.1))
-                    if random.random() < 0.5:
-                        base.append(baseline_trial(user, base_topic, bsim))
-                    count = sim.stop_count()
-                    t = user.publish(user.topic(name, "estop"))
-                    lat.append(sim.wait_stop(count) - t)
-                for name, sim in zip(names, fleet.sims, strict=True):
-                    wait(partial(still, sim), 20, f"{name}: still")
-                    user.until_ok(name, "reset")
-                print(f"  round {r + 1}/{rounds}", file=sys.stderr)
+            yield r
         finally:
-            user.close()
-            stop_process(bridge, 5)
-            fleet.close()
-            bsim.close()
-    return {
-        "daemons": n,
-        "estop": summary_ms(lat),
-        "baseline": summary_ms(base),
-        "cpu_pct_per_daemon": {
-            "mean": round(statistics.mean(cpu), 2),
-            "max": round(max(cpu), 2),
-            "total": round(sum(cpu), 1),
-        },
-        "rss_mb_per_daemon": {"mean": round(statistics.mean(rss), 1), "max": round(max(rss), 1)},
-        "window_s": window,
-        "mosquitto_set_tcp_nodelay": nodelay,
-    }
+            r.close()
+
+
+# --- R: as many daemons as the machine holds ------------------------------------------------------
+
+
+def ramp(args: Any) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    chosen = 0
+    with rig(not args.mosquitto_default) as r:
+        while len(r.names) < args.max_daemons:
+            r.add_daemons(min(args.step, args.max_daemons - len(r.names)))
+            time.sleep(1.0)
+            w = window(r, args.ramp_window)
+            why = starving(w, args.tick_late_ms, args.poll_span_ms)
+            steps.append({"daemons": len(r.names), "starving": why, **w})
+            print(
+                f"  ramp: {len(r.names)} daemons: tick late p99 {w['tick_late']['p99_ms']} ms, "
+                f"poll span p99 {w['poll_span']['p99_ms']} ms, machine {w['machine_busy_pct']} %"
+                f"{': ' + why if why else ''}",
+                file=sys.stderr,
+            )
+            if why:
+                break
+            chosen = len(r.names)
+    return {"chosen": chosen, "steps": steps}
+
+
+# --- the fleet through its sizes ----------------------------------------------------------------
+
+
+@dataclass
+class Lags:
+    """The generators' samples (ts by device and heart rate), to name a tile's sample."""
+
+    ts: dict[tuple[str, int], list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def load(self, paths: list[Path]) -> None:
+        for path in paths:
+            for line in path.read_text().splitlines():
+                ts, device, bpm = line.split()
+                self.ts[device, int(bpm)].append(float(ts))
+        for stamps in self.ts.values():
+            stamps.sort()
+
+    def sample(self, device: str, bpm: int, at: float) -> float | None:
+        stamps = self.ts.get((device, bpm), [])
+        k = bisect.bisect_right(stamps, at + 0.001) - 1  # ts is rounded to the ms
+        return stamps[k] if k >= 0 else None
+
+
+def live_lags(lines: str, lags: Lags, start: float, end: float) -> list[float]:
+    """ts -> the tile event, for each generator sample's first tile in [start, end]."""
+    out: list[float] = []
+    last: dict[str, str] = {}
+    for line in lines.splitlines():
+        at_s, device, bpm, _mode = line.split()
+        if bpm == last.get(device):
+            continue  # the same sample again (a state change): not a new push of telemetry
+        last[device] = bpm
+        at = float(at_s)
+        if start <= at <= end and bpm != "-":
+            ts = lags.sample(device, int(bpm), at)
+            if ts is not None and start <= ts:
+                out.append(at - ts)
+    return out
+
+
+def subscriber_lags(lines: str, prefix: str = "gen-") -> list[float]:
+    out = []
+    for line in lines.splitlines():
+        at, ts, topic = line.split()
+        if topic.split("/")[1].startswith(prefix):
+            out.append(float(at) - float(ts))
+    return out
+
+
+def sweep(args: Any, real: int) -> list[dict[str, Any]]:
+    from dashkit import clinic_service  # noqa: PLC0415 - the clinic extra, only when asked
+
+    sizes: list[dict[str, Any]] = []
+    with rig(not args.mosquitto_default) as r, contextlib.ExitStack() as stack:
+        bsim = ThreadedTreadmill()
+        stack.callback(bsim.close)
+        r.baseline = bsim
+        bridge = subprocess.Popen(
+            [sys.executable, str(BRIDGE), HOST, str(r.port), BASE_TOPIC, bsim.path]
+        )
+        r.extra.append(bridge)
+        wait(lambda: baseline_up(r.user, BASE_TOPIC, bsim), 10, "baseline bridge up")
+        live_out = r.wd / "live.txt"
+        if args.clinic:
+            r.clinic = stack.enter_context(clinic_service(r.wd, r.port, PREFIX))
+            live = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(LIVE),
+                    r.clinic.base,
+                    r.clinic.account.username,
+                    r.clinic.account.password,
+                    str(live_out),
+                ],
+                stdout=subprocess.PIPE,
+            )
+            assert live.stdout is not None
+            live.stdout.readline()
+            r.extra.append(live)
+        for size in args.sizes:
+            daemons = min(size, real)
+            if daemons > len(r.names):
+                r.add_daemons(daemons - len(r.names))
+            if size - daemons > r.generator_count:
+                r.add_generators(size - daemons - r.generator_count)
+            print(f"  {size}: {daemons} daemons, {r.generator_count} generators", file=sys.stderr)
+            time.sleep(2.0)
+            heard = r.wd / f"heard{size}.txt"
+            sub = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(SUBSCRIBER),
+                    HOST,
+                    str(r.port),
+                    f"{PREFIX}/+/telemetry",
+                    str(heard),
+                ]
+            )
+            time.sleep(1.0)
+            w = window(r, args.window)
+            stop_process(sub, 10)
+            w["subscriber_lag"] = ms(subscriber_lags(heard.read_text()))
+            lat, base, rounds = estop_rounds(r, args.trials)
+            sizes.append(
+                {
+                    "size": size,
+                    "daemons": daemons,
+                    "generators": r.generator_count,
+                    "estop": summary_ms(lat),
+                    "baseline": summary_ms(base),
+                    "ratio": {
+                        k: ratio(summary_ms(lat)[k], summary_ms(base)[k])
+                        for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+                    },
+                    "estop_ms": [round(v * 1e3, 3) for v in lat],
+                    "baseline_ms": [round(v * 1e3, 3) for v in base],
+                    "rounds": rounds,
+                    "window": w,
+                }
+            )
+            e = sizes[-1]
+            print(
+                f"  {size}: e-stop p99 {e['estop']['p99_ms']} ms, baseline "
+                f"{e['baseline']['p99_ms']} ms; broker {w['cpu_pct']['broker']} %, "
+                f"machine {w['machine_busy_pct']} %",
+                file=sys.stderr,
+            )
+        for g in r.generators:
+            stop_process(g.proc, 20)
+        for proc in r.extra:
+            stop_process(proc, 10)
+        r.extra.clear()
+        lags = Lags()
+        lags.load([g.samples for g in r.generators if g.samples.exists()])
+        text = live_out.read_text() if live_out.exists() else ""
+        for s in sizes:
+            a, b = s["window"]["wall"]
+            s["window"]["live_lag"] = ms(live_lags(text, lags, a, b))
+        stats = [json.loads(g.stats.read_text()) for g in r.generators if g.stats.exists()]
+        if sizes:
+            sizes[-1]["generator_stats"] = stats
+    return sizes
 
 
 def main() -> int:
     parser = make_parser(__doc__)
-    parser.add_argument("--daemons", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--sizes", default="10,20,50,100", help="fleet sizes (10,20,50,100)")
+    parser.add_argument("--daemons", default="auto", help="real daemons at most: N, or auto")
+    parser.add_argument("--max-daemons", type=int, default=60, help="for auto (60)")
+    parser.add_argument("--step", type=int, default=5, help="for auto: daemons added a step (5)")
+    parser.add_argument("--ramp-window", type=float, default=5.0, help="for auto, s (5)")
+    parser.add_argument("--tick-late-ms", type=float, default=TICK_LATE_MS, help="for auto")
+    parser.add_argument("--poll-span-ms", type=float, default=POLL_SPAN_MS, help="for auto")
+    parser.add_argument("--trials", type=int, default=100, help="e-stops a size (100)")
+    parser.add_argument("--window", type=float, default=10.0, help="measuring window, s (10)")
+    parser.add_argument("--no-clinic", dest="clinic", action="store_false")
     add_mosquitto_default(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    r = measure(args.daemons, args.rounds, args.window, nodelay=not args.mosquitto_default)
-    keys = ["n", "p50_ms", "p95_ms", "p99_ms", "max_ms"]
-    est, base = r["estop"], r["baseline"]
-    print(f"fleet of {args.daemons} daemons on one broker (10 Hz telemetry each)")
+    try:
+        args.sizes = sorted({int(s) for s in args.sizes.split(",")})
+    except ValueError:
+        parser.error(f"--sizes: {args.sizes!r} is not a list of numbers such as 10,20,50,100")
+    if not args.sizes or args.sizes[0] < 1 or args.trials < 1 or args.window <= 0:
+        parser.error("--sizes >= 1 each, --trials >= 1, --window > 0")
+    if args.daemons != "auto" and not (args.daemons.isdigit() and int(args.daemons) >= 1):
+        parser.error(f"--daemons: {args.daemons!r}: a number >= 1, or auto")
+    if args.max_daemons < 1 or args.step < 1 or args.ramp_window <= 0:
+        parser.error("--max-daemons, --step >= 1; --ramp-window > 0")
+    if find_mosquitto() is None:
+        sys.exit("bench: mosquitto is needed (apt-get install mosquitto)")
+    sys.setswitchinterval(0.001)  # the treadmills' threads answer as the daemon's would
+    found = ramp(args) if args.daemons == "auto" else None
+    real = found["chosen"] if found else int(args.daemons)
+    if real < 1:
+        sys.exit(f"bench: not even {args.step} daemons ran without starving: {found}")
+    sizes = sweep(args, real)
+    print(f"fleet on one broker, 10 Hz telemetry each; real daemons at most {real}")
     print(
         table(
-            ["e-stop, publish -> stop byte", *keys],
+            ["size (daemons+gen.)", "e-stop p50", "p99", "baseline p50", "p99", "ratio p99"],
             [
-                ["baseline: paho-mqtt -> pyserial", *(base[k] for k in keys)],
-                ["treadctl daemons", *(est[k] for k in keys)],
-                ["ratio", None, *(ratio(est[k], base[k]) for k in keys[1:])],
+                [
+                    f"{s['size']} ({s['daemons']}+{s['generators']})",
+                    s["estop"]["p50_ms"],
+                    s["estop"]["p99_ms"],
+                    s["baseline"]["p50_ms"],
+                    s["baseline"]["p99_ms"],
+                    s["ratio"]["p99_ms"],
+                ]
+                for s in sizes
             ],
         )
     )
-    cpu, rss = r["cpu_pct_per_daemon"], r["rss_mb_per_daemon"]
     print(
-        f"CPU per daemon (% of a core, session running): mean {cpu['mean']}, max {cpu['max']}, "
-        f"all daemons {cpu['total']}; RSS per daemon MB: mean {rss['mean']}, max {rss['max']}"
+        table(
+            ["size", "broker %", "clinic %", "clinic MB", "daemon %", "gen. %", "machine %"],
+            [
+                [
+                    s["size"],
+                    s["window"]["cpu_pct"]["broker"],
+                    s["window"]["cpu_pct"].get("clinic"),
+                    s["window"].get("clinic_rss_mb"),
+                    s["window"]["cpu_pct_per_daemon"]["mean"],
+                    s["window"]["cpu_pct"]["generators"],
+                    s["window"]["machine_busy_pct"],
+                ]
+                for s in sizes
+            ],
+        )
     )
-    out = write(args.json, "fleet", r)
+    print(
+        table(
+            ["size", "tick late p99", "poll span p99", "live lag p50", "p99", "subscriber p99"],
+            [
+                [
+                    s["size"],
+                    s["window"]["tick_late"]["p99_ms"],
+                    s["window"]["poll_span"]["p99_ms"],
+                    s["window"].get("live_lag", {}).get("p50_ms"),
+                    s["window"].get("live_lag", {}).get("p99_ms"),
+                    s["window"]["subscriber_lag"]["p99_ms"],
+                ]
+                for s in sizes
+            ],
+        )
+    )
+    out = write(
+        args.json,
+        "fleet",
+        {
+            "real_daemons": real,
+            "ramp": found,
+            "thresholds": {
+                "tick_late_p99_ms": args.tick_late_ms,
+                "poll_span_p99_ms": args.poll_span_ms,
+            },
+            "sizes": sizes,
+            "mosquitto_set_tcp_nodelay": not args.mosquitto_default,
+        },
+    )
     print(f"written: {out}")
     return 0
 
