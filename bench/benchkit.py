@@ -202,9 +202,14 @@ def python_env(*, bytecode: bool = True) -> dict[str, str]:
 
 
 def start_daemon(
-    spec: DaemonSpec, notify: Path | None = None, *, bytecode: bool = True
+    spec: DaemonSpec,
+    notify: Path | None = None,
+    *,
+    bytecode: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    env = python_env(bytecode=bytecode) | {"TREADCTL_LOG_LEVEL": "WARNING"}
+    """`extra_env`: e.g. PYTHONPATH naming another checkout's sources, to run that version."""
+    env = python_env(bytecode=bytecode) | {"TREADCTL_LOG_LEVEL": "WARNING"} | (extra_env or {})
     env.pop("WATCHDOG_USEC", None)
     if notify is not None:
         env["NOTIFY_SOCKET"] = str(notify)

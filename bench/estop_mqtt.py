@@ -15,9 +15,10 @@ interlock (the configuration's minimum) passes before that daemon's next session
 `--flood RATE`: the junk-command flood of tests/mqtt/test_resilience.py (bench/command_flood.py)
 at RATE messages a second, spread over every daemon's and the baseline's command topics (the
 baseline then subscribes to its whole `cmd/+` and picks out the e-stop). `--records`: the clinic
-is `online` and never acknowledges the newest records; just before each e-stop its availability
-is published again, so that the daemon is sending its unacknowledged session records (QoS 1)
-when the e-stop comes. `--capture`: tcpdump on loopback, the broker's port, for
+is `online` and leaves each daemon's newest session record unacknowledged; on every other round,
+its availability is published again just before the e-stop, which has every daemon send that
+record again (QoS 1), and the e-stop follows as the measured daemon's record reaches the clinic
+(its PUBACK on the way back). `--capture`: tcpdump on loopback, the broker's port, for
 bench/estop_capture.py.
 """
 
@@ -65,7 +66,8 @@ BRIDGE = HERE / "baseline_bridge.py"
 FLOOD = HERE / "command_flood.py"
 BASE_PREFIX = "bench/baseline/cmd"
 CLINIC = "treadctl/clinic/availability"
-RECORDS_KEPT = 10  # per daemon, never acknowledged: sent again at every `online`
+START = json.dumps({"speed_kmh": 1.0, "walk": "backward"}).encode()
+RECORDS_KEPT = 1  # per daemon, not acknowledged: sent again at every `online`
 
 
 class Records:
@@ -77,6 +79,7 @@ class Records:
         self.seen: dict[str, list[str]] = {}
         self.received = 0
         self.bytes = 0
+        self.by_device: dict[str, int] = {}
         user.client.message_callback_add("treadctl/+/record", self._on_record)
         user.client.subscribe("treadctl/+/record", qos=1)
         user.client.publish(CLINIC, b"online", qos=1, retain=True)
@@ -86,6 +89,7 @@ class Records:
         session = str(json.loads(message.payload)["session"]["id"])
         with self.lock:
             self.received += 1
+            self.by_device[device] = self.by_device.get(device, 0) + 1
             self.bytes += len(message.payload)
             ids = self.seen.setdefault(device, [])
             if session not in ids:
@@ -95,20 +99,21 @@ class Records:
             ack = json.dumps({"session": done}).encode()
             self.user.client.publish(f"treadctl/{device}/record/ack", ack, qos=1)
 
-    def resend(self) -> int:
-        """The clinic announces itself again: every daemon sends what it has not had acked."""
+    def resend(self, device: str) -> int:
+        """The clinic announces itself again: every daemon sends its newest record, not acked."""
         with self.lock:
-            before = self.received
+            before = self.by_device.get(device, 0)
         self.user.client.publish(CLINIC, b"online", qos=1, retain=True)
         return before
 
-    def wait_first(self, before: int, timeout: float = 1.0) -> bool:
+    def wait_first(self, device: str, before: int, timeout: float = 1.0) -> bool:
+        """Until `device`'s record has come (it is being sent when the e-stop goes)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                if self.received > before:
+                if self.by_device.get(device, 0) > before:
                     return True
-            time.sleep(0.001)
+            time.sleep(0.0005)
         return False
 
 
@@ -140,7 +145,14 @@ def measure(args: Any) -> dict[str, Any]:
     with workdir() as wd, mosquitto(wd, nodelay=not args.mosquitto_default) as port:
         sims = {d: ThreadedTreadmill() for d in devices}
         bsim = ThreadedTreadmill()
-        procs = [start_daemon(DaemonSpec(d, port, sims[d].path, wd, rate_hz=10)) for d in devices]
+        versions = {d: "old" if args.old_src and i % 2 else "new" for i, d in enumerate(devices)}
+        procs = [
+            start_daemon(
+                DaemonSpec(d, port, sims[d].path, wd, rate_hz=10),
+                extra_env={"PYTHONPATH": str(args.old_src)} if versions[d] == "old" else None,
+            )
+            for d in devices
+        ]
         bridge = subprocess.Popen(
             [
                 sys.executable,
@@ -169,19 +181,24 @@ def measure(args: Any) -> dict[str, Any]:
                     device = devices[i % len(devices)]
                     sim = sims[device]
                     running(user, device, sim)
-                    time.sleep(random.uniform(0.1, 0.4))
+                    # the next daemon's belt starts now, so that its ramp is not waited for
+                    nxt = devices[(i + 1) % len(devices)]
+                    if nxt != device:
+                        user.client.publish(user.topic(nxt, "set"), START, qos=1)
+                    time.sleep(random.uniform(0.05, 0.3))
                     base = baseline_trial(user, base_topic, bsim)
-                    time.sleep(random.uniform(0.05, 0.2))
+                    time.sleep(random.uniform(0.03, 0.15))
                     record_sent = None
-                    if records is not None:
-                        record_sent = records.wait_first(records.resend())
-                        time.sleep(random.uniform(0, 0.005))
+                    # records in flight on every other round of the daemons
+                    if records is not None and (i // len(devices)) % 2:
+                        record_sent = records.wait_first(device, records.resend(device))
                     before = sim.stop_count()
                     t0 = user.publish(user.topic(device, "estop"))
                     stop = sim.wait_stop(before)
                     trials.append(
                         {
                             "device": device,
+                            "version": versions[device],
                             "treadctl_s": stop - t0,
                             "baseline_s": base,
                             "publish_wall": t0 + wall_minus_mono,
@@ -206,6 +223,16 @@ def measure(args: Any) -> dict[str, Any]:
     return {"trials": trials, **extra}
 
 
+def breakdown(trials: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Summaries by code version and by records in flight (and their baselines)."""
+    groups: dict[str, list[float]] = {}
+    for t in trials:
+        rec = "" if t["record_in_flight"] is None else ", records in flight"
+        groups.setdefault(f"treadctl {t['version']}{rec}", []).append(t["treadctl_s"])
+        groups.setdefault(f"baseline ({t['version']}{rec} rounds)", []).append(t["baseline_s"])
+    return {name: summary_ms(values) for name, values in sorted(groups.items())}
+
+
 def main() -> int:
     parser = make_parser(__doc__)
     parser.add_argument("--trials", type=int, default=100)
@@ -215,12 +242,18 @@ def main() -> int:
     )
     parser.add_argument("--records", action="store_true", help="session records in flight")
     parser.add_argument("--capture", type=Path, metavar="PCAP", help="tcpdump to this file")
+    parser.add_argument(
+        "--old-src",
+        type=Path,
+        metavar="DIR",
+        help="every other daemon runs the treadctl package in DIR (PYTHONPATH): an A/B run",
+    )
     add_mosquitto_default(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     started = time.strftime("%H:%M:%S")
     result = measure(args)
-    trials = result["trials"]
+    trials = [t for t in result["trials"] if t["version"] == "new"]
     daemon = summary_ms([t["treadctl_s"] for t in trials])
     base = summary_ms([t["baseline_s"] for t in trials])
     keys = ["p50_ms", "p95_ms", "p99_ms", "max_ms"]
@@ -241,6 +274,14 @@ def main() -> int:
             ],
         )
     )
+    groups = breakdown(result["trials"])
+    if len(groups) > 1:
+        print(
+            table(
+                ["trials", "n", *keys],
+                [[g, s["n"], *(s[k] for k in keys)] for g, s in groups.items()],
+            )
+        )
     target = {"ratio_p99_max": 1.2, "ratio_p50_max": 1.1}
     met = (ratios["p99_ms"] or 0) <= 1.2 and (ratios["p50_ms"] or 0) <= 1.1
     print(f"target: p99 <= 1.2x and p50 <= 1.1x the baseline: {'met' if met else 'MISSED'}")
@@ -259,6 +300,8 @@ def main() -> int:
             "records": args.records,
             "capture": str(args.capture) if args.capture else None,
             "started": started,
+            "old_src": str(args.old_src) if args.old_src else None,
+            "groups": groups,
             **result,
         },
     )
