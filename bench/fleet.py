@@ -11,18 +11,20 @@ daemon has a computer of its own), so the fleet is R real daemons and, for the r
 generators (bench/loadgen.py, processes of their own) that publish exactly what a daemon
 publishes and answer its commands.
 
-R (`--daemons auto`): first, on a broker of its own, daemons are added `--step` at a time, each
-in a manual backward session, until they starve: over a `--ramp-window` with all of them
+Everything runs on one broker: the clinic service (`treadctl clinic` on SQLite, its live stream
+read by bench/live_client.py as the dashboard's EventSource does) and the baseline bridge from
+the start, then the treadmills.
+
+R (`--daemons auto`): the largest fleet is started as generators, and daemons replace them
+`--step` at a time (the generators run in processes of `--step` treadmills), each daemon in a
+manual backward session, until the daemons starve: over a `--ramp-window` with all of them
 running, a daemon in `fault`, the 99th percentile of its 100 ms tick's lateness over
 `--tick-late-ms` (25), or of the time the treadmill takes to see a status poll's three requests
 (two round trips: the daemon's and the treadmill's responsiveness together) over
-`--poll-span-ms` (10).
-R is the last step that passed (at most `--max-daemons`).
+`--poll-span-ms` (10). The step that starved is undone; R is what is left (at most
+`--max-daemons`). The ramp thus runs under the whole fleet's load, clinic and broker included.
 
-Then, on a fresh broker with the clinic service (`treadctl clinic` on SQLite, its live stream
-read by bench/live_client.py as the dashboard's EventSource does) and the baseline bridge, the
-fleet grows through `--sizes`: min(size, R) real daemons, the rest load generators. At each
-size:
+Then each of `--sizes`, the largest first: min(size, R) real daemons, the rest generators, and
 
 - a `--window` with every real daemon in a session: CPU (% of one core; Δ utime+stime from
   /proc) of the broker, the clinic service, each daemon, the generators, this process and the
@@ -90,7 +92,6 @@ BASE_TOPIC = "bench/baseline/estop"
 TICK_S = 0.1
 TICK_LATE_MS = 25.0  # a quarter of the tick
 POLL_SPAN_MS = 10.0  # two round trips on a pty take ~1 ms when nothing waits
-GENERATORS_PER_PROCESS = 40
 
 
 # --- the parts ---------------------------------------------------------------------------------
@@ -99,33 +100,44 @@ GENERATORS_PER_PROCESS = 40
 @dataclass
 class Generators:
     proc: subprocess.Popen[bytes]
+    count: int
     stats: Path
     samples: Path
 
 
 @dataclass
 class Rig:
-    """Everything on one broker."""
+    """Everything on one broker. Daemons and generators come and go (a removed one says
+    `offline`); their names are never reused."""
 
     wd: Path
     broker: Broker
     user: User
+    chunk: int  # treadmills a generator process
     fleet: Fleet = field(default_factory=Fleet)
     names: list[str] = field(default_factory=list)
     generators: list[Generators] = field(default_factory=list)
-    generator_count: int = 0
     clinic: Any = None  # dashkit.Clinic when the service runs
     baseline: ThreadedTreadmill | None = None  # the baseline bridge's
     extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    retired: Fleet = field(default_factory=Fleet)
+    done: list[Generators] = field(default_factory=list)  # stopped: their figures written
+    started_daemons: int = 0
+    started_generators: int = 0
 
     @property
     def port(self) -> int:
         return self.broker.port
 
+    @property
+    def generator_count(self) -> int:
+        return sum(g.count for g in self.generators)
+
     def add_daemons(self, count: int) -> None:
         new = []
-        for i in range(len(self.names), len(self.names) + count):
-            name = f"fleet{i:03d}"
+        for _ in range(count):
+            name = f"fleet{self.started_daemons:03d}"
+            self.started_daemons += 1
             sim = ThreadedTreadmill()
             self.fleet.sims.append(sim)
             self.fleet.procs.append(start_daemon(DaemonSpec(name, self.port, sim.path, self.wd)))
@@ -135,11 +147,20 @@ class Rig:
             ready(self.user, name, timeout=60 + 2 * len(self.names))
         start_all(self.user, self.fleet, self.names, new)
 
+    def remove_daemons(self, count: int) -> None:
+        for _ in range(count):
+            self.names.pop()
+            self.retired.sims.append(self.fleet.sims.pop())
+            proc = self.fleet.procs.pop()
+            self.retired.procs.append(proc)
+            stop_process(proc, 20)
+
     def add_generators(self, count: int) -> None:
-        """Up to GENERATORS_PER_PROCESS in a process, so that both cores can serve them."""
+        """In processes of `chunk` treadmills, so that both cores serve them and they can be
+        taken away a chunk at a time."""
         while count > 0:
-            n = min(count, GENERATORS_PER_PROCESS)
-            k = len(self.generators)
+            n = min(count, self.chunk)
+            k = len(self.generators) + len(self.done)
             stats, samples = self.wd / f"gen{k}.json", self.wd / f"gen{k}.samples"
             proc = subprocess.Popen(
                 [
@@ -147,7 +168,7 @@ class Rig:
                     str(LOADGEN),
                     str(self.port),
                     f"--count={n}",
-                    f"--first={self.generator_count}",
+                    f"--first={self.started_generators}",
                     f"--stats={stats}",
                     f"--samples={samples}",
                 ],
@@ -156,9 +177,27 @@ class Rig:
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != b"ready":
                 raise RuntimeError("a load generator did not start: see its stderr")
-            self.generators.append(Generators(proc, stats, samples))
-            self.generator_count += n
+            self.generators.append(Generators(proc, n, stats, samples))
+            self.started_generators += n
             count -= n
+
+    def remove_generators(self, count: int) -> None:
+        """At least `count` (whole processes, the newest first)."""
+        while count > 0 and self.generators:
+            g = self.generators.pop()
+            stop_process(g.proc, 20)  # it writes its figures on SIGTERM
+            self.done.append(g)
+            count -= g.count
+
+    def resize(self, daemons: int, generators: int) -> None:
+        if len(self.names) > daemons:
+            self.remove_daemons(len(self.names) - daemons)
+        if self.generator_count > generators:
+            self.remove_generators(self.generator_count - generators)
+        if len(self.names) < daemons:
+            self.add_daemons(daemons - len(self.names))
+        if self.generator_count < generators:
+            self.add_generators(generators - self.generator_count)
 
     def pids(self) -> dict[str, list[int]]:
         pids = {
@@ -172,12 +211,12 @@ class Rig:
         return pids
 
     def close(self) -> None:
-        for g in self.generators:
-            stop_process(g.proc, 20)
+        self.remove_generators(self.generator_count)
         for proc in self.extra:
             stop_process(proc, 10)
         self.user.close()
         self.fleet.close()
+        self.retired.close()
 
 
 def moving(sim: ThreadedTreadmill) -> bool:
@@ -336,38 +375,61 @@ def estop_rounds(rig: Rig, trials: int) -> tuple[list[float], list[float], int]:
 
 
 @contextlib.contextmanager
-def rig(nodelay: bool) -> Iterator[Rig]:
-    with workdir() as wd, mosquitto_broker(wd, nodelay=nodelay) as broker:
-        r = Rig(wd, broker, User(broker.port))
-        try:
-            yield r
-        finally:
-            r.close()
+def rig(args: Any) -> Iterator[Rig]:
+    """The broker, the baseline bridge, the clinic service and its live stream's reader."""
+    from dashkit import clinic_service  # noqa: PLC0415 - the clinic extra, only when asked
+
+    with (
+        workdir() as wd,
+        mosquitto_broker(wd, nodelay=not args.mosquitto_default) as broker,
+        contextlib.ExitStack() as stack,
+    ):
+        r = Rig(wd, broker, User(broker.port), chunk=args.step)
+        stack.callback(r.close)
+        r.baseline = bsim = ThreadedTreadmill()
+        stack.callback(bsim.close)
+        bridge = [sys.executable, str(BRIDGE), HOST, str(r.port), BASE_TOPIC, bsim.path]
+        r.extra.append(subprocess.Popen(bridge))
+        wait(lambda: baseline_up(r.user, BASE_TOPIC, bsim), 10, "baseline bridge up")
+        if args.clinic:
+            r.clinic = clinic = stack.enter_context(clinic_service(wd, r.port, PREFIX))
+            account = clinic.account
+            reader = [sys.executable, str(LIVE), clinic.base, account.username, account.password]
+            live = subprocess.Popen([*reader, str(wd / "live.txt")], stdout=subprocess.PIPE)
+            r.extra.append(live)
+            assert live.stdout is not None
+            live.stdout.readline()
+        yield r
 
 
 # --- R: as many daemons as the machine holds ------------------------------------------------------
 
 
-def ramp(args: Any) -> dict[str, Any]:
+def ramp(r: Rig, args: Any, full: int) -> dict[str, Any]:
+    """Under the full fleet's load: daemons replace generators `--step` at a time until they
+    starve; the step that starved is undone."""
     steps: list[dict[str, Any]] = []
-    chosen = 0
-    with rig(not args.mosquitto_default) as r:
-        while len(r.names) < args.max_daemons:
-            r.add_daemons(min(args.step, args.max_daemons - len(r.names)))
-            time.sleep(1.0)
-            w = window(r, args.ramp_window)
-            why = starving(w, args.tick_late_ms, args.poll_span_ms)
-            steps.append({"daemons": len(r.names), "starving": why, **w})
-            print(
-                f"  ramp: {len(r.names)} daemons: tick late p99 {w['tick_late']['p99_ms']} ms, "
-                f"poll span p99 {w['poll_span']['p99_ms']} ms, machine {w['machine_busy_pct']} %"
-                f"{': ' + why if why else ''}",
-                file=sys.stderr,
-            )
-            if why:
-                break
-            chosen = len(r.names)
-    return {"chosen": chosen, "steps": steps}
+    r.resize(0, full)
+    most = min(args.max_daemons, full)
+    while len(r.names) < most:
+        k = min(args.step, most - len(r.names))
+        r.resize(len(r.names) + k, full - len(r.names) - k)
+        time.sleep(1.0)
+        w = window(r, args.ramp_window)
+        why = starving(w, args.tick_late_ms, args.poll_span_ms)
+        steps.append(
+            {"daemons": len(r.names), "generators": r.generator_count, "starving": why, **w}
+        )
+        print(
+            f"  ramp: {len(r.names)} daemons + {r.generator_count} generators: tick late p99 "
+            f"{w['tick_late']['p99_ms']} ms, poll span p99 {w['poll_span']['p99_ms']} ms, "
+            f"machine {w['machine_busy_pct']} %{': ' + why if why else ''}",
+            file=sys.stderr,
+        )
+        if why:
+            r.resize(len(r.names) - k, full - len(r.names) + k)
+            break
+    return {"chosen": len(r.names), "steps": steps}
 
 
 # --- the fleet through its sizes ----------------------------------------------------------------
@@ -419,99 +481,64 @@ def subscriber_lags(lines: str, prefix: str = "gen-") -> list[float]:
     return out
 
 
-def sweep(args: Any, real: int) -> list[dict[str, Any]]:
-    from dashkit import clinic_service  # noqa: PLC0415 - the clinic extra, only when asked
-
+def measure(args: Any) -> dict[str, Any]:
+    """The ramp (with `--daemons auto`), then each size, largest first."""
     sizes: list[dict[str, Any]] = []
-    with rig(not args.mosquitto_default) as r, contextlib.ExitStack() as stack:
-        bsim = ThreadedTreadmill()
-        stack.callback(bsim.close)
-        r.baseline = bsim
-        bridge = subprocess.Popen(
-            [sys.executable, str(BRIDGE), HOST, str(r.port), BASE_TOPIC, bsim.path]
-        )
-        r.extra.append(bridge)
-        wait(lambda: baseline_up(r.user, BASE_TOPIC, bsim), 10, "baseline bridge up")
-        live_out = r.wd / "live.txt"
-        if args.clinic:
-            r.clinic = stack.enter_context(clinic_service(r.wd, r.port, PREFIX))
-            live = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(LIVE),
-                    r.clinic.base,
-                    r.clinic.account.username,
-                    r.clinic.account.password,
-                    str(live_out),
-                ],
-                stdout=subprocess.PIPE,
-            )
-            assert live.stdout is not None
-            live.stdout.readline()
-            r.extra.append(live)
-        for size in args.sizes:
+    with rig(args) as r:
+        full = max(args.sizes)
+        found = ramp(r, args, full) if args.daemons == "auto" else None
+        real = found["chosen"] if found else int(args.daemons)
+        if real < 1:
+            sys.exit(f"bench: not even {args.step} daemons ran without starving: {found}")
+        for size in sorted(args.sizes, reverse=True):
             daemons = min(size, real)
-            if daemons > len(r.names):
-                r.add_daemons(daemons - len(r.names))
-            if size - daemons > r.generator_count:
-                r.add_generators(size - daemons - r.generator_count)
+            r.resize(daemons, size - daemons)
             print(f"  {size}: {daemons} daemons, {r.generator_count} generators", file=sys.stderr)
-            time.sleep(2.0)
-            heard = r.wd / f"heard{size}.txt"
-            sub = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(SUBSCRIBER),
-                    HOST,
-                    str(r.port),
-                    f"{PREFIX}/+/telemetry",
-                    str(heard),
-                ]
-            )
-            time.sleep(1.0)
-            w = window(r, args.window)
-            stop_process(sub, 10)
-            w["subscriber_lag"] = ms(subscriber_lags(heard.read_text()))
-            lat, base, rounds = estop_rounds(r, args.trials)
-            sizes.append(
-                {
-                    "size": size,
-                    "daemons": daemons,
-                    "generators": r.generator_count,
-                    "estop": summary_ms(lat),
-                    "baseline": summary_ms(base),
-                    "ratio": {
-                        k: ratio(summary_ms(lat)[k], summary_ms(base)[k])
-                        for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
-                    },
-                    "estop_ms": [round(v * 1e3, 3) for v in lat],
-                    "baseline_ms": [round(v * 1e3, 3) for v in base],
-                    "rounds": rounds,
-                    "window": w,
-                }
-            )
-            e = sizes[-1]
-            print(
-                f"  {size}: e-stop p99 {e['estop']['p99_ms']} ms, baseline "
-                f"{e['baseline']['p99_ms']} ms; broker {w['cpu_pct']['broker']} %, "
-                f"machine {w['machine_busy_pct']} %",
-                file=sys.stderr,
-            )
-        for g in r.generators:
-            stop_process(g.proc, 20)
+            sizes.append(one_size(r, args, size))
         for proc in r.extra:
-            stop_process(proc, 10)
-        r.extra.clear()
+            stop_process(proc, 10)  # the readers write what they heard on SIGTERM
+        r.remove_generators(r.generator_count)
         lags = Lags()
-        lags.load([g.samples for g in r.generators if g.samples.exists()])
-        text = live_out.read_text() if live_out.exists() else ""
+        lags.load([g.samples for g in r.done if g.samples.exists()])
+        live = r.wd / "live.txt"
+        text = live.read_text() if live.exists() else ""
         for s in sizes:
             a, b = s["window"]["wall"]
             s["window"]["live_lag"] = ms(live_lags(text, lags, a, b))
-        stats = [json.loads(g.stats.read_text()) for g in r.generators if g.stats.exists()]
-        if sizes:
-            sizes[-1]["generator_stats"] = stats
-    return sizes
+        stats = [json.loads(g.stats.read_text()) for g in r.done if g.stats.exists()]
+    return {"real_daemons": real, "ramp": found, "sizes": sizes, "generator_stats": stats}
+
+
+def one_size(r: Rig, args: Any, size: int) -> dict[str, Any]:
+    time.sleep(2.0)
+    heard = r.wd / f"heard{size}.txt"
+    topic = f"{PREFIX}/+/telemetry"
+    sub = subprocess.Popen([sys.executable, str(SUBSCRIBER), HOST, str(r.port), topic, str(heard)])
+    time.sleep(1.0)
+    w = window(r, args.window)
+    stop_process(sub, 10)
+    w["subscriber_lag"] = ms(subscriber_lags(heard.read_text()))
+    lat, base, rounds = estop_rounds(r, args.trials)
+    estop, baseline = summary_ms(lat), summary_ms(base)
+    print(
+        f"  {size}: e-stop p99 {estop['p99_ms']} ms, baseline {baseline['p99_ms']} ms; broker "
+        f"{w['cpu_pct']['broker']} %, machine {w['machine_busy_pct']} %",
+        file=sys.stderr,
+    )
+    return {
+        "size": size,
+        "daemons": len(r.names),
+        "generators": r.generator_count,
+        "estop": estop,
+        "baseline": baseline,
+        "ratio": {
+            k: ratio(estop[k], baseline[k]) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")
+        },
+        "estop_ms": [round(v * 1e3, 3) for v in lat],
+        "baseline_ms": [round(v * 1e3, 3) for v in base],
+        "rounds": rounds,
+        "window": w,
+    }
 
 
 def main() -> int:
@@ -542,11 +569,8 @@ def main() -> int:
     if find_mosquitto() is None:
         sys.exit("bench: mosquitto is needed (apt-get install mosquitto)")
     sys.setswitchinterval(0.001)  # the treadmills' threads answer as the daemon's would
-    found = ramp(args) if args.daemons == "auto" else None
-    real = found["chosen"] if found else int(args.daemons)
-    if real < 1:
-        sys.exit(f"bench: not even {args.step} daemons ran without starving: {found}")
-    sizes = sweep(args, real)
+    result = measure(args)
+    real, sizes = result["real_daemons"], result["sizes"]
     print(f"fleet on one broker, 10 Hz telemetry each; real daemons at most {real}")
     print(
         table(
@@ -601,13 +625,11 @@ def main() -> int:
         args.json,
         "fleet",
         {
-            "real_daemons": real,
-            "ramp": found,
+            **result,
             "thresholds": {
                 "tick_late_p99_ms": args.tick_late_ms,
                 "poll_span_p99_ms": args.poll_span_ms,
             },
-            "sizes": sizes,
             "mosquitto_set_tcp_nodelay": not args.mosquitto_default,
         },
     )
