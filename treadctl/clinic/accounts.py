@@ -11,10 +11,15 @@ import re
 from datetime import datetime
 from functools import cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from treadctl.extras import CLINIC, MissingExtraError
+
+try:
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+except ModuleNotFoundError as exc:  # the daemon's install has neither
+    raise MissingExtraError(CLINIC, "the dashboard's accounts", exc.name) from exc
 
 from treadctl.clinic import logins
 from treadctl.clinic.convert import account as _view
