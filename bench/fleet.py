@@ -50,7 +50,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -92,6 +92,7 @@ BASE_TOPIC = "bench/baseline/estop"
 TICK_S = 0.1
 TICK_LATE_MS = 25.0  # a quarter of the tick
 POLL_SPAN_MS = 10.0  # two round trips on a pty take ~1 ms when nothing waits
+STOP_WAIT_S = 5.0
 
 
 # --- the parts ---------------------------------------------------------------------------------
@@ -346,15 +347,15 @@ def starving(w: dict[str, Any], tick_late_ms: float, poll_span_ms: float) -> str
     return None
 
 
-def estop_rounds(rig: Rig, trials: int) -> tuple[list[float], list[float], int]:
-    """(daemon latencies, baseline latencies, rounds), s: rounds of an e-stop on every daemon,
-    at least `trials` in all."""
+def estop_rounds(rig: Rig, trials: int) -> tuple[list[float], list[float], int, int]:
+    """(daemon latencies, baseline latencies, rounds, stops missed), s: rounds of an e-stop on
+    every daemon, at least `trials` in all. A stop byte that never came counts as STOP_WAIT_S."""
     user, fleet, names = rig.user, rig.fleet, rig.names
     bsim = rig.baseline
     assert bsim is not None
     lat: list[float] = []
     base: list[float] = []
-    rounds = math.ceil(trials / len(names))
+    rounds, missed = math.ceil(trials / len(names)), 0
     for r in range(rounds):
         if r:
             start_all(user, fleet, names, names)
@@ -366,12 +367,17 @@ def estop_rounds(rig: Rig, trials: int) -> tuple[list[float], list[float], int]:
             time.sleep(random.uniform(0.01, 0.05))
             count = sim.stop_count()
             t = user.publish(user.topic(name, "estop"))
-            lat.append(sim.wait_stop(count) - t)
+            try:
+                lat.append(sim.wait_stop(count, STOP_WAIT_S) - t)
+            except TimeoutError:
+                lat.append(STOP_WAIT_S)
+                missed += 1
+                print(f"  {name}: NO STOP BYTE within {STOP_WAIT_S} s", file=sys.stderr)
         for name, sim in zip(names, fleet.sims, strict=True):
             wait(partial(still, sim), 20, f"{name}: still")
             user.until_ok(name, "reset")
     start_all(user, fleet, names, names)  # every daemon back in a session for the next window
-    return lat, base, rounds
+    return lat, base, rounds, missed
 
 
 @contextlib.contextmanager
@@ -481,13 +487,15 @@ def subscriber_lags(lines: str, prefix: str = "gen-") -> list[float]:
     return out
 
 
-def measure(args: Any) -> dict[str, Any]:
-    """The ramp (with `--daemons auto`), then each size, largest first."""
+def measure(args: Any, progress: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    """The ramp (with `--daemons auto`), then each size, largest first; `progress` gets what
+    is known so far after each part."""
     sizes: list[dict[str, Any]] = []
     with rig(args) as r:
         full = max(args.sizes)
         found = ramp(r, args, full) if args.daemons == "auto" else None
         real = found["chosen"] if found else int(args.daemons)
+        progress({"real_daemons": real, "ramp": found, "sizes": sizes})
         if real < 1:
             sys.exit(f"bench: not even {args.step} daemons ran without starving: {found}")
         for size in sorted(args.sizes, reverse=True):
@@ -495,6 +503,7 @@ def measure(args: Any) -> dict[str, Any]:
             r.resize(daemons, size - daemons)
             print(f"  {size}: {daemons} daemons, {r.generator_count} generators", file=sys.stderr)
             sizes.append(one_size(r, args, size))
+            progress({"real_daemons": real, "ramp": found, "sizes": sizes})
         for proc in r.extra:
             stop_process(proc, 10)  # the readers write what they heard on SIGTERM
         r.remove_generators(r.generator_count)
@@ -518,7 +527,7 @@ def one_size(r: Rig, args: Any, size: int) -> dict[str, Any]:
     w = window(r, args.window)
     stop_process(sub, 10)
     w["subscriber_lag"] = ms(subscriber_lags(heard.read_text()))
-    lat, base, rounds = estop_rounds(r, args.trials)
+    lat, base, rounds, missed = estop_rounds(r, args.trials)
     estop, baseline = summary_ms(lat), summary_ms(base)
     print(
         f"  {size}: e-stop p99 {estop['p99_ms']} ms, baseline {baseline['p99_ms']} ms; broker "
@@ -537,6 +546,7 @@ def one_size(r: Rig, args: Any, size: int) -> dict[str, Any]:
         "estop_ms": [round(v * 1e3, 3) for v in lat],
         "baseline_ms": [round(v * 1e3, 3) for v in base],
         "rounds": rounds,
+        "stops_missed": missed,
         "window": w,
     }
 
@@ -569,20 +579,38 @@ def main() -> int:
     if find_mosquitto() is None:
         sys.exit("bench: mosquitto is needed (apt-get install mosquitto)")
     sys.setswitchinterval(0.001)  # the treadmills' threads answer as the daemon's would
-    result = measure(args)
+    extra = {
+        "thresholds": {
+            "tick_late_p99_ms": args.tick_late_ms,
+            "poll_span_p99_ms": args.poll_span_ms,
+        },
+        "mosquitto_set_tcp_nodelay": not args.mosquitto_default,
+    }
+    result = measure(args, lambda partial: write(args.json, "fleet", {**partial, **extra}))
     real, sizes = result["real_daemons"], result["sizes"]
     print(f"fleet on one broker, 10 Hz telemetry each; real daemons at most {real}")
     print(
         table(
-            ["size (daemons+gen.)", "e-stop p50", "p99", "baseline p50", "p99", "ratio p99"],
+            [
+                "size (daemons+gen.)",
+                "e-stops",
+                "p50",
+                "p99",
+                "baseline p50",
+                "p99",
+                "ratio p99",
+                "missed",
+            ],
             [
                 [
                     f"{s['size']} ({s['daemons']}+{s['generators']})",
+                    s["estop"]["n"],
                     s["estop"]["p50_ms"],
                     s["estop"]["p99_ms"],
                     s["baseline"]["p50_ms"],
                     s["baseline"]["p99_ms"],
                     s["ratio"]["p99_ms"],
+                    s["stops_missed"],
                 ]
                 for s in sizes
             ],
@@ -590,7 +618,7 @@ def main() -> int:
     )
     print(
         table(
-            ["size", "broker %", "clinic %", "clinic MB", "daemon %", "gen. %", "machine %"],
+            ["size", "broker %", "clinic %", "clinic MB", "daemon %", "gen. %", "machine % of 2"],
             [
                 [
                     s["size"],
@@ -621,18 +649,7 @@ def main() -> int:
             ],
         )
     )
-    out = write(
-        args.json,
-        "fleet",
-        {
-            **result,
-            "thresholds": {
-                "tick_late_p99_ms": args.tick_late_ms,
-                "poll_span_p99_ms": args.poll_span_ms,
-            },
-            "mosquitto_set_tcp_nodelay": not args.mosquitto_default,
-        },
-    )
+    out = write(args.json, "fleet", {**result, **extra})
     print(f"written: {out}")
     return 0
 
