@@ -415,7 +415,6 @@ def ramp(r: Rig, args: Any, full: int) -> dict[str, Any]:
     """Under the full fleet's load: daemons replace generators `--step` at a time until they
     starve; the step that starved is undone."""
     steps: list[dict[str, Any]] = []
-    r.resize(0, full)
     most = min(args.max_daemons, full)
     while len(r.names) < most:
         k = min(args.step, most - len(r.names))
