@@ -32,7 +32,7 @@ PERCENTILES = (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99), ("max_ms", 100))
 
 
 def fleet_chart(data: dict[str, Any], out: Path) -> Path:
-    sizes = data["sizes"]
+    sizes = sorted(data["sizes"], key=lambda s: s["size"])
     x = [s["size"] for s in sizes]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for key, style in (("p99_ms", "-"), ("p50_ms", "--")):
