@@ -163,7 +163,7 @@ class Treadmill:
                 if mode == Mode.ESTOP:
                     return False, "estop_latched", "emergency stop latched: reset first"
                 if mode == Mode.IDLE:
-                    self._start(now)
+                    self.start_session(now)
             elif name == "reset":
                 if mode != Mode.ESTOP:
                     return True, "", "nothing to reset"
@@ -193,7 +193,7 @@ class Treadmill:
                 self._end(now, Mode.ESTOP, "estop", "command", "emergency stop (MQTT)")
         return "emergency stop: belt stopped"
 
-    def _start(self, now: float) -> None:
+    def start_session(self, now: float) -> None:
         self.session_started_at = now
         self.phase = 0
         self.snap = _running(now, self.device)
@@ -307,17 +307,7 @@ class Load:
             client.subscribe(t.topic("cmd/+"), qos=1)
             client.publish(t.topic("availability"), "online", qos=1, retain=True)
             with t.lock:
-                t.publish_state()
-                t.publish_event(
-                    SessionStarted(
-                        ts=now,
-                        session_id=str(t.snap.session_id),
-                        program="backward-intervals",
-                        parameters={},
-                        planned_s=1800.0,
-                        person=t.snap.person,
-                    )
-                )
+                t.start_session(now)
 
     def start(self) -> None:
         self._thread.start()
