@@ -6,6 +6,8 @@ Run: uv run python bench/charts.py [--fleet bench/results/fleet.json]
 - `fleet-estop.png` (from bench/fleet.py): e-stop latency, MQTT publish -> stop byte, p50 and
   p99 of the real daemons and of the baseline bridge in the same run, against the fleet's size
   (real daemons + load generators, as labelled).
+- `fleet-estop-distribution.png` (from bench/fleet.py): every e-stop of the largest fleet and
+  the baseline's in the same run, as cumulative curves on a log scale.
 - `estop-distribution.png` (from bench/estop_mqtt.py): the distribution of the e-stop
   latencies, treadctl against the baseline, as cumulative curves on a log scale. Drawn from the
   per-trial latencies (`trials`, each with `treadctl_s` and `baseline_s`); a JSON without them
@@ -26,6 +28,7 @@ import matplotlib as mpl
 mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from benchkit import RESULTS, ROOT, make_parser
+from matplotlib.ticker import FormatStrFormatter
 
 TREADCTL, BASELINE = "#1f77b4", "#7f7f7f"
 PERCENTILES = (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99), ("max_ms", 100))
@@ -57,16 +60,12 @@ def fleet_chart(data: dict[str, Any], out: Path) -> Path:
 
 
 def estop_chart(data: dict[str, Any], out: Path) -> Path:
+    """From bench/estop_mqtt.py's JSON: its per-trial latencies, or else its percentiles."""
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     trials = data.get("trials")
     if isinstance(trials, list) and trials:
-        for key, label, color in (
-            ("treadctl_s", "treadctl", TREADCTL),
-            ("baseline_s", "baseline bridge", BASELINE),
-        ):
-            values = sorted(1e3 * t[key] for t in trials)
-            share = [100 * (i + 1) / len(values) for i in range(len(values))]
-            ax.step(values, share, where="post", color=color, label=f"{label} (n = {len(values)})")
+        cumulative(ax, [1e3 * t["treadctl_s"] for t in trials], "treadctl", TREADCTL)
+        cumulative(ax, [1e3 * t["baseline_s"] for t in trials], "baseline bridge", BASELINE)
         title = f"E-stop latency, {len(trials)} trials each, interleaved"
     else:  # only the summaries: their percentiles as points
         for key, label, color in (
@@ -77,7 +76,33 @@ def estop_chart(data: dict[str, Any], out: Path) -> Path:
             ax.plot([summary[k] for k, _ in PERCENTILES], [q for _, q in PERCENTILES], "o-",
                     color=color, label=f"{label} (p50, p95, p99, max)")  # fmt: skip
         title = "E-stop latency percentiles (the JSON has no per-trial values)"
+    return save_distribution(fig, ax, title, out / "estop-distribution.png")
+
+
+def fleet_distribution_chart(data: dict[str, Any], out: Path) -> Path:
+    """From bench/fleet.py's JSON: every e-stop of the largest fleet, against the baseline's."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    largest = max(data["sizes"], key=lambda s: s["size"])
+    cumulative(ax, largest["estop_ms"], f"treadctl ({largest['daemons']} daemons)", TREADCTL)
+    cumulative(ax, largest["baseline_ms"], "baseline bridge", BASELINE)
+    title = (
+        f"E-stop latency with {largest['size']} treadmills on the broker "
+        f"({largest['daemons']} daemons + {largest['generators']} load generators)"
+    )
+    return save_distribution(fig, ax, title, out / "fleet-estop-distribution.png")
+
+
+def cumulative(ax: Any, values: list[float], label: str, color: str) -> None:
+    ordered = sorted(values)
+    share = [100 * (i + 1) / len(ordered) for i in range(len(ordered))]
+    ax.step(ordered, share, where="post", color=color, label=f"{label}, n = {len(ordered)}")
+
+
+def save_distribution(fig: Any, ax: Any, title: str, target: Path) -> Path:
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.5, 1, 2 rather than powers
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("MQTT e-stop → stop byte (ms, log scale)")
     ax.set_ylabel("trials at or below (%)")
     ax.set_ylim(0, 101)
@@ -85,7 +110,6 @@ def estop_chart(data: dict[str, Any], out: Path) -> Path:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    target = out / "estop-distribution.png"
     fig.savefig(target)
     plt.close(fig)
     return target
@@ -98,7 +122,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for path, draw in ((args.fleet, fleet_chart), (args.estop, estop_chart)):
+    charts = (
+        (args.fleet, fleet_chart),
+        (args.fleet, fleet_distribution_chart),
+        (args.estop, estop_chart),
+    )
+    for path, draw in charts:
         if not path.exists():
             print(f"skipped: no {path}")
             continue

@@ -90,7 +90,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
     stdout = run(
         "charts.py", [f"--fleet={out}", f"--estop={estop}", f"--out={charts}"], tmp_path, 60
     )
-    for name in ("fleet-estop.png", "estop-distribution.png"):
+    for name in ("fleet-estop.png", "fleet-estop-distribution.png", "estop-distribution.png"):
         assert (charts / name).read_bytes().startswith(b"\x89PNG"), name
 
 
