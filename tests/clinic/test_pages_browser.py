@@ -174,6 +174,8 @@ class FakeTreadmill:
 
     async def serve(self) -> None:
         async for message in self.client.messages:
+            if not message.topic.matches(f"{self.base}/cmd/+"):
+                continue  # the embedded broker (amqtt) has handed this client its own `online`
             assert isinstance(message.payload, bytes)
             body = json.loads(message.payload)
             name = message.topic.value.rsplit("/", 1)[-1]
