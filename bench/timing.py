@@ -7,9 +7,9 @@ Run: uv run python bench/timing.py [--phases 30] [--phase-s 2] [--minutes 60] [-
 Real time: `treadctl run --config` as a real subprocess (10 Hz telemetry, mosquitto on a free
 port) runs a program of short backward phases whose incline alternates 0 % / 1 %. For each
 phase k the schedule is t0 + (sum of the earlier phases' durations), t0 being the first phase's
-start. Two errors: the `phase_started` event's timestamp (the daemon's clock) against the
-schedule, and the arrival of the phase's incline command on the treadmill's side of the pty
-(the wire, stamped by this process) against the same schedule.
+start. Two errors: the `phase_started` event's timestamp (the daemon's clock, to the
+microsecond) against the schedule, and the arrival of the phase's incline command on the
+treadmill's side of the pty (the wire, stamped by this process) against the same schedule.
 
 Accelerated: the controller in this process (the program runner with time_scale, the Woodway
 driver on a pty) runs a program of one-minute phases lasting `--minutes` of program time at
@@ -53,6 +53,7 @@ from treadctl.drivers.trackmaster_codec import Op
 from treadctl.programs.library import parse_program
 
 INTERLOCK_S = 3.2
+TARGET_MS = 2.0  # issue 20: p99 off schedule, event and wire
 
 
 def program_text(name: str, pairs: int, phase_s: float) -> str:
@@ -251,9 +252,9 @@ def main() -> int:
             ],
         )
     )
-    met = rt["wire"]["p99_ms"] <= 5.0 and rt["events"]["p99_ms"] <= 5.0
-    drift_ok = abs(acc["controller"]["last_minus_first_ms"]) <= 5.0
-    print(f"targets: phase changes p99 <= 5 ms: {met}; no drift: {drift_ok}")
+    met = rt["wire"]["p99_ms"] <= TARGET_MS and rt["events"]["p99_ms"] <= TARGET_MS
+    drift_ok = abs(acc["controller"]["last_minus_first_ms"]) <= TARGET_MS
+    print(f"targets: phase changes p99 <= {TARGET_MS:g} ms: {met}; no drift: {drift_ok}")
     out = write_json(
         args.json,
         "timing",

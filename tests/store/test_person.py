@@ -17,7 +17,6 @@ import pytest
 from control.rig import FAST, rig
 from store.synth import PhaseSpec, Synth, record, synthesise
 from store.test_cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, MANUAL_ID, UPHILL_ID, run
-from teardown import finish
 from treadctl.core import commands as c
 from treadctl.core.device import WalkDirection
 from treadctl.core.events import SessionFinished, SessionStarted
@@ -217,16 +216,12 @@ async def test_a_session_started_for_a_person_through_the_controller_is_recorded
         async with rig(FAST) as r:
             rec = recorder(store)
             r.controller.add_listener(rec.on_controller)
-            sampling = asyncio.create_task(rec.run(), name="test.recorder")
-            try:
-                command = c.ManualSet(0.8, WalkDirection.BACKWARD, person="mrs-k")
-                assert (await r.run(command)).ok
-                await r.until(lambda: r.sim.belt.speed_kmh <= -0.5, 10, "walking backward")
-                assert (await r.run(c.Stop())).ok
-                await r.mode(Mode.IDLE)
-                await asyncio.wait_for(store.wait_flushed(), 5)
-            finally:
-                await finish(sampling, "the recorder")
+            command = c.ManualSet(0.8, WalkDirection.BACKWARD, person="mrs-k")
+            assert (await r.run(command)).ok
+            await r.until(lambda: r.sim.belt.speed_kmh <= -0.5, 10, "walking backward")
+            assert (await r.run(c.Stop())).ok
+            await r.mode(Mode.IDLE)
+            await asyncio.wait_for(store.wait_flushed(), 5)
     finally:
         await store.close()
     assert store.rejected == 0

@@ -95,8 +95,10 @@ class GatedSnapshot(Snapshot):
 
     @classmethod
     def of(cls, snap: Snapshot, awaiting: Awaiting | None) -> GatedSnapshot:
-        fields = {f.name: getattr(snap, f.name) for f in dataclasses.fields(snap)}
-        return cls(**fields, awaiting=awaiting)
+        return cls(**{name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}, awaiting=awaiting)
+
+
+_SNAPSHOT_FIELDS = tuple(f.name for f in dataclasses.fields(Snapshot))  # once, not every tick
 
 
 @dataclass(slots=True)

@@ -162,10 +162,7 @@ class Daemon:
                     for item in inputs:  # heard before the first start can be asked for
                         tg.create_task(item.run(), name=f"treadctl.estop_input[{item.config.name}]")
                     await controller.ready.wait()
-                    workers = [
-                        tg.create_task(bridge.run(), name="treadctl.mqtt"),
-                        tg.create_task(recorder.run(), name="treadctl.recorder"),
-                    ]
+                    workers = [tg.create_task(bridge.run(), name="treadctl.mqtt")]
                     if self.systemd.watchdog_s is not None:
                         tg.create_task(
                             self.systemd.watchdog(lambda: controller.last_tick_at),
