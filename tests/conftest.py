@@ -38,6 +38,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "postgres: the test uses the tests' PostgreSQL server (tests/clinic/postgres.py)",
     )
+    config.addinivalue_line(
+        "markers",
+        "journey: a minutes-long end-to-end journey of real processes (CI's embedded-broker pass "
+        "leaves it out: the same flows' broker use is covered there by the shorter tests)",
+    )
 
 
 def pytest_collection_finish() -> None:

@@ -48,6 +48,8 @@ from mqtt.processes import Sim, simulator, start_daemon
 from treadctl.core.units import kmh_to_tenths_mph_floor, tenths_mph_to_kmh
 from treadctl.sim.brokers import free_port
 
+pytestmark = pytest.mark.journey  # left out of CI's embedded-broker pass (docs/testing.md)
+
 PERSON = "mrs-k"
 NAME = "Karin Example"  # never in the report unless names are asked for
 LIMIT_KMH = 1.0  # her max_speed_backward_kmh
