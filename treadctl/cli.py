@@ -176,13 +176,10 @@ def add_demo_parser(sub: Subparsers) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from treadctl.client import commands as client  # noqa: PLC0415 - keeps `--version` fast
-    from treadctl.clinic import cli as clinic_cli  # noqa: PLC0415
-    from treadctl.clinic import serve as clinic  # noqa: PLC0415
-    from treadctl.programs import commands as programs  # noqa: PLC0415
-    from treadctl.store import cli as sessions  # noqa: PLC0415
-
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; only `run`'s when `argv` starts with it: the other subcommands'
+    modules (the client's, the clinic's, the store's CLIs) cost the daemon's start 0.06-0.13 s
+    (docs/performance.md, "Start to ready"), and systemd starts it as `treadctl run …`."""
     parser = argparse.ArgumentParser(
         prog="treadctl",
         description="Drive a treadmill belt in reverse for backward (retro) walking.",
@@ -190,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"treadctl {__version__}")
     parser.add_argument("--log-level", help="override log_level (DEBUG, INFO, …)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if argv is not None and argv[:1] == ["run"]:
+        add_run_parser(sub)
+        return parser
+
+    from treadctl.client import commands as client  # noqa: PLC0415 - keeps `--version` fast
+    from treadctl.clinic import cli as clinic_cli  # noqa: PLC0415
+    from treadctl.clinic import serve as clinic  # noqa: PLC0415
+    from treadctl.programs import commands as programs  # noqa: PLC0415
+    from treadctl.store import cli as sessions  # noqa: PLC0415
+
     for add_parser in (  # in the order of `treadctl --help`
         add_config_parser,
         add_run_parser,
@@ -206,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     level = args.log_level or os.environ.get("TREADCTL_LOG_LEVEL", "INFO")
     try:
         logs.configure(level, stream=sys.stderr)

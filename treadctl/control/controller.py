@@ -125,8 +125,8 @@ class Controller:
         self._inbox = Inbox()  # untrusted commands only (see submit())
         self._gate = StartGate(start_rule, clock)
         self._wake = asyncio.Event()
-        self._alarm = Alarm(self._boundary_reached)  # phase boundaries, to ~0.1 ms
-        self._rang = False
+        self._alarm = Alarm(self._timed_out)  # phase boundaries, to ~0.1 ms
+        self._rang = False  # a timer woke the task (else a command did)
         self._belt_started = False
         self._halts = 0  # e-stops so far: an await that saw this change must not write
         self._sent_speed: tuple[float, BeltDirection] | None = None
@@ -324,15 +324,19 @@ class Controller:
         wake_at = min(deadline, boundary)
         self._rang = False
         if boundary < deadline:
-            self._alarm.set(boundary)  # on time to ~0.1 ms; the timeout below is the backstop
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(wake_at):
-                await self._wake.wait()
-        self._alarm.cancel()
-        commanded = self._wake.is_set() and not self._rang
-        return commanded or wake_at >= deadline
+            self._alarm.set(boundary)  # on time to ~0.1 ms; the timer below is the backstop
+        # A plain timer, not asyncio.timeout_at: that one ends every regular tick by cancelling
+        # the task and raising, work the idle daemon paid 10 times a second.
+        timer = asyncio.get_running_loop().call_at(wake_at, self._timed_out)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+            self._alarm.cancel()
+        return not self._rang or wake_at >= deadline
 
-    def _boundary_reached(self) -> None:
+    def _timed_out(self) -> None:
+        """The regular tick or a phase boundary is due (a timer, not a command, woke the task)."""
         self._rang = True
         self._wake.set()
 
