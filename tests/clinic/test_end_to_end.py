@@ -35,6 +35,7 @@ from clinic.journey import (
     clinic_config,
     clinic_process,
     ended,
+    first_admin,
     processes_naming,
     running,
     sessions_of,
@@ -42,7 +43,7 @@ from clinic.journey import (
     watching_commands,
     write_program,
 )
-from clinic.service_rig import ADMIN, PASSWORD, Http
+from clinic.service_rig import Http
 from mqtt.brokers import Broker
 from mqtt.processes import Sim, simulator, start_daemon
 from treadctl.core.units import kmh_to_tenths_mph_floor, tenths_mph_to_kmh
@@ -163,15 +164,7 @@ async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
     config = clinic_config(
         tmp_path / "clinic.toml", own_broker, database=database_url, port=port, programs=programs
     )
-    made = await asyncio.create_subprocess_exec(  # the first admin, as docs/dashboard.md says
-        sys.executable, "-m", "treadctl", "users", "add", ADMIN, "--admin", "--password-stdin",
-        "--database", database_url,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        _, stderr = await made.communicate((PASSWORD + "\n").encode())
-    assert made.returncode == 0, stderr
+    await asyncio.to_thread(first_admin, database_url)  # as docs/dashboard.md says
     async with contextlib.AsyncExitStack() as stack:
         clinic: ClinicProcess = await stack.enter_async_context(
             clinic_process(config, port, tmp_path / "clinic.log")
