@@ -7,13 +7,14 @@ tick with jitter, on an injected clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from contextlib import closing
 from pathlib import Path
 
-from treadctl.core.device import BeltDirection, WalkDirection
+from mqtt.snapshots import running_snapshot
 from treadctl.core.events import SessionFinished, SessionStarted
 from treadctl.core.session import SessionSummary
-from treadctl.core.state import Mode, Motion, Snapshot
+from treadctl.core.state import Snapshot
 from treadctl.store import SessionStore
 from treadctl.store.queries import load_samples, open_readonly
 from treadctl.store.recorder import SessionRecorder
@@ -23,21 +24,8 @@ JITTER = (0.0, 0.004, -0.003, 0.012, -0.011, 0.002)  # s, off the 100 ms tick gr
 
 
 def snapshot(ts: float, elapsed_s: float) -> Snapshot:
-    motion = Motion(1.0, WalkDirection.BACKWARD, BeltDirection.REVERSE, 0.0)
-    return Snapshot(
-        ts=ts,
-        mode=Mode.RUNNING,
-        program="manual",
-        phase=None,
-        phase_index=None,
-        phase_remaining_s=None,
-        session_id="s-1",
-        target=motion,
-        actual=motion,
-        fault=None,
-        distance_m=elapsed_s / 3.6,
-        elapsed_s=elapsed_s,
-        heart_rate_bpm=None,
+    return dataclasses.replace(
+        running_snapshot(), ts=ts, session_id="s-1", elapsed_s=elapsed_s, distance_m=elapsed_s / 3.6
     )
 
 
