@@ -10,7 +10,8 @@ Run: uv run python bench/charts.py [--fleet bench/results/fleet.json]
   the baseline's in the same run, as cumulative curves on a log scale.
 - `estop-distribution.png` (from bench/estop_mqtt.py): the distribution of the e-stop
   latencies, treadctl against the baseline, as cumulative curves on a log scale. Drawn from the
-  per-trial latencies (`trials`, each with `treadctl_s` and `baseline_s`); a JSON without them
+  per-trial latencies (`trials`, each with `treadctl_s` and `baseline_s`, and a curve per
+  `version` when an A/B run has two); a JSON without them
   gives the percentiles it has instead, as points.
 
 A chart whose JSON is missing is skipped, with a line saying so.
@@ -28,9 +29,9 @@ import matplotlib as mpl
 mpl.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from benchkit import RESULTS, ROOT, make_parser
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator
 
-TREADCTL, BASELINE = "#1f77b4", "#7f7f7f"
+TREADCTL, BASELINE, OTHER = "#1f77b4", "#7f7f7f", "#ff7f0e"
 PERCENTILES = (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99), ("max_ms", 100))
 
 
@@ -64,9 +65,17 @@ def estop_chart(data: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     trials = data.get("trials")
     if isinstance(trials, list) and trials:
-        cumulative(ax, [1e3 * t["treadctl_s"] for t in trials], "treadctl", TREADCTL)
+        versions = sorted({str(t.get("version", "")) for t in trials})  # an A/B run has two
+        for version, color in zip(versions, (TREADCTL, OTHER), strict=False):
+            mine = [1e3 * t["treadctl_s"] for t in trials if str(t.get("version", "")) == version]
+            label = f"treadctl ({version} code)" if len(versions) > 1 else "treadctl"
+            cumulative(ax, mine, label, color)
         cumulative(ax, [1e3 * t["baseline_s"] for t in trials], "baseline bridge", BASELINE)
+        load = [f"{data['daemons']} daemons"] if data.get("daemons") else []
+        load += [f"command flood {data['flood_per_s']:g}/s"] if data.get("flood_per_s") else []
+        load += ["records in flight"] if data.get("records") else []
         title = f"E-stop latency, {len(trials)} trials each, interleaved"
+        title += f" ({', '.join(load)})" if load else ""
     else:  # only the summaries: their percentiles as points
         for key, label, color in (
             ("daemon", "treadctl", TREADCTL),
@@ -101,6 +110,7 @@ def cumulative(ax: Any, values: list[float], label: str, color: str) -> None:
 def save_distribution(fig: Any, ax: Any, title: str, target: Path) -> Path:
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.5, 1, 2 rather than powers
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
     ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("MQTT e-stop → stop byte (ms, log scale)")
