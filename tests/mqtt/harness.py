@@ -98,6 +98,43 @@ class User:
         await self.client.publish(self.topics.cmd(name), payload, qos=1)
 
 
+# The resilience tests' flood: every kind of bad command (bench/command_flood.py sends the same).
+JUNK = [
+    ("set", b'{"speed_kmh": "x"}'),
+    ("start", b"not json"),
+    ("bogus", b"{}"),
+    ("set", b'{"speed_kmh": 99}'),
+]
+
+
+async def flood_commands(
+    broker: Broker,
+    topics: Topics,
+    count: int,
+    *,
+    started: asyncio.Event | None = None,
+    then: tuple[str, bytes] | None = None,
+) -> None:
+    """`count` junk commands at QoS 0 from a client of their own; `started` is set a quarter of
+    the way; `then`, a (command, payload) published at QoS 1 after them on the same connection."""
+    async with aiomqtt.Client(
+        broker.host,
+        broker.port,
+        protocol=protocol(broker),
+        identifier=f"flood-{secrets.token_hex(3)}",
+        max_queued_outgoing_messages=0,
+    ) as flood:
+        for i in range(count):
+            name, payload = JUNK[i % len(JUNK)]
+            await flood.publish(topics.cmd(name), payload, qos=0)
+            if started is not None and i == count // 4:
+                started.set()
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        if then is not None:
+            await flood.publish(topics.cmd(then[0]), then[1], qos=1)
+
+
 @dataclass
 class Bridged:
     rig: Rig

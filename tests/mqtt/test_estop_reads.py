@@ -5,7 +5,6 @@ daemon's socket sends without Nagle's delay."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import socket
 import time
 from typing import Any
@@ -13,13 +12,12 @@ from typing import Any
 import aiomqtt
 
 from mqtt.brokers import Broker
-from mqtt.harness import Bridged, bridged, protocol
+from mqtt.harness import Bridged, bridged, flood_commands
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.mqtt.socket_reads import take_over_reads, waiting_bytes
 
 AHEAD = 200  # commands queued ahead of the e-stop (fewer than one wake-up reads)
-JUNK = [("set", b'{"speed_kmh": "x"}'), ("start", b"not json"), ("bogus", b"{}")]
 
 
 def _socket(b: Bridged) -> tuple[aiomqtt.Client, socket.socket]:
@@ -35,20 +33,6 @@ def _peek(sock: socket.socket) -> bytes:
         return sock.recv(1 << 20, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:
         return b""
-
-
-async def _publish_flood_then_estop(broker: Broker, b: Bridged) -> None:
-    async with aiomqtt.Client(
-        broker.host,
-        broker.port,
-        protocol=protocol(broker),
-        identifier=f"flood-{secrets.token_hex(3)}",
-        max_queued_outgoing_messages=0,
-    ) as flood:
-        for i in range(AHEAD):
-            name, payload = JUNK[i % len(JUNK)]
-            await flood.publish(b.topics.cmd(name), payload, qos=0)
-        await flood.publish(b.topics.cmd("estop"), b"\xff not json", qos=1)
 
 
 async def test_an_estop_behind_a_queued_flood_is_acted_on_before_the_flood_is_decoded(
@@ -78,7 +62,7 @@ async def test_an_estop_behind_a_queued_flood_is_acted_on_before_the_flood_is_de
         b.rig.controller.emergency_stop_now = noting_estop  # type: ignore[method-assign, assignment]
         topic = b.topics.cmd("estop").encode()
         try:
-            await _publish_flood_then_estop(broker, b)
+            await flood_commands(broker, b.topics, AHEAD, then=("estop", b"\xff not json"))
             await b.rig.until(lambda: topic in _peek(sock), 5, "the e-stop in the socket")
             assert waiting_bytes(sock) > AHEAD * 20
             t0 = time.monotonic()

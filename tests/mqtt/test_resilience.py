@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import sys
 import time
 
-import aiomqtt
-
 from control.rig import rig, with_rules
 from mqtt.brokers import Broker
-from mqtt.harness import BRIDGE_END_S, Bridged, bridged, protocol, settings_for, user_client
+from mqtt.harness import (
+    BRIDGE_END_S,
+    Bridged,
+    bridged,
+    flood_commands,
+    settings_for,
+    user_client,
+)
 from teardown import finish
 from treadctl.core.state import Mode
 from treadctl.drivers.trackmaster_codec import Op
 from treadctl.mqtt.bridge import MqttBridge
 from treadctl.tasks import cancel_and_wait
-
-JUNK = [
-    ("set", b'{"speed_kmh": "x"}'),
-    ("start", b"not json"),
-    ("bogus", b"{}"),
-    ("set", b'{"speed_kmh": 99}'),
-]
-
-
-async def _flood(broker: Broker, b: Bridged, count: int, started: asyncio.Event) -> None:
-    async with aiomqtt.Client(
-        broker.host,
-        broker.port,
-        protocol=protocol(broker),
-        identifier=f"flood-{secrets.token_hex(3)}",
-        max_queued_outgoing_messages=0,
-    ) as flood:
-        for i in range(count):
-            name, payload = JUNK[i % len(JUNK)]
-            await flood.publish(b.topics.cmd(name), payload, qos=0)
-            if i == count // 4:
-                started.set()
-            if i % 50 == 0:
-                await asyncio.sleep(0)
 
 
 def _first_stop_after(b: Bridged, t0: float) -> float | None:
@@ -60,7 +40,9 @@ async def test_estop_reaches_the_treadmill_promptly_under_telemetry_and_a_junk_f
         assert (await b.user.request("set", {"speed_kmh": 1.5, "walk": "backward"}))["ok"]
         await b.rig.until(lambda: b.rig.sim.belt.speed_kmh < -1.2, 10, "at speed")
         started = asyncio.Event()
-        flood = asyncio.create_task(_flood(broker, b, 4000, started), name="test.flood")
+        flood = asyncio.create_task(
+            flood_commands(broker, b.topics, 4000, started=started), name="test.flood"
+        )
         try:
             await started.wait()
             t0 = time.monotonic()
