@@ -5,6 +5,7 @@ serves its web API, and says `offline` when it stops."""
 from __future__ import annotations
 
 import secrets
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,3 +142,13 @@ async def test_the_api_keeps_people_and_refuses_bad_input(
         status, body = await call("PUT", "/api/sessions/none/annotation", {"pain_after": 11})
         assert status == 400  # the form is checked first, naming the field
         assert "pain_after" in body["error"]["message"]
+
+
+def test_connections_to_the_service_have_nagle_off() -> None:
+    from treadctl.clinic.service import listen  # noqa: PLC0415
+
+    server = listen("127.0.0.1", 0)
+    with server, socket.create_connection(server.getsockname()[:2], timeout=5):
+        accepted, _ = server.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

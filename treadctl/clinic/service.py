@@ -52,11 +52,16 @@ class ListenError(Exception):
 
 def listen(host: str, port: int) -> socket.socket:
     try:
-        return socket.create_server((host, port), reuse_port=False)
+        server = socket.create_server((host, port), reuse_port=False)
     except OSError as exc:
         raise ListenError(
             f"clinic.host/clinic.port: cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from exc
+    # Accepted connections inherit it (Linux): the live stream's small writes and the e-stop's
+    # answer are not held by Nagle behind a tablet's delayed ACK. asyncio sets it only on
+    # sockets made with IPPROTO_TCP, which create_server's are not.
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return server
 
 
 class _Server(uvicorn.Server):
