@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -56,12 +55,12 @@ from treadctl.clinic.views import PersonRecord
 from treadctl.clinic.web import pages
 from treadctl.clinic.web.account_routes import AccountRoutes
 from treadctl.clinic.web.auth import Logins, RequireLogin, require_admin, sender, user
+from treadctl.clinic.web.bodies import json_body
 from treadctl.clinic.web.login import LoginRoutes
 from treadctl.core.program import Program
 
 log = structlog.get_logger("treadctl.clinic.api")
 Clock = Callable[[], datetime]
-MAX_BODY = 64 * 1024
 T = TypeVar("T")
 
 
@@ -100,16 +99,6 @@ def _translate(exc: ClinicError) -> JSONResponse:
         if isinstance(exc, kind):
             return error(status, code, str(exc))
     return error(400, "refused", str(exc))
-
-
-async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise FormError(f"body: larger than {MAX_BODY} bytes")
-    try:
-        return json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise FormError(f"body: not JSON ({exc})") from None
 
 
 class ClinicApi:
@@ -266,7 +255,7 @@ class ClinicApi:
         return ok(await self._tx(lambda db: people.list_people(db, archived=archived)))
 
     async def people_add(self, request: Request) -> Response:
-        form, now = parse(PersonForm, await _body(request)), self.now()
+        form, now = parse(PersonForm, await json_body(request)), self.now()
         return ok(await self._tx(lambda db: people.add_person(db, form, now=now)), 201)
 
     async def person_show(self, request: Request) -> Response:
@@ -274,7 +263,7 @@ class ClinicApi:
         return ok(await self._tx(lambda db: people.get_person(db, person)))
 
     async def person_edit(self, request: Request) -> Response:
-        person, body = request.path_params["person"], await _body(request)
+        person, body = request.path_params["person"], await json_body(request)
         restore = isinstance(body, dict) and body.pop("restore", False) is True
         form = parse(PersonEdit, body)
         return ok(await self._tx(lambda db: people.edit_person(db, person, form, restore=restore)))
@@ -306,7 +295,7 @@ class ClinicApi:
         return Response(page, media_type="text/html; charset=utf-8")
 
     async def measure_add(self, request: Request) -> Response:
-        body = await _body(request)
+        body = await json_body(request)
         if isinstance(body, dict):
             body = {**body, "person": request.path_params["person"]}
         form = parse(MeasureForm, body)
@@ -319,7 +308,7 @@ class ClinicApi:
         return ok(await self._tx(lambda db: prescriptions.list_prescriptions(db, person)))
 
     async def prescription_add(self, request: Request) -> Response:
-        form, now = parse(PrescriptionForm, await _body(request)), self.now()
+        form, now = parse(PrescriptionForm, await json_body(request)), self.now()
         made = await self._tx(
             lambda db: prescriptions.add_prescription(db, form, self.programs, now=now)
         )
@@ -364,7 +353,7 @@ class ClinicApi:
         return ok(await self._tx(lambda db: record.get_session(db, session)))
 
     async def session_annotate(self, request: Request) -> Response:
-        form, now = parse(AnnotationForm, await _body(request)), self.now()
+        form, now = parse(AnnotationForm, await json_body(request)), self.now()
         session = request.path_params["session"]
         return ok(await self._tx(lambda db: annotate(db, session, form, now=now)))
 
@@ -388,7 +377,7 @@ class ClinicApi:
     async def treadmill_start(self, request: Request) -> Response:
         """Start a session for a person on a treadmill: resolved here (prescription, saved
         parameters, limits), enforced there (the daemon takes the tighter limits)."""
-        body = await _body(request)
+        body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("person"), str):
             raise FormError("person: the person's id")
         person, program, parameters = body["person"], body.get("program"), body.get("parameters")

@@ -20,6 +20,7 @@ from treadctl.clinic.errors import FormError
 from treadctl.clinic.views import ROLES, Account
 from treadctl.clinic.web import pages
 from treadctl.clinic.web.auth import Logins, Transaction, require_admin, user
+from treadctl.clinic.web.bodies import json_body
 
 
 def _plain(account: Account) -> dict[str, Any]:
@@ -33,8 +34,8 @@ def _plain(account: Account) -> dict[str, Any]:
 
 async def _object(request: Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
+        body = await json_body(request)
+    except FormError:
         body = None
     if not isinstance(body, dict):
         raise FormError("body: a JSON object")

@@ -20,6 +20,7 @@ from treadctl.clinic.logins import Login
 from treadctl.clinic.throttle import LoginThrottle
 from treadctl.clinic.web import pages
 from treadctl.clinic.web.auth import COOKIE, Logins, Transaction, cookie, safe_next, user
+from treadctl.clinic.web.bodies import json_body
 
 WRONG = "wrong user name or password"
 FIELD_MAX = 2048  # a user name or password longer than this is not one
@@ -120,8 +121,8 @@ class LoginRoutes:
 
     async def api_login(self, request: Request) -> Response:
         try:
-            body = await request.json()
-        except ValueError:
+            body = await json_body(request)
+        except FormError:
             body = None
         if not isinstance(body, dict):
             raise FormError('body: {"username": …, "password": …}')
