@@ -4,6 +4,10 @@ Three streams, each coalesced its own way: responses and events queue in order (
 OUTBOX_SIZE the oldest is dropped, with a warning); the retained state is only ever the newest,
 sent when it changed; telemetry goes out at a fixed rate from the newest snapshot and skips
 rather than bursts after a stall. What a lost connection left queued goes out after the reconnect.
+
+Telemetry rides on the controller's ticks: a sample is sent when a snapshot arrives and one is
+due, so it costs no wake-up of its own (docs/performance.md, "CPU"); a timer sends it anyway
+when no tick came half a period after it was due (a rate above the poll rate, a stalled tick).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,8 +55,12 @@ class Outbox:
         self._telemetry_period = 1.0 / telemetry_rate_hz
         self._queue: collections.deque[Outgoing] = collections.deque(maxlen=OUTBOX_SIZE)
         self._queue_ready = asyncio.Event()
+        self._state_body: dict[str, object] | None = None
         self._state_payload: bytes | None = None
         self._state_ready = asyncio.Event()
+        self._telemetry_due = float("-inf")  # on the event loop's clock
+        self._loop_time: Callable[[], float] = time.monotonic  # the sender's loop.time once it runs
+        self._telemetry_ready = asyncio.Event()
 
     def set_telemetry_rate(self, rate_hz: float) -> None:
         """Takes effect from the next sample."""
@@ -70,10 +79,12 @@ class Outbox:
     def state(self, snap: Snapshot, selected_program: str | None) -> None:
         """The retained state from now on; sent only if it differs from the last one."""
         self.snapshot = snap
+        if self._loop_time() >= self._telemetry_due - self._telemetry_period / 4:
+            self._telemetry_ready.set()  # ticks jitter: a quarter of a period early is on time
         body = snap.state_dict() | {"selected_program": selected_program}
-        payload = json.dumps(body).encode()
-        if payload != self._state_payload:
-            self._state_payload = payload
+        if body != self._state_body:  # compared before encoding: most ticks change nothing
+            self._state_body = body
+            self._state_payload = json.dumps(body).encode()
             self._state_ready.set()
 
     # --- sending, on one connection ----------------------------------------------------------
@@ -119,14 +130,21 @@ class Outbox:
 
     async def send_telemetry(self, client: aiomqtt.Client) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        self._loop_time = loop.time
         while True:
-            next_at += self._telemetry_period
-            delay = next_at - loop.time()
-            if delay < 0:  # fell behind (a stalled loop): skip, do not burst
-                next_at = loop.time()
-                delay = 0
-            await asyncio.sleep(delay)
+            period = self._telemetry_period
+            try:
+                async with asyncio.timeout_at(max(self._telemetry_due, loop.time()) + period / 2):
+                    await self._telemetry_ready.wait()
+            except TimeoutError:
+                pass
+            self._telemetry_ready.clear()
+            now = loop.time()
+            if now < self._telemetry_due - period / 4:
+                continue  # set by a tick while the last sample was being sent
+            # On a grid of one period; after a gap (a stalled loop) re-anchored: skip, no burst.
+            late = now - self._telemetry_due
+            self._telemetry_due = (self._telemetry_due if late <= period else now) + period
             snap = self.snapshot
             if snap is not None:
                 body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}
