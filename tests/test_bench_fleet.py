@@ -58,7 +58,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
     # thresholds no loaded CI machine reaches: the ramp stops at --max-daemons, a fault aside
     args = ["--daemons=auto", "--max-daemons=2", "--step=1", "--ramp-window=1"]
     args += ["--tick-late-ms=5000", "--poll-span-ms=5000"]
-    args += ["--sizes=2,4", "--trials=2", "--window=2", f"--json={out}"]
+    args += ["--sizes=4", "--trials=2", "--window=2", f"--json={out}"]
     stdout = run("fleet.py", args, tmp_path, 230)
     assert "written:" in stdout
     figures: dict[str, Any] = json.loads(out.read_text())
@@ -66,10 +66,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
     # daemons replaced generators one at a time, under the largest fleet's load
     steps = [(step["daemons"], step["generators"]) for step in figures["ramp"]["steps"]]
     assert steps == [(1, 3), (2, 2)]
-    assert [(s["size"], s["daemons"], s["generators"]) for s in figures["sizes"]] == [
-        (4, 2, 2),
-        (2, 2, 0),
-    ]
+    assert [(s["size"], s["daemons"], s["generators"]) for s in figures["sizes"]] == [(4, 2, 2)]
     for size in figures["sizes"]:
         assert size["estop"]["n"] >= 2  # every daemon e-stopped each round
         assert size["baseline"]["n"] == size["estop"]["n"]

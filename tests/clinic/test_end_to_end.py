@@ -1,6 +1,8 @@
 """End to end with real processes (issue 18, "What must show"): two simulated treadmills
 (`treadctl sim` on ptys), their daemons (`treadctl run`), a real broker and the clinic service
-(`treadctl clinic`), on SQLite and on PostgreSQL.
+(`treadctl clinic`), on PostgreSQL. (On SQLite, the default, the same path from a session to the
+clinic runs in tests/test_demo.py and under systemd in systemd/runtime-check.sh; the data layer
+runs on both in every clinic test that takes `database_url`.)
 
 Mrs K. and her prescription are set up through the clinic's web API; starts the clinic must
 refuse move nothing; she walks on either treadmill (started by the API and by `treadctl start
@@ -148,10 +150,11 @@ def counts(session: dict[str, Any]) -> bool:
     )
 
 
-@pytest.mark.timeout(420)  # ~60-90 s a database; generous for a loaded 2-core machine
+@pytest.mark.timeout(420)  # ~60-90 s; generous for a loaded 2-core machine
 async def test_a_person_walks_on_two_treadmills_and_nothing_is_lost(
-    own_broker: Broker, database_url: str, tmp_path: Path
+    own_broker: Broker, postgres_url: str, tmp_path: Path
 ) -> None:
+    database_url = postgres_url
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     programs = tmp_path / "programs"
