@@ -43,6 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "journey: a minutes-long end-to-end journey of real processes (CI's embedded-broker pass "
         "leaves it out: the same flows' broker use is covered there by the shorter tests)",
     )
+    config.addinivalue_line(
+        "markers",
+        "broker_incidental: the broker only carries the test's commands; its subject is the "
+        "serial line, the disk or the configuration (CI's embedded-broker pass leaves it out)",
+    )
 
 
 def pytest_collection_finish() -> None:

@@ -17,10 +17,14 @@ import itertools
 import time
 from pathlib import Path
 
+import pytest
+
 from faults.rig import faulty
 from mqtt.brokers import Broker
 from treadctl.config.models import DeviceConfig
 from treadctl.drivers.session import MAX_MISSES
+
+pytestmark = pytest.mark.broker_incidental  # left out of CI's embedded-broker pass
 
 DEVICE = DeviceConfig(driver="woodway", port="unused")  # the rig's daemon runs the defaults
 # Every request answered late is a miss, or at most once per miss an owed answer that does

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mqtt.brokers import Broker
 from mqtt.harness import User, user_client
 from mqtt.processes import online, simulator, start_daemon, write_config
@@ -26,6 +28,8 @@ from treadctl.mqtt.topics import Topics
 from treadctl.store.model import Sample
 from treadctl.store.queries import get_session, load_samples
 from treadctl.store.schema import open_readonly
+
+pytestmark = pytest.mark.broker_incidental  # left out of CI's embedded-broker pass
 
 PROGRAM = "alghadir2019-knee-oa"
 
