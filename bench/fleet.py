@@ -17,7 +17,8 @@ the start, then the treadmills.
 
 R (`--daemons auto`): the largest fleet is started as generators, and daemons replace them
 `--step` at a time (the generators run in processes of `--step` treadmills), each daemon in a
-manual backward session, until the daemons starve: over a `--ramp-window` with all of them
+manual backward session, until the daemons starve: over a `--ramp-window` (longer when needed for
+`--ramp-ticks` ticks, 1000: a p99 of fewer is their few latest) with all of them
 running, a daemon in `fault`, the 99th percentile of its 100 ms tick's lateness over
 `--tick-late-ms` (25), or of the time the treadmill takes to see a status poll's three requests
 (two round trips: the daemon's and the treadmill's responsiveness together) over
@@ -420,7 +421,11 @@ def ramp(r: Rig, args: Any, full: int) -> dict[str, Any]:
         k = min(args.step, most - len(r.names))
         r.resize(len(r.names) + k, full - len(r.names) - k)
         time.sleep(1.0)
-        w = window(r, args.ramp_window)
+        # A p99 of a few hundred ticks is their 3rd latest: at 5 daemons (245 in 5 s) a few ticks
+        # 45-54 ms late under the generators' load starved a step that 10 daemons passed at
+        # 2.2 ms. Each step's window holds at least --ramp-ticks ticks.
+        seconds = max(args.ramp_window, args.ramp_ticks * TICK_S / len(r.names))
+        w = window(r, seconds)
         why = starving(w, args.tick_late_ms, args.poll_span_ms)
         steps.append(
             {"daemons": len(r.names), "generators": r.generator_count, "starving": why, **w}
@@ -557,6 +562,9 @@ def main() -> int:
     parser.add_argument("--max-daemons", type=int, default=60, help="for auto (60)")
     parser.add_argument("--step", type=int, default=5, help="for auto: daemons added a step (5)")
     parser.add_argument("--ramp-window", type=float, default=5.0, help="for auto, s (5)")
+    parser.add_argument(
+        "--ramp-ticks", type=int, default=1000, help="for auto: ticks a window at least (1000)"
+    )
     parser.add_argument("--tick-late-ms", type=float, default=TICK_LATE_MS, help="for auto")
     parser.add_argument("--poll-span-ms", type=float, default=POLL_SPAN_MS, help="for auto")
     parser.add_argument("--trials", type=int, default=100, help="e-stops a size (100)")

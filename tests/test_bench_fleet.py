@@ -56,7 +56,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
         pytest.skip(NEEDS_MOSQUITTO)
     out = tmp_path / "fleet.json"
     # thresholds no loaded CI machine reaches: the ramp stops at --max-daemons, a fault aside
-    args = ["--daemons=auto", "--max-daemons=2", "--step=1", "--ramp-window=1"]
+    args = ["--daemons=auto", "--max-daemons=2", "--step=1", "--ramp-window=1", "--ramp-ticks=0"]
     args += ["--tick-late-ms=5000", "--poll-span-ms=5000"]
     args += ["--sizes=4", "--trials=2", "--window=2", f"--json={out}"]
     stdout = run("fleet.py", args, tmp_path, 230)
