@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.properties import Properties
 
+from treadctl.core.sample_grid import SampleGrid
 from treadctl.core.state import Event, Snapshot
 from treadctl.mqtt.throttle import LogThrottle
 from treadctl.mqtt.topics import Topics
@@ -52,19 +53,18 @@ class Outbox:
         self.wall = wall
         self.throttle = throttle
         self.snapshot: Snapshot | None = None  # the newest, for telemetry and the state
-        self._telemetry_period = 1.0 / telemetry_rate_hz
+        self._telemetry = SampleGrid(telemetry_rate_hz)  # on the event loop's clock
         self._queue: collections.deque[Outgoing] = collections.deque(maxlen=OUTBOX_SIZE)
         self._queue_ready = asyncio.Event()
         self._state_body: dict[str, object] | None = None
         self._state_payload: bytes | None = None
         self._state_ready = asyncio.Event()
-        self._telemetry_due = float("-inf")  # on the event loop's clock
         self._loop_time: Callable[[], float] = time.monotonic  # the sender's loop.time once it runs
         self._telemetry_ready = asyncio.Event()
 
     def set_telemetry_rate(self, rate_hz: float) -> None:
         """Takes effect from the next sample."""
-        self._telemetry_period = 1.0 / rate_hz
+        self._telemetry.set_rate(rate_hz)
 
     def queue(self, item: Outgoing) -> None:
         if len(self._queue) == self._queue.maxlen:
@@ -79,8 +79,8 @@ class Outbox:
     def state(self, snap: Snapshot, selected_program: str | None) -> None:
         """The retained state from now on; sent only if it differs from the last one."""
         self.snapshot = snap
-        if self._loop_time() >= self._telemetry_due - self._telemetry_period / 4:
-            self._telemetry_ready.set()  # ticks jitter: a quarter of a period early is on time
+        if self._telemetry.is_due(self._loop_time()):
+            self._telemetry_ready.set()
         body = snap.state_dict() | {"selected_program": selected_program}
         if body != self._state_body:  # compared before encoding: most ticks change nothing
             self._state_body = body
@@ -132,19 +132,15 @@ class Outbox:
         loop = asyncio.get_running_loop()
         self._loop_time = loop.time
         while True:
-            period = self._telemetry_period
+            grid = self._telemetry
             try:
-                async with asyncio.timeout_at(max(self._telemetry_due, loop.time()) + period / 2):
+                async with asyncio.timeout_at(max(grid.due, loop.time()) + grid.period_s / 2):
                     await self._telemetry_ready.wait()
             except TimeoutError:
                 pass
             self._telemetry_ready.clear()
-            now = loop.time()
-            if now < self._telemetry_due - period / 4:
+            if not grid.take(loop.time()):
                 continue  # set by a tick while the last sample was being sent
-            # On a grid of one period; after a gap (a stalled loop) re-anchored: skip, no burst.
-            late = now - self._telemetry_due
-            self._telemetry_due = (self._telemetry_due if late <= period else now) + period
             snap = self.snapshot
             if snap is not None:
                 body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}

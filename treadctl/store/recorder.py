@@ -17,6 +17,7 @@ import structlog
 from treadctl.core.clock import Clock
 from treadctl.core.events import PhaseStarted, SessionFinished, SessionStarted
 from treadctl.core.program import Plan
+from treadctl.core.sample_grid import SampleGrid
 from treadctl.core.state import Event, Snapshot
 from treadctl.store.model import sample_from_snapshot
 from treadctl.store.writer import SessionStore
@@ -39,11 +40,10 @@ class SessionRecorder:
         self.device_id = device_id
         self.driver = driver
         self.plan_of = plan_of
-        self.period_s = 1.0 / rate_hz
+        self.grid = SampleGrid(rate_hz)
         self.clock = clock
         self._latest: Snapshot | None = None
         self._recorded_ts: float | None = None
-        self._due = float("-inf")  # when the next sample is due (clock time)
 
     def on_controller(self, item: Snapshot | Event) -> None:
         match item:
@@ -97,15 +97,9 @@ class SessionRecorder:
         self.store.sample(snap.session_id, sample_from_snapshot(snap))
 
     def _sample(self) -> None:
-        """Record the latest snapshot if a sample is due. Samples keep to a grid of one period,
-        a quarter of it early at most (the ticks jitter), re-anchored after a gap."""
-        period = self.period_s
-        now = self.clock()
-        late = now - self._due
-        if late < -period / 4:
-            return
-        self._due = (self._due if late <= period else now) + period
-        self._record()
+        """Record the latest snapshot if a sample is due (core/sample_grid.py)."""
+        if self.grid.take(self.clock()):
+            self._record()
 
     def set_rate(self, rate_hz: float) -> None:
-        self.period_s = 1.0 / rate_hz
+        self.grid.set_rate(rate_hz)
