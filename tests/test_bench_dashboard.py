@@ -6,44 +6,32 @@ the machine and its load; docs/performance.md has them), only that each path was
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_process import run_bench
 
 from treadctl.sim.brokers import NEEDS_MOSQUITTO, find_mosquitto
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def run_bench(script: str, args: list[str], tmp_path: Path, timeout: float) -> dict[str, Any]:
+def measure(script: str, args: list[str], tmp_path: Path, timeout: float) -> dict[str, Any]:
     if find_mosquitto() is None:
         pytest.skip(NEEDS_MOSQUITTO)
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt install chromium; CI installs it)")
     out = tmp_path / "figures.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
-        cwd=ROOT,
-        env=os.environ | {"TMPDIR": str(tmp_path)},  # its working directory, removed by pytest
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "written:" in done.stdout
+    stdout = run_bench(script, [*args, "--json", str(out)], tmp_path, timeout)
+    assert "written:" in stdout
     figures: dict[str, Any] = json.loads(out.read_text())
     return figures
 
 
 @pytest.mark.timeout(150)
 def test_the_dashboard_estop_bench_measures_both_paths(tmp_path: Path) -> None:
-    figures = run_bench("dashboard_estop.py", ["--trials", "2"], tmp_path, 140)
+    figures = measure("dashboard_estop.py", ["--trials", "2"], tmp_path, 140)
     paths = ("mqtt", "page", "page_from_click_event", "tap_to_click_event", "click_event_to_broker")
     for path in paths:
         assert figures[path]["n"] == 2, path
@@ -56,7 +44,7 @@ def test_the_dashboard_estop_bench_measures_both_paths(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_the_dashboard_fleet_bench_measures_frames_lag_and_the_service(tmp_path: Path) -> None:
     args = ["--treadmills", "3", "--rounds", "1", "--window", "2"]
-    figures = run_bench("dashboard_fleet.py", args, tmp_path, 110)
+    figures = measure("dashboard_fleet.py", args, tmp_path, 110)
     for kind in ("quiet", "loaded"):
         assert figures[kind]["frames"]["n"] > 10, kind  # animation frames ran in both windows
         assert figures[kind]["service_rss_mb"] > 10, kind

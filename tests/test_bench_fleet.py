@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -19,27 +18,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from bench_process import BENCH, run_bench
 from paho.mqtt.enums import CallbackAPIVersion
 from waiting import until
 
 from treadctl.sim.brokers import HOST, NEEDS_MOSQUITTO, Broker, find_mosquitto, mosquitto_broker
-
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-
-
-def run(script: str, args: list[str], tmp_path: Path, timeout: float) -> str:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), *args],
-        cwd=ROOT,
-        env=os.environ | {"TMPDIR": str(tmp_path)},  # its working directory, removed by pytest
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done.stdout
 
 
 @pytest.fixture
@@ -59,7 +42,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
     args = ["--daemons=auto", "--max-daemons=2", "--step=1", "--ramp-window=1", "--ramp-ticks=0"]
     args += ["--tick-late-ms=5000", "--poll-span-ms=5000"]
     args += ["--sizes=4", "--trials=2", "--window=2", f"--json={out}"]
-    stdout = run("fleet.py", args, tmp_path, 230)
+    stdout = run_bench("fleet.py", args, tmp_path, 230)
     assert "written:" in stdout
     figures: dict[str, Any] = json.loads(out.read_text())
     assert figures["real_daemons"] == 2
@@ -84,7 +67,7 @@ def test_the_fleet_bench_ramps_then_measures_each_size(tmp_path: Path) -> None:
     estop = tmp_path / "estop.json"
     trials = [{"treadctl_s": 0.001 * (1 + i % 3), "baseline_s": 0.0008} for i in range(10)]
     estop.write_text(json.dumps({"trials": trials}))
-    stdout = run(
+    stdout = run_bench(
         "charts.py", [f"--fleet={out}", f"--estop={estop}", f"--out={charts}"], tmp_path, 60
     )
     for name in ("fleet-estop.png", "fleet-estop-distribution.png", "estop-distribution.png"):
