@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypedDict, TypeVar, Unpack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Generic, TypedDict, TypeVar, Unpack
 
 import structlog
 
@@ -121,25 +121,76 @@ class Session:
         with self._translated():
             return await self._exchange(request, parse, moves=moves)
 
-    async def _exchange(self, request: bytes, parse: Parser[T], *, moves: bool) -> T:
+    async def exchange_all(
+        self,
+        steps: Sequence[tuple[bytes, Parser[T]]],
+        *,
+        refused: Callable[[T], bool] = lambda _answer: False,
+    ) -> list[T]:
+        """Read-only requests in order, each written once the answer before it is complete,
+        within the caller's turn; stops after an answer `refused` says is a refusal.
+
+        The same exchanges as `exchange` one after the other (one request in flight, each its
+        own timeout, the same misses and retries), run in the link's reader callback: an answer
+        completes and the next request goes out in the same turn of the event loop, and the
+        task wakes once for the run instead of once per answer (decisions §30). A request
+        without a valid answer is tried again, and the rest read, the ordinary way."""
+        if not self.lock.locked():
+            raise RuntimeError("Session.exchange_all outside a turn")  # pragma: no cover
+        with self._translated():
+            self._discard_stale()
+            chain = _Chain(self, steps, refused)
+            self.link.route(chain)
+            try:
+                chain.send()
+                await chain.finished
+            finally:
+                self.link.route(None)
+                chain.close()
+            answers = chain.answers
+            if chain.error is None:
+                return answers
+            if isinstance(chain.error, serial.LinkLost):
+                raise chain.error
+            request, parse = steps[len(answers)]
+            await self._after_miss(request, chain.error, last=self.retries == 0)
+            answers.append(await self._exchange(request, parse, moves=False, first=1))
+            for request, parse in steps[len(answers) :]:
+                if refused(answers[-1]):
+                    break
+                answers.append(await self._exchange(request, parse, moves=False))
+            return answers
+
+    def _discard_stale(self) -> None:
         stale = self.link.discard_input()
         if stale:
             log.debug("discarded stale input", driver=self.name, data=stale.hex(" "))
-        for attempt in range(self.retries + 1):
+
+    async def _exchange(
+        self, request: bytes, parse: Parser[T], *, moves: bool, first: int = 0
+    ) -> T:
+        """`first`: the attempts already made (exchange_all's chained one)."""
+        if first == 0:
+            self._discard_stale()
+        for attempt in range(first, self.retries + 1):
             self.check_halted(moves=moves)  # an e-stop written meanwhile (before a retry)
             self.link.write(request)
             try:
                 answer = await self._await(request, parse)
             except (TimedOut, CodecError) as exc:
-                self._missed(request, exc)
-                if attempt == self.retries:
-                    raise
-                await asyncio.sleep(0.02)  # let the rest of a noise burst arrive, then drop it
-                self.link.discard_input()
+                await self._after_miss(request, exc, last=attempt == self.retries)
                 continue
             self._answered()
             return answer
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _after_miss(self, request: bytes, exc: DriverError, *, last: bool) -> None:
+        """Count the miss (LinkLost at max_misses); the last try's error is raised."""
+        self._missed(request, exc)
+        if last:
+            raise exc
+        await asyncio.sleep(0.02)  # let the rest of a noise burst arrive, then drop it
+        self.link.discard_input()
 
     def _missed(self, request: bytes, exc: DriverError) -> None:
         now = asyncio.get_running_loop().time()
@@ -173,6 +224,18 @@ class Session:
         deadline = loop.time() + self.response_timeout_s
         buf = bytearray()
         while True:
+            answer = self._take(buf, parse)
+            if answer is not None:
+                return answer
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._timed_out(request, buf)
+            buf += await self.link.read(remaining)
+
+    def _take(self, buf: bytearray, parse: Parser[T]) -> T | None:
+        """The answer at the start of `buf`, stray answers before it dropped; None: more
+        bytes needed. Bytes after the answer are logged and left (the caller drops them)."""
+        while True:
             try:
                 answer, used = parse(bytes(buf))
             except CodecError as exc:
@@ -181,17 +244,15 @@ class Session:
                 log.debug("stray answer skipped", driver=self.name, data=bytes(buf[:used]).hex(" "))
                 del buf[:used]
                 continue
-            if answer is not None:
-                if used < len(buf):
-                    log.debug("extra bytes after answer", data=bytes(buf[used:]).hex(" "))
-                return answer
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimedOut(
-                    f"{self.name}: no complete answer to {request.hex(' ')} within "
-                    f"{self.response_timeout_s} s (received {bytes(buf).hex(' ') or 'nothing'})"
-                )
-            buf += await self.link.read(remaining)
+            if answer is not None and used < len(buf):
+                log.debug("extra bytes after answer", data=bytes(buf[used:]).hex(" "))
+            return answer
+
+    def _timed_out(self, request: bytes, buf: bytearray) -> TimedOut:
+        return TimedOut(
+            f"{self.name}: no complete answer to {request.hex(' ')} within "
+            f"{self.response_timeout_s} s (received {bytes(buf).hex(' ') or 'nothing'})"
+        )
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
@@ -202,3 +263,75 @@ class Session:
             if isinstance(exc, LinkLost):
                 raise
             raise LinkLost(str(exc)) from exc
+
+
+class _Chain(Generic[T]):
+    """exchange_all's requests, run from the link's reader callback (a serial.Receiver)."""
+
+    def __init__(
+        self,
+        session: Session,
+        steps: Sequence[tuple[bytes, Parser[T]]],
+        refused: Callable[[T], bool],
+    ) -> None:
+        self.session = session
+        self.steps = steps
+        self.refused = refused
+        self.loop = asyncio.get_running_loop()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.answers: list[T] = []
+        # The first request that failed, or the link's loss; the task handles it.
+        self.error: DriverError | serial.LinkLost | None = None
+        self._buf = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def send(self) -> None:
+        """The next request on the wire, its own timeout started."""
+        request = self.steps[len(self.answers)][0]
+        self.session.link.write(request)
+        timeout = self.session.response_timeout_s
+        self._timer = self.loop.call_at(self.loop.time() + timeout, self._timeout)
+
+    def received(self, data: bytes) -> None:
+        if self.finished.done():
+            return  # after the run, before the task took the link back: late, dropped as stale
+        self._buf += data
+        try:
+            answer = self.session._take(self._buf, self.steps[len(self.answers)][1])  # noqa: SLF001
+        except CodecError as exc:
+            self._fail(exc)
+            return
+        if answer is None:
+            return
+        self._cancel_timer()
+        self._buf.clear()  # bytes after the answer: no request of ours asked for them
+        self.answers.append(answer)
+        self.session._answered()  # noqa: SLF001
+        if len(self.answers) == len(self.steps) or self.refused(answer):
+            self.finished.set_result(None)
+            return
+        try:
+            self.send()
+        except serial.LinkLost as exc:
+            self._fail(exc)
+
+    def ended(self) -> None:
+        self._fail(self.session.link.lost() or serial.LinkLost("serial link closed"))
+
+    def close(self) -> None:
+        self._cancel_timer()
+
+    def _timeout(self) -> None:
+        request = self.steps[len(self.answers)][0]
+        self._fail(self.session._timed_out(request, self._buf))  # noqa: SLF001
+
+    def _fail(self, error: DriverError | serial.LinkLost) -> None:
+        self._cancel_timer()
+        if not self.finished.done():
+            self.error = error
+            self.finished.set_result(None)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

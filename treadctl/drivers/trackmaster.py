@@ -147,9 +147,12 @@ class TrackmasterDriver(Driver):
 
     async def read_status(self) -> DeviceStatus:
         async with self._session.turn():
-            state = await self._exchange(bytes([codec.Op.GET_STATE]))
-            speed = await self._exchange(bytes([codec.Op.GET_SPEED]))
-            elevation = await self._exchange(bytes([codec.Op.GET_ELEVATION]))
+            answers: list[codec.Response] = await self._session.exchange_all(
+                _STATUS_READS, refused=_is_refusal
+            )
+        for (request, _), answer in zip(_STATUS_READS, answers, strict=False):
+            self._refusal(request, answer)
+        state, speed, elevation = answers
         if not isinstance(state, codec.StateReply):
             raise CodecError(f"C0 answered with {state}")
         if not isinstance(speed, codec.ValueReply) or not isinstance(elevation, codec.ValueReply):
@@ -197,10 +200,14 @@ class TrackmasterDriver(Driver):
         response: codec.Response = await self._session.exchange(
             request, _parser(request[0]), moves=moves
         )
+        self._refusal(request, response)
+        return response
+
+    def _refusal(self, request: bytes, response: codec.Response) -> None:
+        """A BE/BF/BD answer raised as Rejected."""
         if isinstance(response, codec.ErrorReply):
             code, text = _REJECTION[response.code]
             raise Rejected(f"{self.name} refused {request.hex(' ')}: {text}", code=code)
-        return response
 
 
 def _parser(op: int) -> Parser[codec.Response]:
@@ -212,6 +219,17 @@ def _parser(op: int) -> Parser[codec.Response]:
         return codec.parse_response(op, buf)
 
     return parse
+
+
+def _is_refusal(response: codec.Response) -> bool:
+    return isinstance(response, codec.ErrorReply)
+
+
+# The status poll: belt state, measured speed, measured elevation (each request a single byte).
+_STATUS_READS: tuple[tuple[bytes, Parser[codec.Response]], ...] = tuple(
+    (bytes([op]), _parser(op))
+    for op in (codec.Op.GET_STATE, codec.Op.GET_SPEED, codec.Op.GET_ELEVATION)
+)
 
 
 def _checked_belt_states(states: Mapping[int, bool]) -> dict[int, bool]:

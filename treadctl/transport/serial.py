@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import serial
 import serial_asyncio_fast
@@ -32,11 +32,21 @@ class SerialSettings:
     stopbits: float = 1
 
 
+class Receiver(Protocol):
+    """Takes a link's bytes as the event loop reads them, for a while (SerialLink.route)."""
+
+    def received(self, data: bytes) -> None: ...
+
+    def ended(self) -> None:
+        """The port is gone; SerialLink.lost() says why."""
+
+
 class _LinkProtocol(asyncio.Protocol):
     """Collects received bytes; remembers how the connection ended."""
 
     def __init__(self, on_data: Callable[[bytes], None] | None = None) -> None:
         self.on_data = on_data  # called as bytes arrive, instead of buffering them
+        self.receiver: Receiver | None = None
         self.buffer = bytearray()
         self.changed = asyncio.Event()
         self.ended: str | None = None
@@ -47,12 +57,17 @@ class _LinkProtocol(asyncio.Protocol):
         if self.on_data is not None:
             self.on_data(data)
             return
+        if self.receiver is not None:
+            self.receiver.received(data)
+            return
         self.buffer.extend(data)
         self.changed.set()
 
     def eof_received(self) -> bool:
         self.ended = "end of file (device unplugged or port closed)"
         self.changed.set()
+        if self.receiver is not None:
+            self.receiver.ended()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -61,6 +76,8 @@ class _LinkProtocol(asyncio.Protocol):
             self.cause = exc
         self.changed.set()
         self.closed.set()
+        if self.receiver is not None:
+            self.receiver.ended()
 
 
 class SerialLink:
@@ -98,6 +115,16 @@ class SerialLink:
     @property
     def is_open(self) -> bool:
         return self._transport is not None and self._check() is None
+
+    def lost(self) -> LinkLost | None:
+        """Why the port is gone, or None while it is open."""
+        return self._check()
+
+    def route(self, receiver: Receiver | None) -> None:
+        """Hand bytes to `receiver` as the loop reads them, instead of buffering them for
+        `read()`; None buffers them again. For exchanges run inside the reader's callback,
+        which save the event loop a turn and a task wake-up per answer (decisions §30)."""
+        self._protocol.receiver = receiver
 
     def _check(self) -> LinkLost | None:
         if self._lost is None and self._protocol.ended is not None:
