@@ -35,6 +35,7 @@ from treadctl.mqtt.connection import (
 )
 from treadctl.mqtt.outbox import OUTBOX_SIZE
 from treadctl.mqtt.socket_reads import take_over_reads
+from treadctl.mqtt.socket_writes import take_over_writes
 from treadctl.mqtt.throttle import LogThrottle
 from treadctl.mqtt.topics import Topics
 from treadctl.tasks import cancel_and_wait, checked, checkpoint
@@ -178,6 +179,7 @@ class ConnectionLoop:
         try:
             checkpoint()  # CONNACK was awaited with 3.11's wait_for
             take_over_reads(client)  # a backlog read at once, ACKs not delayed
+            take_over_writes(client)  # a packet sent as it is queued
             await self._announce(client)
             await self._serve(client)
         except asyncio.CancelledError:
