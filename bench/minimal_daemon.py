@@ -1,9 +1,9 @@
 """The CPU baseline: the least a daemon can do for the same work as treadctl's at a steady belt.
-pyserial polls the Woodway every 100 ms with treadctl's three requests (C0, C1, C2: the same
-bytes, the same answers read); paho-mqtt publishes the retained state (QoS 1) when the reading
-changes and the telemetry (QoS 0, the contract's fields) at RATE_HZ. It starts the belt once as
-treadctl's driver does (A3 speed, A0 start with the watchdog), at 1.0 km/h backward. Run by
-bench/resources.py as
+pyserial polls the Woodway every 100 ms with treadctl's requests (C0 and C1 at every poll, C2
+once a second, as treadctl reads a still elevation: the same bytes, the same answers read);
+paho-mqtt publishes the retained state (QoS 1) when the reading changes and the telemetry (QoS
+0, the contract's fields) at RATE_HZ. It starts the belt once as treadctl's driver does (A3
+speed, A0 start with the watchdog), at 1.0 km/h backward. Run by bench/resources.py as
     python bench/minimal_daemon.py HOST PORT DEVICE SERIAL_PORT RATE_HZ
 """
 
@@ -35,11 +35,16 @@ ask(b"\xa0", 1)
 state, distance_m, t0 = b"", 0.0, time.monotonic()
 next_poll = next_telemetry = last = t0
 speed_kmh, belt, incline_pct = 0.0, "forward", 0.0
+polls, elevation = 0, b""
 while True:
     now = time.monotonic()
     if now >= next_poll:
         next_poll += 0.1
-        reading = ask(b"\xc0", 2) + ask(b"\xc1", 5) + ask(b"\xc2", 5)
+        reading = ask(b"\xc0", 2) + ask(b"\xc1", 5)
+        if polls % 10 == 0:
+            elevation = ask(b"\xc2", 5)
+        polls += 1
+        reading += elevation
         speed_kmh = int(reading[4:7]) / 10 * 1.609344
         belt = "reverse" if reading[3:4] == b"3" else "forward"
         incline_pct = int(reading[8:12]) / 10

@@ -1,11 +1,13 @@
-"""The CPU of the status poll alone: treadctl's driver against the same three exchanges done
-bare, in one process, at the daemon's 10 Hz.
+"""The CPU of the status poll alone: treadctl's driver against the same exchanges done bare, in
+one process, at the daemon's 10 Hz.
 
 Run: uv run python bench/poll_cost.py [--seconds 10] [--rounds 3] [--json PATH]
 
 Each variant polls its own simulated Woodway (bench/benchkit.py's ThreadedTreadmill: a thread
-answers on a pty, so its work is not counted) with C0, C1, C2 every 100 ms; the figure is the
-main thread's CPU (`time.thread_time`) over the window, per poll and as % of a core:
+answers on a pty, so its work is not counted) every 100 ms with C0 and C1, and C2 at one poll
+in ten (the driver reads a still elevation once a second: treadctl/drivers/elevation_reads.py);
+the figure is the main thread's CPU (`time.thread_time`) over the window, per poll and as % of
+a core:
 
 - **driver**: `WoodwayDriver.read_status()` (session, turn, transport on pyserial-asyncio-fast),
   the daemon's logging configured as `treadctl run` does (INFO);
@@ -35,6 +37,12 @@ from treadctl.drivers.trackmaster import WoodwayDriver
 
 PERIOD_S = 0.1
 ANSWERS = ((b"\xc0", 2), (b"\xc1", 5), (b"\xc2", 5))  # request, answer length
+ELEVATION_EVERY = 10  # polls
+
+
+def requests(poll: int) -> tuple[tuple[bytes, int], ...]:
+    """The requests of the `poll`th poll, as the driver makes them with the elevation still."""
+    return ANSWERS if poll % ELEVATION_EVERY == 0 else ANSWERS[:2]
 
 
 async def _paced(poll: Callable[[], Awaitable[object]], seconds: float) -> float:
@@ -73,8 +81,12 @@ async def bare(path: str, seconds: float) -> float:
         if waiter and not waiter[0].done():
             waiter[0].set_result(None)
 
+    count = 0
+
     async def poll() -> None:
-        for request, size in ANSWERS:
+        nonlocal count
+        count += 1
+        for request, size in requests(count):
             received.clear()
             os.write(fd, request)
             while len(received) < size:
@@ -92,8 +104,8 @@ async def bare(path: str, seconds: float) -> float:
 def blocking(path: str, seconds: float) -> float:
     port = serial.Serial(path, 4800, timeout=1.0)
     try:
-        for _ in range(10):
-            for request, size in ANSWERS:
+        for i in range(10):
+            for request, size in requests(i):
                 port.write(request)
                 port.read(size)
         cpu0, t0 = time.thread_time(), time.monotonic()
@@ -101,7 +113,7 @@ def blocking(path: str, seconds: float) -> float:
         while time.monotonic() - t0 < seconds:
             due += PERIOD_S
             time.sleep(max(0.0, due - time.monotonic()))
-            for request, size in ANSWERS:
+            for request, size in requests(polls):
                 port.write(request)
                 port.read(size)
             polls += 1

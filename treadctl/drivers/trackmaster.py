@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from typing import ClassVar, Unpack
 
@@ -19,6 +20,7 @@ from treadctl.core import units
 from treadctl.core.device import BeltDirection, Capabilities, DeviceStatus, with_min_speed
 from treadctl.drivers import trackmaster_codec as codec
 from treadctl.drivers.base import Driver
+from treadctl.drivers.elevation_reads import ElevationReads
 from treadctl.drivers.errors import CodecError, Rejected
 from treadctl.drivers.session import Parser, Session, SessionOptions
 from treadctl.transport.serial import SerialSettings
@@ -84,11 +86,13 @@ class TrackmasterDriver(Driver):
             **session,
         )
         self._started = False
+        self._elevation = ElevationReads()
         self.last_status: DeviceStatus | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def open(self) -> None:
+        self._elevation = ElevationReads()  # it may have moved while the link was down
         await self._session.open(lambda: self._command(codec.Op.STOP))
         log.info("treadmill connected, belt stopped", driver=self.name, port=self.port)
 
@@ -106,6 +110,7 @@ class TrackmasterDriver(Driver):
 
     async def stop(self) -> None:
         self._started = False
+        self._elevation.commanded(time.monotonic())  # auto stop lowers it to the minimum
         await self._command(codec.Op.AUTO_STOP)
 
     def stop_now(self) -> None:
@@ -113,6 +118,7 @@ class TrackmasterDriver(Driver):
         self.halted = True
         # On the wire now, ahead of the lock: a command in flight must not delay the stop.
         self._session.write_now(bytes([codec.Op.STOP]))
+        self._elevation.commanded(time.monotonic())
         log.info("emergency stop sent", driver=self.name)  # the owner logs why, as a warning
 
     async def emergency_stop(self) -> None:
@@ -142,28 +148,39 @@ class TrackmasterDriver(Driver):
                 requested_pct=incline_pct,
                 commanded_pct=tenths / 10,
             )
+        self._elevation.commanded(time.monotonic())
         await self._command(codec.Op.SET_ELEVATION, codec.encode_elevation_field(tenths))
         return tenths / 10
 
     async def read_status(self) -> DeviceStatus:
+        now = time.monotonic()
+        reads = _STATUS_READS if self._elevation.due(now) else _STATUS_READS[:2]
         async with self._session.turn():
             answers: list[codec.Response] = await self._session.exchange_all(
-                _STATUS_READS, refused=_is_refusal
+                reads, refused=_is_refusal
             )
-        for (request, _), answer in zip(_STATUS_READS, answers, strict=False):
+        for (request, _), answer in zip(reads, answers, strict=False):
             self._refusal(request, answer)
-        state, speed, elevation = answers
+        state, speed = answers[:2]
         if not isinstance(state, codec.StateReply):
             raise CodecError(f"C0 answered with {state}")
-        if not isinstance(speed, codec.ValueReply) or not isinstance(elevation, codec.ValueReply):
-            raise CodecError("C1/C2 answered without a value")
+        if not isinstance(speed, codec.ValueReply):
+            raise CodecError("C1 answered without a value")
+        if len(answers) == 3:
+            if not isinstance(elevation := answers[2], codec.ValueReply):
+                raise CodecError("C2 answered without a value")
+            incline_pct = codec.decode_digits(elevation.field) / 10
+            self._elevation.read(incline_pct, now)
+        else:  # still since it was last read, under a second ago (elevation_reads.py)
+            assert self.last_status is not None
+            incline_pct = self.last_status.incline_pct
         tenths_mph, reverse = codec.decode_speed_field(speed.field, self.dialect)
         running = self._running(state.byte)
         status = DeviceStatus(
             running=running,
             belt=BeltDirection.REVERSE if reverse else BeltDirection.FORWARD,
             speed_kmh=units.tenths_mph_to_kmh(tenths_mph),
-            incline_pct=codec.decode_digits(elevation.field) / 10,
+            incline_pct=incline_pct,
             watchdog_armed=state.state is codec.BeltState.RUNNING_WATCHDOG,
             safety_stop=self._started and not running,
         )
