@@ -28,7 +28,7 @@ class ElevationReads:
         return self._moving or now < self._watch_until or now >= self._next
 
     def commanded(self, now: float) -> None:
-        """A command that may move the elevation (set, start, stop) has gone out."""
+        """A command that may move the elevation (set, auto stop, e-stop) has gone out."""
         self._watch_until = now + self.settle_s
 
     def read(self, value: float, now: float) -> None:

@@ -294,7 +294,7 @@ class _Chain(Generic[T]):
 
     def received(self, data: bytes) -> None:
         if self.finished.done():
-            return  # after the run, before the task took the link back: late, dropped as stale
+            return  # after the run, before the task took the link back: late, dropped
         self._buf += data
         try:
             answer = self.session._take(self._buf, self.steps[len(self.answers)][1])  # noqa: SLF001
