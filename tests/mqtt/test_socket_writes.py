@@ -1,6 +1,7 @@
 """The broker socket as the daemon writes it (treadctl/mqtt/socket_writes.py): a packet is sent
 as it is queued, without a writer registered on the event loop; what the socket cannot take at
-once still goes out whole and in order, through a writer."""
+once still goes out whole and in order, through a writer; a publish made inside one of paho's
+callbacks goes out through a writer too (writing there would deadlock on paho's lock)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 import pytest
 
 from mqtt.brokers import Broker
-from treadctl.mqtt.socket_writes import take_over_writes
+from treadctl.mqtt.socket_writes import qos0_publisher, take_over_writes
 
 
 class Writers:
@@ -90,3 +92,28 @@ async def test_what_the_socket_cannot_take_goes_out_whole_and_in_order(
     assert await received(receiver, 4) == [*big, b"after"]
     await sender.publish("writes/later", b"still", qos=0)  # and writing at once again after
     assert await received(receiver, 1) == [b"still"]
+
+
+async def test_a_publish_inside_a_paho_callback_goes_out_through_a_writer(
+    clients: tuple[aiomqtt.Client, aiomqtt.Client],
+) -> None:
+    """The controller's snapshot after an MQTT e-stop is taken inside paho's message callback,
+    and the telemetry it may carry is published there (mqtt/outbox.py)."""
+    sender, receiver = clients
+    take_over_writes(sender)
+    publish = qos0_publisher(sender)
+    echoed: list[paho.MQTTMessageInfo] = []
+
+    def echo(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        echoed.append(publish("writes/pong", bytes(message.payload)))
+
+    await sender.subscribe("ping", qos=0)
+    sender._client.message_callback_add("ping", echo)
+    writers = Writers(asyncio.get_running_loop(), sender)
+    await receiver.publish("ping", b"1", qos=0)
+    assert await received(receiver, 1) == [b"1"]
+    assert writers.added == 1  # deferred to the loop, not written under paho's lock
+    assert echoed[0].is_published()
+    publish("writes/after", b"2")  # outside a callback: at once again
+    assert await received(receiver, 1) == [b"2"]
+    assert writers.added == 1

@@ -93,6 +93,9 @@ class GatedSnapshot(Snapshot):
         held = None if self.awaiting is None else self.awaiting.as_dict()
         return Snapshot.state_dict(self) | {"awaiting": held}
 
+    def state_key(self) -> tuple[object, ...]:
+        return (*Snapshot.state_key(self), self.awaiting)
+
     @classmethod
     def of(cls, snap: Snapshot, awaiting: Awaiting | None) -> GatedSnapshot:
         return cls(**{name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}, awaiting=awaiting)

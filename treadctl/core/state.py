@@ -90,6 +90,21 @@ class Snapshot:
             "estop_inputs": {i.name: i.as_dict() for i in self.estop_inputs},
         }
 
+    def state_key(self) -> tuple[object, ...]:
+        """What `state_dict` is made of, unrounded: a tick that changed none of it changed no
+        payload, and needs none built to compare (most ticks: mqtt/outbox.py)."""
+        return (
+            self.mode,
+            self.program,
+            self.person,
+            self.phase,
+            self.session_id,
+            self.target,
+            self.actual,
+            self.fault,
+            self.estop_inputs,
+        )
+
     def telemetry_dict(self) -> dict[str, Any]:
         """The `telemetry` payload."""
         return {

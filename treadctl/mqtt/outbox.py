@@ -5,9 +5,12 @@ OUTBOX_SIZE the oldest is dropped, with a warning); the retained state is only e
 sent when it changed; telemetry goes out at a fixed rate from the newest snapshot and skips
 rather than bursts after a stall. What a lost connection left queued goes out after the reconnect.
 
-Telemetry rides on the controller's ticks: a sample is sent when a snapshot arrives and one is
-due, so it costs no wake-up of its own (docs/performance.md, "CPU"); a timer sends it anyway
-when no tick came half a period after it was due (a rate above the poll rate, a stalled tick).
+Telemetry rides on the controller's ticks: a sample is published in the tick that brings a
+snapshot when one is due, straight through paho at QoS 0 (the packet is on the socket when the
+call returns: socket_writes.py), so it costs no wake-up and no task of its own
+(docs/performance.md, "CPU"). A timer sends it anyway when no tick came half a period after it
+was due (a rate above the poll rate, a stalled tick). While the socket has not taken the last
+sample, the next is skipped rather than queued behind it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
+import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
 
 from treadctl.core.sample_grid import SampleGrid
 from treadctl.core.state import Event, Snapshot
+from treadctl.mqtt.socket_writes import qos0_publisher
 from treadctl.mqtt.throttle import LogThrottle
 from treadctl.mqtt.topics import Topics
 from treadctl.tasks import checked, checkpoint
@@ -56,11 +61,15 @@ class Outbox:
         self._telemetry = SampleGrid(telemetry_rate_hz)  # on the event loop's clock
         self._queue: collections.deque[Outgoing] = collections.deque(maxlen=OUTBOX_SIZE)
         self._queue_ready = asyncio.Event()
+        self._state_key: tuple[object, ...] | None = None
         self._state_body: dict[str, object] | None = None
         self._state_payload: bytes | None = None
         self._state_ready = asyncio.Event()
-        self._loop_time: Callable[[], float] = time.monotonic  # the sender's loop.time once it runs
-        self._telemetry_ready = asyncio.Event()
+        # While a connection's telemetry sender runs: paho's publish, the last sample's receipt
+        # (until the socket took it) and the timer that stands in for a missing tick.
+        self._publish: Callable[[str, bytes], paho.MQTTMessageInfo] | None = None
+        self._last_sample: paho.MQTTMessageInfo | None = None
+        self._late: asyncio.TimerHandle | None = None
 
     def set_telemetry_rate(self, rate_hz: float) -> None:
         """Takes effect from the next sample."""
@@ -79,13 +88,16 @@ class Outbox:
     def state(self, snap: Snapshot, selected_program: str | None) -> None:
         """The retained state from now on; sent only if it differs from the last one."""
         self.snapshot = snap
-        if self._telemetry.is_due(self._loop_time()):
-            self._telemetry_ready.set()
-        body = snap.state_dict() | {"selected_program": selected_program}
-        if body != self._state_body:  # compared before encoding: most ticks change nothing
-            self._state_body = body
-            self._state_payload = json.dumps(body).encode()
-            self._state_ready.set()
+        key = (snap.state_key(), selected_program)
+        if key != self._state_key:  # most ticks change nothing: no payload built
+            self._state_key = key
+            body = snap.state_dict() | {"selected_program": selected_program}
+            if body != self._state_body:  # rounded, the same payload: not sent again
+                self._state_body = body
+                self._state_payload = json.dumps(body).encode()
+                self._state_ready.set()
+        if self._publish is not None and self._telemetry.is_due(time.monotonic()):
+            self._send_sample()
 
     # --- sending, on one connection ----------------------------------------------------------
 
@@ -129,20 +141,38 @@ class Outbox:
                 await self._publish_state(client, self._state_payload)
 
     async def send_telemetry(self, client: aiomqtt.Client) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop_time = loop.time
-        while True:
-            grid = self._telemetry
-            try:
-                async with asyncio.timeout_at(max(grid.due, loop.time()) + grid.period_s / 2):
-                    await self._telemetry_ready.wait()
-            except TimeoutError:
-                pass
-            self._telemetry_ready.clear()
-            if not grid.take(loop.time()):
-                continue  # set by a tick while the last sample was being sent
-            snap = self.snapshot
-            if snap is not None:
+        """Runs as long as the connection: the ticks and the timer publish meanwhile."""
+        self._last_sample = None  # a sample left in paho's queue by the last connection is gone
+        self._publish = qos0_publisher(client)
+        self._arm_late()
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            self._publish = None
+            if self._late is not None:
+                self._late.cancel()
+                self._late = None
+
+    def _send_sample(self) -> None:
+        """From a tick (a sample is due) or from the timer (none came in time)."""
+        if self._telemetry.take(time.monotonic()) and not self._socket_behind():
+            snap, publish = self.snapshot, self._publish
+            if snap is not None and publish is not None:
                 body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}
-                payload = json.dumps(body).encode()
-                await checked(client.publish(self.topics.telemetry, payload, qos=0))
+                try:
+                    self._last_sample = publish(self.topics.telemetry, json.dumps(body).encode())
+                except ValueError as exc:  # paho's refusal of a packet: nothing was queued
+                    self.throttle.warn("telemetry", "telemetry not sent", error=str(exc))
+        self._arm_late()
+
+    def _socket_behind(self) -> bool:
+        """The last sample is still queued in paho: the socket took nothing since."""
+        last = self._last_sample
+        return last is not None and last.rc == paho.MQTT_ERR_SUCCESS and not last.is_published()
+
+    def _arm_late(self) -> None:
+        """The next sample is sent half a period after it is due if no tick sent it by then."""
+        if self._late is not None:
+            self._late.cancel()
+        loop, grid = asyncio.get_running_loop(), self._telemetry
+        self._late = loop.call_at(max(grid.due, loop.time()) + grid.period_s / 2, self._send_sample)
