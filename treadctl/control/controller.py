@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from typing import NoReturn
@@ -862,5 +863,6 @@ class Controller:
             fault=self.fault,
             heart_rate_bpm=bpm,
             estop_inputs=self._inputs.all(),
+            make=functools.partial(GatedSnapshot, awaiting=self._gate.awaiting()),
         )
-        self._publisher.snapshot(GatedSnapshot.of(snap, self._gate.awaiting()))
+        self._publisher.snapshot(snap)

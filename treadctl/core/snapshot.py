@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from treadctl.core.device import BeltDirection, DeviceStatus, WalkDirection
 from treadctl.core.safety import SpeedCommand
 from treadctl.core.session import TherapySession
@@ -21,13 +23,15 @@ def snapshot_of(
     fault: str | None,
     heart_rate_bpm: int | None,
     estop_inputs: tuple[InputHealth, ...],
+    make: Callable[..., Snapshot] = Snapshot,
 ) -> Snapshot:
-    """`ts` is the wall clock, `now` the monotonic time the session's figures are taken at."""
+    """`ts` is the wall clock, `now` the monotonic time the session's figures are taken at;
+    `make` builds it (a subclass with fields of its own, made in one go)."""
     sp = session.setpoint if session is not None else None
     phase = None
     if sp is not None and session is not None and session.runner is not None:
         phase = sp.step.phase.label if sp.step.phase else sp.step.name
-    return Snapshot(
+    return make(
         ts=ts,
         mode=mode,
         program=session.program if session else None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Generic, TypedDict, TypeVar, Unpack
 
 import structlog
@@ -101,12 +101,9 @@ class Session:
                 raise
             raise LinkLost(str(exc)) from exc
 
-    @contextlib.asynccontextmanager
-    async def turn(self, *, moves: bool = False) -> AsyncIterator[None]:
+    def turn(self, *, moves: bool = False) -> _Turn:
         """Hold the link for a run of exchanges; `moves`: refused while halted."""
-        async with self.lock:
-            self.check_halted(moves=moves)
-            yield
+        return _Turn(self, moves)
 
     def check_halted(self, *, moves: bool = True) -> None:
         if moves and self._halted():
@@ -263,6 +260,28 @@ class Session:
             if isinstance(exc, LinkLost):
                 raise
             raise LinkLost(str(exc)) from exc
+
+
+class _Turn:
+    """Session.turn: a class rather than a generator context manager, as it is entered at every
+    poll (an async generator and its wrapper cost more than the lock)."""
+
+    __slots__ = ("_moves", "_session")
+
+    def __init__(self, session: Session, moves: bool) -> None:
+        self._session = session
+        self._moves = moves
+
+    async def __aenter__(self) -> None:
+        await self._session.lock.acquire()
+        try:
+            self._session.check_halted(moves=self._moves)
+        except BaseException:
+            self._session.lock.release()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._session.lock.release()
 
 
 class _Chain(Generic[T]):
