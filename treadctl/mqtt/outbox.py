@@ -53,12 +53,15 @@ class Outbox:
         telemetry_rate_hz: float,
         wall: Callable[[], float],
         throttle: LogThrottle,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: monotonic, the event loop's (the telemetry's grid and its timer)."""
         self.topics = topics
         self.wall = wall
+        self.clock = clock
         self.throttle = throttle
         self.snapshot: Snapshot | None = None  # the newest, for telemetry and the state
-        self._telemetry = SampleGrid(telemetry_rate_hz)  # on the event loop's clock
+        self._telemetry = SampleGrid(telemetry_rate_hz)
         self._queue: collections.deque[Outgoing] = collections.deque(maxlen=OUTBOX_SIZE)
         self._queue_ready = asyncio.Event()
         self._state_key: tuple[object, ...] | None = None
@@ -96,7 +99,7 @@ class Outbox:
                 self._state_body = body
                 self._state_payload = json.dumps(body).encode()
                 self._state_ready.set()
-        if self._publish is not None and self._telemetry.is_due(time.monotonic()):
+        if self._publish is not None and self._telemetry.is_due(self.clock()):
             self._send_sample()
 
     # --- sending, on one connection ----------------------------------------------------------
@@ -155,7 +158,7 @@ class Outbox:
 
     def _send_sample(self) -> None:
         """From a tick (a sample is due) or from the timer (none came in time)."""
-        if self._telemetry.take(time.monotonic()) and not self._socket_behind():
+        if self._telemetry.take(self.clock()) and not self._socket_behind():
             snap, publish = self.snapshot, self._publish
             if snap is not None and publish is not None:
                 body = snap.telemetry_dict() | {"ts": round(self.wall(), 3)}
@@ -174,5 +177,6 @@ class Outbox:
         """The next sample is sent half a period after it is due if no tick sent it by then."""
         if self._late is not None:
             self._late.cancel()
-        loop, grid = asyncio.get_running_loop(), self._telemetry
-        self._late = loop.call_at(max(grid.due, loop.time()) + grid.period_s / 2, self._send_sample)
+        grid = self._telemetry
+        late_s = max(0.0, grid.due - self.clock()) + grid.period_s / 2
+        self._late = asyncio.get_running_loop().call_later(late_s, self._send_sample)
