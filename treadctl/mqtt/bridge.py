@@ -3,9 +3,9 @@
 It composes the connection loop (connection_loop.py: connect, announce, reconnect, goodbye),
 command decoding (commands.py, requests.py), the outbox (outbox.py) and, given one, the sender of
 session records to the clinic service (records.py), and talks to the controller only through
-ControllerPort (port.py). A message on `…/cmd/estop` never waits: it is
-recognised as paho hands it over, before it reaches the message queue, and the stop is on the
-serial port before the next MQTT packet is read.
+ControllerPort (port.py). A message on `…/cmd/estop` never waits: paho hands it over from its
+socket read (connection_loop.py), before any message queue, and the stop is on the serial port
+before the next MQTT packet is read.
 """
 
 from __future__ import annotations
@@ -170,18 +170,14 @@ class MqttBridge:
         elif self._records is not None and self._records.handles(topic):
             self._records.on_message(topic, payload)
 
-    def _on_estop_message(self, message: aiomqtt.Message) -> None:
+    def _on_estop_message(self, payload: bytes, props: Properties | None) -> None:
         # Whatever the payload: stop first, read it afterwards.
         task = self.controller.emergency_stop_now(EStopCause.COMMAND, "MQTT cmd/estop")
         try:
-            self._answer_estop_later(task, message)
+            request_id = requests.peek_id(payload)
+            self._spawn(self._answer_estop(task, request_id, props), "treadctl.mqtt.estop")
         except Exception:  # raised in paho's socket callback it would drop the connection
             log.exception("e-stop response failed (the belt was stopped)")
-
-    def _answer_estop_later(self, task: asyncio.Task[None], message: aiomqtt.Message) -> None:
-        payload = as_bytes(message.payload)
-        request_id = requests.peek_id(payload)
-        self._spawn(self._answer_estop(task, request_id, message.properties), "treadctl.mqtt.estop")
 
     async def _answer_estop(
         self, task: asyncio.Task[None], request_id: RequestId, props: Properties | None

@@ -2,10 +2,10 @@
 
 After each connect it subscribes, publishes `online`, then lets its owner add what a new
 connection owes (discovery, the state) and runs the owner's workers until one fails (the
-connection lost). A message on `…/cmd/estop` never waits: it is handed to `on_estop` as paho
-hands it over, before it reaches the message queue, and paho is handed everything the socket
-holds at each wake-up (socket_reads.py), so an e-stop behind a flood of commands is not read
-one loop iteration per message ahead of it.
+connection lost). A message on `…/cmd/estop` never waits: paho's message callback hands it to
+`on_estop`, before aiomqtt makes a message of it or queues it, and paho is handed
+everything the socket holds at each wake-up (socket_reads.py), so an e-stop behind a flood of
+commands is not read one loop iteration per message ahead of it.
 
 Shutdown is cancellation, and it must end the loop whatever the broker does: aiomqtt waits for
 the broker's acknowledgements with Python 3.11's `asyncio.wait_for`, which can swallow a
@@ -21,7 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, NoReturn
 
 import aiomqtt
+import paho.mqtt.client as paho
 import structlog
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from treadctl.config.models import MqttConfig
@@ -52,6 +54,8 @@ DISCONNECT_S = 1.0  # and for the DISCONNECT after it (aiomqtt alone would wait 
 TASKS_END_S = 1.0
 
 Workers = Callable[[aiomqtt.Client], dict[str, Coroutine[Any, Any, None]]]
+# An e-stop's payload and MQTT 5 properties, handed over inside paho's socket read.
+EStopHandler = Callable[[bytes, Properties | None], None]
 
 
 @contextlib.asynccontextmanager
@@ -73,20 +77,22 @@ async def _connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
     await client.__aexit__(None, None, None)
 
 
-def _inbox_type(
-    estop_topic: str, on_estop: Callable[[aiomqtt.Message], None]
-) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's documented `queue_type` hook: paho's callback puts each message here, in the
-    event loop's socket reader, so an e-stop is acted on before anything queued ahead of it."""
+def _route_estop(client: aiomqtt.Client, topic: str, on_estop: EStopHandler) -> None:
+    """Have paho's message callback hand `topic` to `on_estop` and everything else to aiomqtt's:
+    the stop is written inside the socket read that parsed it, before aiomqtt makes a message of
+    it and queues it. (paho's per-topic `message_callback_add` would do the same through its
+    topic matcher, which costs every message ten more frames: bench/estop_path.py.)"""
+    mqtt = client._client  # noqa: SLF001 - aiomqtt has no hook ahead of its message conversion
+    queue = mqtt.on_message
+    assert queue is not None  # aiomqtt's own, set when the client is made
 
-    class Inbox(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if item.topic.value == estop_topic:
-                on_estop(item)
-                return
-            super().put_nowait(item)
+    def on_message(paho_client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        if message.topic == topic:
+            on_estop(bytes(message.payload), message.properties)
+        else:
+            queue(paho_client, userdata, message)
 
-    return Inbox
+    mqtt.on_message = on_message
 
 
 class ConnectionLoop:
@@ -98,7 +104,7 @@ class ConnectionLoop:
         topics: Topics,
         *,
         backoff: Backoff,
-        on_estop: Callable[[aiomqtt.Message], None],
+        on_estop: EStopHandler,
         online: Callable[[aiomqtt.Client], Awaitable[None]],
         workers: Workers,
         broker_state: Callable[[bool], None],
@@ -169,9 +175,9 @@ class ConnectionLoop:
             creds=creds,
             tls=tls,
             will=aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True),
-            queue_type=_inbox_type(self.topics.cmd("estop"), self._on_estop),
             max_queued_incoming_messages=INBOX_SIZE,
         )
+        _route_estop(client, self.topics.cmd("estop"), self._on_estop)
         client.pending_calls_threshold = OUTBOX_SIZE  # the outbox bounds what is pending
         return client
 

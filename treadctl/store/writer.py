@@ -97,6 +97,9 @@ class SessionStore:
         # the loop's own
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # Shared, under _seq_lock: what is committed, and who waits for it. The writer wakes the
+        # loop only when someone waits (a wake-up per commit cost the idle daemon CPU).
+        self._seq_lock = threading.Lock()
         self._flushed_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -139,22 +142,24 @@ class SessionStore:
         await asyncio.to_thread(thread.join)
         self._thread = None
         await asyncio.sleep(0)  # let the thread's last callbacks run
-        for _, future in self._waiters:
+        with self._seq_lock:
+            waiters, self._waiters = self._waiters, []
+        for _, future in waiters:
             if not future.done():
                 future.set_exception(
                     StoreError(f"{self.path}: closed before everything was written")
                 )
-        self._waiters.clear()
 
     async def wait_flushed(self) -> None:
         """Return once everything recorded before the call is committed (or refused)."""
         if self._loop is None:
             raise RuntimeError("SessionStore is not started")
         target = self._backlog.hurry()
-        if self._flushed_seq >= target:
-            return
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._waiters.append((target, future))
+        with self._seq_lock:
+            if self._flushed_seq >= target:
+                return
+            future: asyncio.Future[None] = self._loop.create_future()
+            self._waiters.append((target, future))
         await future
 
     # --- recording (event loop; never blocks, never raises for storage trouble) -----------------
@@ -249,16 +254,13 @@ class SessionStore:
         if self._on_recovered is not None:
             self._on_recovered()
 
-    def _flushed(self, seq: int) -> None:
-        self._flushed_seq = max(self._flushed_seq, seq)
-        waiting = []
-        for target, future in self._waiters:
-            if target <= self._flushed_seq:
-                if not future.done():
-                    future.set_result(None)
-            else:
-                waiting.append((target, future))
-        self._waiters = waiting
+    def _flushed(self) -> None:
+        with self._seq_lock:
+            done = [future for target, future in self._waiters if target <= self._flushed_seq]
+            self._waiters = [w for w in self._waiters if w[0] > self._flushed_seq]
+        for future in done:
+            if not future.done():
+                future.set_result(None)
 
     # --- the writer thread ----------------------------------------------------------------------
 
@@ -375,5 +377,8 @@ class SessionStore:
                 "session store writing again", path=str(self.path), dropped=self._backlog.dropped
             )
             self._post(self._report_recovered)
-        if upto > self._flushed_seq:
-            self._post(self._flushed, upto)
+        with self._seq_lock:
+            self._flushed_seq = max(self._flushed_seq, upto)
+            waited = any(target <= upto for target, _ in self._waiters)
+        if waited:
+            self._post(self._flushed)
