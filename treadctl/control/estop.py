@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import structlog
 
@@ -19,6 +20,7 @@ from treadctl.drivers.errors import DriverError
 log = structlog.get_logger(__name__)
 
 CONFIRM_ON_EXIT_S = 1.0
+_yield_cpu = getattr(os, "sched_yield", lambda: None)  # POSIX; a no-op where it is missing
 
 
 class EStopWire:
@@ -27,12 +29,19 @@ class EStopWire:
         self._confirmations: set[asyncio.Task[None]] = set()
 
     def write(self) -> None:
-        """The stop bytes, handed to the serial port before this returns."""
+        """The stop bytes, handed to the serial port before this returns; then the CPU is
+        offered to whatever carries them on."""
         try:
             self._driver.stop_now()
         except DriverError as exc:
             # Link gone: the treadmill's own watchdog stops the belt (docs/safety.md, rule 8).
             log.error("emergency stop could not be written", error=str(exc))  # noqa: TRY400 - expected, no traceback
+            return
+        # The kernel has the bytes, but the next hop may be a process or a kernel worker that
+        # needs this CPU (a pty's reader, ser2net or socat for a networked treadmill, the tty
+        # layer's flush work); the caller's bookkeeping (events, the session's end, a
+        # snapshot) took about 1.5 ms first. Measured in docs/performance.md, "the last round".
+        _yield_cpu()
 
     def confirm(self) -> asyncio.Task[None]:
         """Wait for the treadmill's confirmation of the stop, in a task of its own."""
