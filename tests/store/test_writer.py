@@ -189,6 +189,27 @@ async def test_samples_are_committed_within_a_second(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_wait_flushed_never_misses_a_commit_it_races(tmp_path: Path) -> None:
+    """The writer wakes the loop only when a flush is awaited; a waiter registered while a
+    commit lands must still be woken by it, not left for a later one. With a 1 s commit
+    interval, a missed wake-up would hold a wait for up to a second: each is bounded well
+    below that, and every sample is in the file when its wait returns."""
+    path = tmp_path / "s.db"
+    store = SessionStore(path, commit_interval_s=1.0)
+    await store.start()
+    try:
+        start_session(store)
+        for n in range(1, 61):
+            store.sample("s1", sample(1000.0 + n))
+            async with asyncio.timeout(0.5):
+                await store.wait_flushed()
+            assert count(path) == n
+            if n % 3 == 0:
+                await asyncio.sleep(0.001 * n)  # wait from different points of the writer's cycle
+    finally:
+        await store.close()
+
+
 async def test_wait_flushed_and_close_are_safe_to_repeat(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "s.db")
     await store.start()
