@@ -415,6 +415,14 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     }
 
 
+def quantiles_ms(
+    seconds: list[float], points: tuple[int, ...] = (10, 25, 50, 75, 90)
+) -> dict[str, float]:
+    """The distribution's shape, in ms: `p10_ms` … for each percentage in `points`."""
+    ms = [v * 1e3 for v in seconds]
+    return {f"p{q}_ms": round(pct(ms, q), 3) for q in points}
+
+
 def ratio(a: float, b: float) -> float | None:
     return round(a / b, 2) if b else None
 

@@ -46,6 +46,7 @@ from benchkit import (
     baseline_up,
     make_parser,
     mosquitto,
+    quantiles_ms,
     ratio,
     ready,
     running,
@@ -282,6 +283,13 @@ def main() -> int:
                 [[g, s["n"], *(s[k] for k in keys)] for g, s in groups.items()],
             )
         )
+    # The whole distribution: under the flood it has two modes, and the median can fall between.
+    shape = {
+        "treadctl": quantiles_ms([t["treadctl_s"] for t in trials]),
+        "baseline": quantiles_ms([t["baseline_s"] for t in trials]),
+    }
+    for who, qs in shape.items():
+        print(f"quantiles 10/25/50/75/90 %, {who}: " + " / ".join(f"{v:.3f}" for v in qs.values()))
     target = {"ratio_p99_max": 1.2, "ratio_p50_max": 1.1}
     met = (ratios["p99_ms"] or 0) <= 1.2 and (ratios["p50_ms"] or 0) <= 1.1
     print(f"target: p99 <= 1.2x and p50 <= 1.1x the baseline: {'met' if met else 'MISSED'}")
@@ -302,6 +310,7 @@ def main() -> int:
             "started": started,
             "old_src": str(args.old_src) if args.old_src else None,
             "groups": groups,
+            "quantiles_ms": shape,
             **result,
         },
     )
